@@ -1,0 +1,36 @@
+"""The `insole` command line. Each subcommand lives in its own module under `insole.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from insole.errors import UserError
+
+# Module names under insole.commands; each defines add_parser(subparsers).
+COMMAND_MODULES = ("demo", "simulate", "import_", "record", "export", "hil", "flash")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="insole", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"insole.commands.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except UserError as exc:
+        print(f"insole {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
