@@ -1,0 +1,114 @@
+# Board layer for the MicroPython unix port: the simulated insole.
+#
+# The link is stdin/stdout, which the host connects to one end of a pseudo-terminal
+# (its launcher sets O_NONBLOCK on it); the host talks to the other end with pyserial,
+# exactly as to a board on /dev/ttyACM0. There are no live sensors: samples arrive
+# by replay. Diagnostics go to stderr, never to the link.
+import asyncio
+import os
+import select
+import sys
+import time
+
+NAME = "unix-sim"
+_side = os.getenv("INSOLE_SIDE")
+DEFAULT_SIDE = {"left": 0, "right": 1}.get(_side, 0xFF)
+LAYOUT = ()  # the host sends the recording's layout (LAYOUT packet) before a replay
+HAS_IMU = False  # set by the sample file when INSOLE_SIM_SAMPLES is given
+SETTINGS_DIR = os.getenv("INSOLE_SETTINGS_DIR") or "/tmp/insole-sim-settings"
+_poll_out = select.poll()
+_poll_out.register(sys.stdout.buffer, select.POLLOUT)
+
+
+def open_link():
+    return sys.stdin.buffer, sys.stdout.buffer
+
+
+def wait_writable():
+    _poll_out.poll(100)
+
+
+def prepare_link():
+    pass
+
+
+def restore_repl():
+    pass
+
+
+def battery_mv():
+    return -1
+
+
+class Motor:
+    """No motor on the unix port: cues are counted and logged to stderr."""
+
+    def __init__(self):
+        self.cues = 0
+        self.duty_pct = 0
+
+    def on(self, duty_pct):
+        self.cues += 1
+        self.duty_pct = duty_pct
+        sys.stderr.write("motor on %d%%\n" % duty_pct)
+
+    def off(self):
+        self.duty_pct = 0
+
+
+class _SampleFileSource:
+    """Live sensors of the simulated insole: samples from a file, paced by the clock.
+
+    The file (INSOLE_SIM_SAMPLES) is written by the host: an 8-byte header
+    b"ISMP" rate_chz:u16 n_pressure:u8 imu:u8, then wire-format sample records. At
+    the end it starts over, like a treadmill. Nothing is allocated per sample.
+    """
+
+    def __init__(self):
+        import struct
+
+        self._f = open(os.getenv("INSOLE_SIM_SAMPLES"), "rb")
+        head = self._f.read(8)
+        if head[:4] != b"ISMP":
+            raise ValueError("INSOLE_SIM_SAMPLES is not a sample file")
+        self.rate_chz, self.n_pressure, self.imu = struct.unpack_from("<HBB", head, 4)
+        self._record = 2 * self.n_pressure + 12 * self.imu
+        self._buf = bytearray(self._record)
+        self.dropped = 0
+        self._n = 0
+        self._t0 = 0
+
+    def start(self):
+        self._f.seek(8)
+        self._n = 0
+        self._t0 = time.ticks_ms()
+
+    def stop(self):
+        pass
+
+    def _due_ms(self):
+        return (self._n * 100000) // self.rate_chz
+
+    async def ready(self):
+        wait = self._due_ms() - time.ticks_diff(time.ticks_ms(), self._t0)
+        await asyncio.sleep_ms(wait if wait > 0 else 0)
+
+    def read_into(self, pressure, imu):
+        if self._due_ms() > time.ticks_diff(time.ticks_ms(), self._t0):
+            return 0
+        if self._f.readinto(self._buf) != self._record:
+            self._f.seek(8)  # loop the walk
+            if self._f.readinto(self._buf) != self._record:
+                return 0
+        np2 = 2 * self.n_pressure
+        for k in range(self.n_pressure):
+            pressure[k] = self._buf[2 * k] | (self._buf[2 * k + 1] << 8)
+        if self.imu:
+            for k in range(6):
+                v = self._buf[np2 + 2 * k] | (self._buf[np2 + 2 * k + 1] << 8)
+                imu[k] = v - 0x10000 if v & 0x8000 else v
+        self._n += 1
+        return 1
+
+
+SensorSource = _SampleFileSource if os.getenv("INSOLE_SIM_SAMPLES") else None

@@ -1,0 +1,1 @@
+# Hardware-free core of the insole firmware. See firmware/README.md.

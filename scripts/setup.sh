@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Creates or refreshes .venv in the checkout with the insole package (editable) and
+# everything it needs; used by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -1,0 +1,481 @@
+"""Wire protocol v1 on the host: golden vectors, hand-checked bytes, framing robustness, quantisation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import struct
+from functools import cache
+from typing import Any
+
+import numpy as np
+import pytest
+
+from insole.errors import ProtocolError, UnsupportedVersionError
+from insole.paths import PROTOCOL_VECTORS, REPO_ROOT
+from insole.protocol import (
+    MAX_PACKET_LEN,
+    NA_I16,
+    NA_U16,
+    Ack,
+    Command,
+    CommandCode,
+    ErrorCode,
+    FrameDecoder,
+    HeelRaise,
+    Layout,
+    PacketError,
+    PacketStream,
+    PacketType,
+    PacketVersionError,
+    Samples,
+    Settings,
+    Status,
+    Step,
+    acc_ms2_to_raw,
+    body_from_fields,
+    choose_pressure_scale,
+    counts_to_pressure,
+    crc16,
+    decode_packet,
+    decode_sample_batches,
+    encode_packet,
+    encode_samples,
+    frame,
+    gyro_dps_to_raw,
+    imu_to_raw,
+    max_encoded_frame_len,
+    max_samples_per_packet,
+    pressure_to_counts,
+    raw_to_acc_ms2,
+    raw_to_gyro_dps,
+    raw_to_imu,
+    unwrap_counter,
+)
+
+# --------------------------------------------------------------------------- golden vectors
+
+
+@cache
+def vectors() -> dict[str, Any]:
+    return json.loads(PROTOCOL_VECTORS.read_text(encoding="utf-8"))
+
+
+def cases(kind: str, ok: bool | None = None) -> list[dict[str, Any]]:
+    selected = [c for c in vectors()["cases"] if c["kind"] == kind]
+    if ok is not None:
+        selected = [c for c in selected if (c["expect"] == "ok") == ok]
+    return selected
+
+
+def ids(selected: list[dict[str, Any]]) -> list[str]:
+    return [c["name"] for c in selected]
+
+
+def test_vectors_file_is_generated_and_up_to_date() -> None:
+    spec = importlib.util.spec_from_file_location("make_protocol_vectors", REPO_ROOT / "tools" / "make_protocol_vectors.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert PROTOCOL_VECTORS.read_text(encoding="utf-8") == module.render(module.build_vectors()), (
+        "docs/protocol-vectors.json is stale: run .venv/bin/python tools/make_protocol_vectors.py"
+    )
+
+
+def test_vectors_schema_and_coverage() -> None:
+    data = vectors()
+    assert "schema" in data and data["protocol_version"] == 1
+    names = [c["name"] for c in data["cases"]]
+    assert len(names) == len(set(names))
+    for case in data["cases"]:
+        assert case["hex"] == case["hex"].lower() and " " not in case["hex"]
+        assert case["kind"] in data["schema"]["kind"]
+        assert case["expect"] in data["schema"]["expect"]
+    ok_types = {c["fields"]["type"] for c in cases("packet", ok=True)}
+    assert ok_types == {int(t) for t in PacketType}
+    refused = {c["expect"] for c in cases("packet", ok=False)}
+    assert refused == {"truncated", "bad_length", "unsupported_version", "unknown_type", "unknown_command", "bad_value"}
+    assert {c["expect"] for c in cases("frame", ok=False)} >= {"bad_crc", "bad_cobs", "too_short", "too_long"}
+    for name in ("samples_pressure_only", "samples_imu_only", "samples_pressure_and_imu", "samples_16_channels"):
+        assert name in names
+    assert len(cases("stream")) >= 3
+    # Every packet type has min/max/sentinel coverage where it has such fields.
+    for prefix in ("status", "step", "heel_raise", "settings", "ack", "error"):
+        assert f"{prefix}_min" in names and f"{prefix}_max" in names
+
+
+@pytest.mark.parametrize("case", cases("packet", ok=True), ids=ids(cases("packet", ok=True)))
+def test_packet_vector_decodes_to_fields_and_reencodes(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    decoded = decode_packet(data)
+    assert decoded.to_fields() == case["fields"]
+    fields = case["fields"]
+    body = body_from_fields(fields["type"], fields)
+    assert body.encode(fields["seq"], fields["time_ms"]).hex() == case["hex"]
+
+
+@pytest.mark.parametrize("case", cases("packet", ok=False), ids=ids(cases("packet", ok=False)))
+def test_packet_vector_is_refused_with_its_error(case: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_packet(bytes.fromhex(case["hex"]))
+    exc = info.value
+    assert isinstance(exc, (PacketError, PacketVersionError))
+    assert exc.reason == case["expect"]
+    assert int(exc.code) == case["error"]
+    assert exc.detail == case["detail"]
+    if case["expect"] == "unsupported_version":
+        assert isinstance(exc, UnsupportedVersionError)
+        assert str(exc) == case["message"]
+
+
+@pytest.mark.parametrize("case", cases("frame"), ids=ids(cases("frame")))
+@pytest.mark.parametrize("recover_glued", [False, True])
+def test_frame_vector(case: dict[str, Any], recover_glued: bool) -> None:
+    data = bytes.fromhex(case["hex"])
+    decoder = FrameDecoder(recover_glued=recover_glued)
+    bodies = decoder.feed(data)
+    if "packet" in case:
+        assert bodies == [bytes.fromhex(case["packet"])]
+        assert frame(bytes.fromhex(case["packet"])) == data
+        assert decoder.bad_frames == 0
+    else:
+        assert bodies == []
+        assert decoder.bad_frames == 1
+        assert dict(decoder.bad_reasons) == {case["expect"]: 1}
+        assert case["error"] == ErrorCode.BAD_FRAME
+
+
+@pytest.mark.parametrize("case", cases("record"), ids=ids(cases("record")))
+def test_record_vector(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    (body,) = FrameDecoder(prefix_len=5).feed(data)
+    stream_id, host_ms = struct.unpack_from("<BI", body)
+    assert (stream_id, host_ms) == (case["stream_id"], case["host_ms"])
+    assert body[5:].hex() == case["packet"]
+    assert decode_packet(body[5:]).to_fields() == case["fields"]
+
+
+@pytest.mark.parametrize("case", cases("stream"), ids=ids(cases("stream")))
+@pytest.mark.parametrize("chunk", [0, 1, 7])
+def test_stream_vector(case: dict[str, Any], chunk: int) -> None:
+    data = bytes.fromhex(case["hex"])
+    decoder = FrameDecoder()
+    if chunk == 0:
+        bodies = decoder.feed(data)
+    else:
+        bodies = [b for i in range(0, len(data), chunk) for b in decoder.feed(data[i : i + chunk])]
+    assert [b.hex() for b in bodies] == case["packets"]
+    assert decoder.bad_frames == case["bad_frames"]
+    assert decoder.pending_bytes == case["pending"]
+
+
+@pytest.mark.parametrize("case", cases("crc"), ids=ids(cases("crc")))
+def test_crc_vector(case: dict[str, Any]) -> None:
+    assert crc16(bytes.fromhex(case["hex"])) == case["crc"]
+
+
+def test_crc_check_value() -> None:
+    assert crc16(b"123456789") == 0x29B1
+
+
+# --------------------------------------------------------------------------- hand-checked bytes (docs/protocol.md tables)
+
+
+def test_step_bytes_by_hand() -> None:
+    step = Step(
+        ic_index=0x01020304, to_index=1587, stance_ms=640, swing_ms=None, fpa_cdeg=-850, direction=2, flags=3,
+        peak_pressure=41000, medial_share=None, stride_mm=1380, speed_mms=1210, step_number=12,
+    )  # fmt: skip
+    expected = (
+        "01" "03" "0b00" "80" "3e" "00" "00"  # version 1, STEP, seq 11, time_ms 16000 = 0x3e80
+        "04030201"  # ic_index
+        "33060000"  # to_index 1587 = 0x633
+        "8002"  # stance_ms 640
+        "ffff"  # swing_ms n/a
+        "aefc"  # fpa_cdeg -850 = 0xfcae
+        "02" "03"  # direction backward, flags
+        "28a0"  # peak_pressure 41000 = 0xa028
+        "ff" "00"  # medial_share n/a, reserved
+        "6405"  # stride_mm 1380
+        "ba04"  # speed_mms 1210
+        "0c000000"  # step_number
+    )  # fmt: skip
+    packet = step.encode(seq=11, time_ms=16000)
+    assert packet.hex() == expected
+    assert len(packet) == 8 + 28
+    assert decode_packet(bytes.fromhex(expected)).body == step
+
+
+def test_samples_bytes_by_hand() -> None:
+    samples = Samples(
+        first_index=258,
+        pressure_counts=np.array([[1, 0xFFFF], [0x1234, 0]], dtype=np.uint16),
+        imu_raw=np.array([[-1, 2, 1000, NA_I16, -3276, 0], [0, 0, 0, 1, 1, 1]], dtype=np.int16),
+    )
+    expected = (
+        "01" "02" "0500" "0a000000"  # header: SAMPLES, seq 5, time_ms 10
+        "02010000" "02" "02" "01" "00"  # first_index 258, count 2, n_pressure 2, imu 1, reserved
+        "0100" "ffff" "ffff" "0200" "e803" "0080" "34f3" "0000"  # sample 0: p0 p1 ax ay az gx gy gz
+        "3412" "0000" "0000" "0000" "0000" "0100" "0100" "0100"  # sample 1
+    )  # fmt: skip
+    assert samples.encode(seq=5, time_ms=10).hex() == expected
+    decoded = decode_packet(bytes.fromhex(expected))
+    assert decoded.body == samples
+    fields = decoded.to_fields()
+    assert fields["p"] == [[1, None], [0x1234, 0]]
+    assert fields["gx"] == [None, 1] and fields["ax"] == [-1, 0]
+
+
+def test_status_settings_layout_command_bytes_by_hand() -> None:
+    status = Status(1, 2, 3, None, 1, 8, 1, 55, 20480, 3700, 5, 70000, None)
+    assert status.payload().hex() == "010203ff01080137" "0050" "740e" "05000000" "70110100" "ffffffff"
+    settings = Settings(1, 1, 1, 60, -500, 300, 200, 100, 10000, 1)
+    assert settings.payload().hex() == "0101013c" "0cfe" "2c01" "c800" "6400" "1027" "0100"
+    layout = Layout((15, -1), (-12, 300))
+    assert layout.payload().hex() == "0200" "0f00" "f4ff" "ffff" "2c01"
+    assert Command.replay_begin(20480, 8, 1, side=1).payload().hex() == "0600" "0050" "08" "01" "01" "00"
+    assert Command.replay_begin(10000, 0, 1).payload().hex() == "0600" "1027" "00" "01" "ff" "00"  # side n/a
+    assert Command.cue_test(200, 75).payload().hex() == "0900" "c800" "4b" "00"
+    assert HeelRaise(1, 2, None, 3, 4).payload().hex() == "01000000" "02000000" "ffff" "0300" "0400" "0000"
+    assert Ack(6, 4, 513).encode(1, 2).hex() == "0107" "0100" "02000000" "060401" "02"
+
+
+# --------------------------------------------------------------------------- decode errors
+
+
+def test_unsupported_version_message() -> None:
+    packet = encode_packet(PacketType.COMMAND, 0, 0, b"\x01\x00", version=2)
+    with pytest.raises(UnsupportedVersionError, match=r"^protocol version 2 is not supported; this side speaks version 1$"):
+        decode_packet(packet)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x01\x03", "truncated"),
+        (encode_packet(PacketType.STEP, 0, 0, bytes(27)), "truncated"),
+        (encode_packet(PacketType.ACK, 0, 0, bytes(5)), "bad_length"),
+        (encode_packet(0x42, 0, 0, b""), "unknown_type"),
+        (encode_packet(PacketType.COMMAND, 0, 0, b"\x77\x00"), "unknown_command"),
+    ],
+)
+def test_decode_errors_name_the_problem(data: bytes, reason: str) -> None:
+    with pytest.raises(PacketError) as info:
+        decode_packet(data)
+    assert info.value.reason == reason
+    assert str(info.value)  # a message for humans
+
+
+def test_encoder_refuses_what_the_wire_cannot_carry() -> None:
+    with pytest.raises(ProtocolError, match="sentinel"):
+        Status(0, 0, 0, 0, 0, 0, 0, 0, 0, NA_U16, 0, 0, 0).payload()
+    with pytest.raises(ProtocolError, match="no n/a"):
+        Step(None, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1).payload()  # type: ignore[arg-type]
+    with pytest.raises(ProtocolError, match="does not fit"):
+        Step(0, 0, 0, 0, 40000, 0, 0, 0, 0, 0, 0, 1).payload()
+    with pytest.raises(ProtocolError, match="needs the argument"):
+        Command(CommandCode.REPLAY_BEGIN).payload()
+    with pytest.raises(ProtocolError, match="takes no argument"):
+        Command(CommandCode.PING, rate_chz=1).payload()
+    with pytest.raises(ProtocolError, match="sentinel"):
+        Command.replay_begin(10000, 8, 1, side=0xFF).payload()
+    with pytest.raises(ProtocolError, match="1024"):
+        encode_packet(PacketType.LAYOUT, 0, 0, bytes(MAX_PACKET_LEN - 7))
+    with pytest.raises(ProtocolError, match="do not fit one SAMPLES"):
+        Samples(0, np.zeros((256, 1), np.uint16), None).payload()
+
+
+def test_settings_validation_reports_first_bad_field() -> None:
+    good = Settings(1, None, 1, 60, 500, 300, 200, 100, 10000, 1)
+    assert good.first_bad_field() is None
+    bad = Settings(1, 0, 1, 60, 500, 10, 200, 100, 100, 1)
+    assert bad.first_bad_field() == ("fpa_half_width_cdeg", 6)
+    with pytest.raises(PacketError) as info:
+        decode_packet(bad.encode())  # encodes (a host may test the device with it), decoding refuses
+    assert (info.value.code, info.value.detail) == (ErrorCode.BAD_VALUE, 6)
+
+
+def test_seq_and_time_wrap() -> None:
+    packet = Ack(1, 1, 1).encode(seq=65536 + 3, time_ms=(1 << 32) + 5)
+    header = decode_packet(packet).header
+    assert (header.seq, header.time_ms) == (3, 5)
+    assert unwrap_counter([65534, 65535, 0, 1], 1 << 16).tolist() == [65534, 65535, 65536, 65537]
+    assert unwrap_counter([(1 << 30) - 10, 5], 1 << 30).tolist() == [(1 << 30) - 10, (1 << 30) + 5]
+
+
+# --------------------------------------------------------------------------- SAMPLES in bulk
+
+
+def test_encode_samples_splits_to_fit_and_decodes_in_bulk() -> None:
+    rng = np.random.default_rng(1)
+    n = 1000
+    pressure = rng.integers(0, 65535, (n, 16)).astype(np.uint16)
+    imu = rng.integers(-32768, 32768, (n, 6)).astype(np.int16)
+    packets = encode_samples(500, pressure, imu, seq_start=65534, rate_hz=100.0)
+    per_packet = max_samples_per_packet(16, 1)
+    assert per_packet == (1024 - 16) // 44 == 22
+    assert len(packets) == math.ceil(n / per_packet)
+    assert all(len(p) <= MAX_PACKET_LEN for p in packets)
+    headers = [decode_packet(p).header for p in packets]
+    assert [h.seq for h in headers[:3]] == [65534, 65535, 0]
+    assert headers[0].time_ms == round(1000 * (500 + 22) / 100.0)
+    indices, p_out, imu_out = decode_sample_batches([p[8:] for p in packets])
+    assert indices.dtype == np.uint32 and p_out.dtype == np.uint16 and imu_out is not None and imu_out.dtype == np.int16
+    np.testing.assert_array_equal(indices, np.arange(500, 500 + n))
+    np.testing.assert_array_equal(p_out, pressure)
+    np.testing.assert_array_equal(imu_out, imu)
+
+
+def test_decode_sample_batches_pressure_only_imu_only_and_mismatch() -> None:
+    p_packets = encode_samples(0, np.ones((300, 3), np.uint16), None)  # 6-byte records: 168 fit
+    assert [decode_packet(p).body.count for p in p_packets] == [168, 132]  # type: ignore[union-attr]
+    assert [decode_packet(p).body.count for p in encode_samples(0, np.ones((300, 1)), None)] == [255, 45]  # type: ignore[union-attr]
+    indices, pressure, imu = decode_sample_batches([p[8:] for p in p_packets])
+    assert pressure.shape == (300, 3) and imu is None and indices[-1] == 299
+    i_packets = encode_samples(10, None, np.full((5, 6), -7, np.int16))
+    indices, pressure, imu = decode_sample_batches([p[8:] for p in i_packets])
+    assert pressure.shape == (5, 0) and imu is not None and imu.shape == (5, 6) and indices.tolist() == list(range(10, 15))
+    with pytest.raises(PacketError, match="differs"):
+        decode_sample_batches([p_packets[0][8:], i_packets[0][8:]])
+    indices, pressure, imu = decode_sample_batches([], n_pressure=8, imu=True)
+    assert indices.shape == (0,) and pressure.shape == (0, 8) and imu is not None and imu.shape == (0, 6)
+
+
+# --------------------------------------------------------------------------- framing robustness
+
+
+def _valid_packets(rng: np.random.Generator, n: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            count = int(rng.integers(1, 37))
+            out += encode_samples(i, rng.integers(0, 65535, (count, 8)), rng.integers(-32767, 32768, (count, 6)), seq_start=i)
+        elif kind == 1:
+            out.append(Step(i, i + 50, 600, None, int(rng.integers(-9000, 9001)), 1, 3, 500, 100, None, None, i).encode(i, i))
+        elif kind == 2:
+            out.append(Ack(2, 0, i).encode(i, 7 * i))
+        else:
+            out.append(Command(CommandCode.PING).encode(i, 0))
+    return out
+
+
+def test_random_garbage_between_frames_loses_no_frame() -> None:
+    rng = np.random.default_rng(12345)
+    packets = _valid_packets(rng, 300)
+    pieces = []
+    garbage_total = 0
+    for packet in packets:
+        size = int(rng.integers(0, 60))
+        garbage = rng.integers(0, 256, size).astype(np.uint8).tobytes()
+        garbage_total += size
+        pieces.append(garbage)  # often without 0x00: glued to the next frame
+        pieces.append(frame(packet))
+    stream = b"".join(pieces)
+    assert garbage_total > 5000
+    decoder = FrameDecoder()
+    recovered: list[bytes] = []
+    position = 0
+    while position < len(stream):  # random feed sizes: frames split across calls
+        step = int(rng.integers(1, 300))
+        recovered += decoder.feed(stream[position : position + step])
+        position += step
+    assert recovered == packets
+    assert decoder.bad_frames > 0 and decoder.skipped_bytes > 0
+    assert decoder.pending_bytes == 0
+
+
+def test_plain_splitting_recovers_frames_after_a_delimiter() -> None:
+    rng = np.random.default_rng(99)
+    packets = _valid_packets(rng, 80)
+    stream = b"".join(rng.integers(1, 256, 20).astype(np.uint8).tobytes() + b"\x00" + frame(p) for p in packets)
+    decoder = FrameDecoder(recover_glued=False)
+    assert decoder.feed(stream) == packets
+    assert decoder.bad_frames == len(packets)
+
+
+def test_pure_random_bytes_never_raise_and_stay_bounded() -> None:
+    rng = np.random.default_rng(2024)
+    stream = PacketStream()
+    for _ in range(50):
+        stream.feed(rng.integers(0, 256, int(rng.integers(1, 4000))).astype(np.uint8).tobytes())
+        assert stream.decoder.pending_bytes <= max_encoded_frame_len()
+    assert stream.bad_frames > 0
+    # Long runs without a delimiter: the buffer stays bounded and the next frame still decodes.
+    decoder = FrameDecoder()
+    assert decoder.feed(b"\x55" * 100_000) == []
+    assert decoder.pending_bytes <= max_encoded_frame_len()
+    ping = Command(CommandCode.PING).encode(1, 2)
+    assert decoder.feed(b"\x00" + frame(ping)) == [ping]
+    assert decoder.bad_frames == 1 and decoder.skipped_bytes == 100_000
+    # ... and a frame glued to the end of an over-long run is found too.
+    decoder = FrameDecoder()
+    assert decoder.feed(b"\x55" * 5000 + frame(ping)) == [ping]
+    assert decoder.bad_reasons["too_long"] == 1
+
+
+def test_bad_crc_frames_are_counted_not_raised() -> None:
+    ack = Ack(6, 1, 9).encode(3, 4)
+    good = frame(ack)
+    bad = bytearray(good)
+    bad[3] ^= 0x10
+    decoder = FrameDecoder()
+    assert decoder.feed(bytes(bad) + good + bytes(bad)) == [ack]
+    assert decoder.bad_frames == 2 and decoder.bad_reasons["bad_crc"] == 2
+
+
+def test_packet_stream_counts_refusals_by_reason() -> None:
+    ping = Command(CommandCode.PING).encode(1, 0)
+    data = b"".join(
+        [
+            frame(ping),
+            frame(encode_packet(PacketType.COMMAND, 2, 0, b"\x01\x00", version=2)),
+            frame(encode_packet(0x33, 3, 0, b"")),
+            frame(encode_packet(PacketType.STEP, 4, 0, bytes(3))),
+            b"\x01\x02\x03\x00",
+            frame(ping),
+        ]
+    )
+    stream = PacketStream()
+    decoded = stream.feed(data)
+    assert [d.header.seq for d in decoded] == [1, 1]
+    assert stream.unsupported_version == 1
+    assert stream.bad_packets == {"unsupported_version": 1, "unknown_type": 1, "truncated": 1}
+    assert stream.bad_frames == 1
+    assert isinstance(stream.last_error, PacketError) and stream.last_error.reason == "truncated"
+
+
+# --------------------------------------------------------------------------- quantisation
+
+
+def test_quantisation_round_trip_and_sentinels() -> None:
+    acc = np.array([[0.0, 9.80665, -9.80665], [np.nan, 1e9, -1e9]])
+    raw = acc_ms2_to_raw(acc)
+    assert raw.tolist() == [[0, 1000, -1000], [NA_I16, 32767, -32767]]  # clipped, never the sentinel
+    back = raw_to_acc_ms2(raw)
+    assert np.isnan(back[1, 0]) and back[0, 1] == pytest.approx(9.80665)
+    gyro = np.array([[123.44, -0.05, np.nan]])
+    assert gyro_dps_to_raw(gyro).tolist() == [[1234, 0, NA_I16]]
+    assert np.isnan(raw_to_gyro_dps(gyro_dps_to_raw(gyro))[0, 2])
+    pressure = np.array([0.0, 1.2344, -3.0, np.nan, 1e12])
+    counts = pressure_to_counts(pressure, 0.001)
+    assert counts.tolist() == [0, 1234, 0, NA_U16, 65534]  # negative clips to 0, huge to 65534 (not n/a)
+    back_p = counts_to_pressure(counts, 0.001)
+    assert back_p[1] == pytest.approx(1.234) and np.isnan(back_p[3])
+    rng = np.random.default_rng(3)
+    a, g = rng.normal(0, 30, (100, 3)), rng.normal(0, 400, (100, 3))
+    a2, g2 = raw_to_imu(imu_to_raw(a, g))
+    assert np.max(np.abs(a2 - a)) <= 0.5 * 9.80665 / 1000 + 1e-12
+    assert np.max(np.abs(g2 - g)) <= 0.05 + 1e-12
+
+
+def test_choose_pressure_scale_is_round_and_fits() -> None:
+    assert choose_pressure_scale(np.array([40.0])) == 0.001
+    assert choose_pressure_scale(np.array([1500.0, np.nan])) == 0.05
+    assert choose_pressure_scale(np.array([60000.0])) == 1.0
+    assert choose_pressure_scale(np.array([120001.0])) == 5.0
+    assert choose_pressure_scale(np.array([np.nan])) == 1.0
+    for peak in (0.3, 7.0, 999.0, 4095.0, 3e6):
+        scale = choose_pressure_scale(np.array([peak]))
+        assert peak / scale <= 60000 and peak / scale > 6000

@@ -1,0 +1,354 @@
+"""Recording format v1: round trips, live appends, crash safety, damaged files, speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from insole.errors import UnsupportedVersionError, UserError
+from insole.model import FootStream
+from insole.protocol import (
+    Ack,
+    PacketType,
+    Settings,
+    Step,
+    counts_to_pressure,
+    encode_samples,
+    imu_to_raw,
+    pressure_to_counts,
+)
+from insole.recording import (
+    NotARecordingError,
+    RecordingWriter,
+    frame_record,
+    make_header,
+    read_header,
+    read_recording,
+    stream_header,
+    write_recording,
+)
+
+ACC_STEP_MS2 = 9.80665 / 1000  # one count
+GYRO_STEP_DPS = 0.1
+
+
+def foot(side: str, n: int, *, seed: int, pressure: bool = True, imu: bool = True, n_pressure: int = 8) -> FootStream:
+    rng = np.random.default_rng(seed)
+    return FootStream(
+        side=side,  # type: ignore[arg-type]
+        rate_hz=100.0,
+        t0_s=0.25,
+        layout="insole8",
+        pressure=rng.uniform(0, 35.0, (n, n_pressure)) if pressure else None,
+        pressure_unit="N/cm2",
+        acc_ms2=rng.normal(0, 15, (n, 3)) + [0, 0, 9.81] if imu else None,
+        gyro_dps=rng.normal(0, 250, (n, 3)) if imu else None,
+        device="test-rig",
+        firmware_version="0.3.1",
+        extra={"subject": "S01", "weight_kg": np.float64(71.5)},
+    )
+
+
+def assert_close_to_quantised(original: FootStream, read: FootStream, pressure_scale: float) -> None:
+    assert read.n_samples == original.n_samples
+    if original.pressure is not None:
+        assert read.pressure is not None
+        np.testing.assert_array_equal(np.isnan(read.pressure), np.isnan(original.pressure))
+        assert np.nanmax(np.abs(read.pressure - original.pressure)) <= pressure_scale / 2 + 1e-9
+    else:
+        assert read.pressure is None
+    if original.acc_ms2 is not None:
+        assert read.acc_ms2 is not None and read.gyro_dps is not None
+        np.testing.assert_array_equal(np.isnan(read.acc_ms2), np.isnan(original.acc_ms2))
+        assert np.nanmax(np.abs(read.acc_ms2 - original.acc_ms2)) <= ACC_STEP_MS2 / 2 + 1e-9
+        assert np.nanmax(np.abs(read.gyro_dps - original.gyro_dps)) <= GYRO_STEP_DPS / 2 + 1e-9  # type: ignore[operator]
+    else:
+        assert read.acc_ms2 is None
+
+
+def test_round_trip_both_feet(tmp_path: Path) -> None:
+    left, right = foot("left", 1234, seed=1), foot("right", 1200, seed=2, n_pressure=16)
+    left.pressure[10, 3] = np.nan  # type: ignore[index]
+    left.acc_ms2[20, :] = np.nan  # type: ignore[index]
+    left.gyro_dps[20, :] = np.nan  # type: ignore[index]
+    path = tmp_path / "walk.insole"
+    write_recording(
+        path,
+        [left, right],
+        source="simulated",
+        start_time_utc="2024-06-01T10:00:00Z",
+        ground_truth={"steps": "walk.STEPS.csv", "raises": "walk.RAISES.csv"},
+    )
+    assert path.read_bytes().startswith(b"INSOLE-RECORDING 1\n{")
+    recording = read_recording(path)
+    header = recording.header
+    assert header["format"] == "insole-recording" and header["format_version"] == 1 and header["protocol_version"] == 1
+    assert header["source"] == "simulated" and header["start_time_utc"] == "2024-06-01T10:00:00Z"
+    assert header["ground_truth"] == {"steps": "walk.STEPS.csv", "raises": "walk.RAISES.csv"}
+    assert read_header(path) == header
+    scales = [s["pressure_scale"] for s in header["streams"]]
+    assert scales == [0.001, 0.001]  # 35 / 60000 → 0.001
+    for original, read, scale in zip([left, right], recording.streams, scales):
+        assert (read.side, read.rate_hz, read.t0_s, read.layout, read.pressure_unit) == (
+            original.side, 100.0, 0.25, "insole8", "N/cm2",
+        )  # fmt: skip
+        assert (read.device, read.firmware_version) == ("test-rig", "0.3.1")
+        assert read.extra == {"subject": "S01", "weight_kg": 71.5}
+        assert_close_to_quantised(original, read, scale)
+    assert recording.bad_frames == 0 and not recording.torn_tail
+    assert recording.lost_samples == [0, 0]
+    assert recording.events == []
+    assert recording.stream("right").n_pressure == 16
+
+
+def test_round_trip_pressure_only_and_imu_only_with_given_scales(tmp_path: Path) -> None:
+    pressure_only = foot("left", 300, seed=3, imu=False)
+    pressure_only.pressure[0, 0] = -2.0  # type: ignore[index]  # unsigned field: clips to 0
+    imu_only = foot("right", 300, seed=4, pressure=False)
+    path = tmp_path / "two.insole"
+    write_recording(path, [pressure_only, imu_only], source="csv", source_file="two.csv", pressure_scales=[0.01, 1.0])
+    recording = read_recording(path)
+    assert recording.header["source_file"] == "two.csv"
+    assert recording.header["start_time_utc"] is None
+    left, right = recording.streams
+    assert left.acc_ms2 is None and right.pressure is None
+    assert left.pressure is not None and left.pressure[0, 0] == 0.0
+    pressure_only.pressure[0, 0] = 0.0  # type: ignore[index]
+    assert_close_to_quantised(pressure_only, left, 0.01)
+    assert_close_to_quantised(imu_only, right, 1.0)
+
+
+def test_imported_counts_survive_exactly(tmp_path: Path) -> None:
+    counts = np.random.default_rng(5).integers(0, 4096, (500, 8)).astype(np.float64)
+    stream = FootStream("left", 50.0, 0.0, "insole8", counts, "counts", None, None)
+    path = tmp_path / "counts.insole"
+    write_recording(path, [stream], source="device", pressure_scales=[1.0])
+    np.testing.assert_array_equal(read_recording(path).streams[0].pressure, counts)  # type: ignore[arg-type]
+
+
+def live_header(n_streams: int = 2) -> dict:
+    sides = ["left", "right"]
+    return make_header(
+        source="device",
+        start_time_utc="2024-06-01T10:00:00.000Z",
+        streams=[
+            stream_header(side=sides[i], rate_hz=100.0, n_pressure=8, imu=True, pressure_scale=1.0, layout="insole8")
+            for i in range(n_streams)
+        ],
+    )
+
+
+def batch(first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic sample values for index range [first, first+count)."""
+    k = np.arange(first, first + count, dtype=np.int64)[:, None]
+    pressure = ((k * 7 + np.arange(8)) % 65000).astype(np.uint16)
+    imu = ((k * 3 + np.arange(6)) % 30000 - 15000).astype(np.int16)
+    return pressure, imu
+
+
+def test_live_writer_with_gaps_and_events(tmp_path: Path) -> None:
+    path = tmp_path / "live.insole"
+    with RecordingWriter(path, live_header(), fsync=True) as writer:
+        seq = 0
+        for first in (0, 10, 30, 40):  # batch at 20 is lost on the left
+            pressure, imu = batch(first, 10)
+            for packet in encode_samples(first, pressure, imu, seq_start=seq):
+                writer.append(0, packet, host_ms=first * 10 + 5)
+            seq += 1
+        pressure, imu = batch(0, 25)
+        writer.append_many((1, p, 300) for p in encode_samples(0, pressure, imu, max_count=10))
+        step = Step(3, 21, 180, None, 850, 1, 1, 30000, 100, None, None, 1)
+        writer.append(1, step.encode(0, 260), host_ms=270)
+        writer.append(0, Settings(1, 0, 1, 60, 0, 300, 200, 100, 10000, 1).encode(0, 0), host_ms=1)
+        writer.append(0, Ack(PacketType.COMMAND, 4, 3).encode(0, 1), host_ms=2)
+        writer.flush()
+        with pytest.raises(ValueError, match="stream 2"):
+            writer.append(2, step.encode(), 0)
+    assert writer.closed
+    recording = read_recording(path)
+    left, right = recording.streams
+    assert left.n_samples == 50 and right.n_samples == 25
+    assert recording.lost_samples == [10, 0]
+    assert left.pressure is not None and np.isnan(left.pressure[20:30]).all()
+    assert left.acc_ms2 is not None and np.isnan(left.acc_ms2[20:30]).all()
+    expected_p, expected_imu = batch(0, 50)
+    kept = np.r_[0:20, 30:50]
+    np.testing.assert_array_equal(left.pressure[kept], expected_p[kept].astype(float))
+    assert left.gyro_dps is not None
+    np.testing.assert_array_equal(imu_to_raw(left.acc_ms2[kept], left.gyro_dps[kept]), expected_imu[kept])
+    assert [type(e.body).__name__ for e in recording.events] == ["Step", "Settings", "Ack"]
+    assert [(e.stream, e.host_ms) for e in recording.events] == [(1, 270), (0, 1), (0, 2)]
+    assert recording.events[0].body == step
+    assert np.allclose(left.times_s()[[0, 49]], [0.0, 0.49])
+
+
+def test_writer_refuses_to_overwrite_and_appends_after_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "append.insole"
+    pressure, imu = batch(0, 20)
+    packets = encode_samples(0, pressure, imu, max_count=10)
+    with RecordingWriter(path, live_header(1)) as writer:
+        writer.append(0, packets[0], 0)
+    with pytest.raises(FileExistsError):
+        RecordingWriter(path, live_header(1))
+    # A crash tore the next frame in half...
+    with open(path, "ab") as f:
+        f.write(frame_record(0, 50, packets[1])[:100])
+    torn = read_recording(path)
+    assert torn.torn_tail and torn.bad_frames == 0 and torn.streams[0].n_samples == 10
+    # ... and a restarted recorder continues the file: the torn piece becomes one bad frame.
+    with RecordingWriter(path, {}, append=True) as writer:
+        assert writer.header["streams"][0]["side"] == "left"
+        writer.append(0, packets[1], 60)
+    resumed = read_recording(path)
+    assert not resumed.torn_tail and resumed.bad_frames == 1
+    assert resumed.streams[0].n_samples == 20 and resumed.lost_samples == [0]
+
+
+def test_torn_half_frame_by_hand_keeps_every_complete_frame(tmp_path: Path) -> None:
+    stream = foot("left", 400, seed=6)
+    path = tmp_path / "torn.insole"
+    write_recording(path, [stream], source="simulated")
+    complete = read_recording(path)
+    data = path.read_bytes()
+    extra = frame_record(0, 0, encode_samples(400, *batch(400, 30))[0])
+    path.write_bytes(data + extra[: len(extra) // 2])
+    torn = read_recording(path)
+    assert torn.torn_tail and torn.bad_frames == 0 and torn.lost_samples == [0]
+    np.testing.assert_array_equal(torn.streams[0].pressure, complete.streams[0].pressure)  # type: ignore[arg-type]
+    # Cutting the file inside the last frame loses exactly that frame's samples.
+    last_frame_start = data.rindex(b"\x00", 0, len(data) - 1) + 1
+    path.write_bytes(data[: last_frame_start + 10])
+    cut = read_recording(path)
+    assert cut.torn_tail and 0 < cut.streams[0].n_samples < 400
+    n = cut.streams[0].n_samples
+    np.testing.assert_array_equal(cut.streams[0].pressure, complete.streams[0].pressure[:n])  # type: ignore[index]
+
+
+def test_damaged_frame_in_the_middle_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.insole"
+    write_recording(path, [foot("left", 1000, seed=7)], source="simulated", pressure_scales=[0.001])
+    data = bytearray(path.read_bytes())
+    body_start = data.index(b"\n", data.index(b"\n") + 1) + 1
+    second_frame = data.index(b"\x00", body_start) + 1
+    data[second_frame + 30] ^= 0x5A
+    path.write_bytes(bytes(data))
+    recording = read_recording(path)
+    assert recording.bad_frames == 1 and not recording.torn_tail
+    per_packet = 36  # 8 channels + IMU: (1024 - 16) // 28
+    assert recording.lost_samples == [per_packet]
+    assert np.isnan(recording.streams[0].pressure[per_packet : 2 * per_packet]).all()  # type: ignore[index]
+    assert not np.isnan(recording.streams[0].pressure[2 * per_packet :]).any()  # type: ignore[index]
+
+
+SIGKILL_WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from insole.protocol import encode_samples
+    from insole.recording import RecordingWriter, make_header, stream_header
+
+    header = make_header(source="device", streams=[stream_header(side="left", rate_hz=100.0, n_pressure=8, imu=True)])
+    with RecordingWriter(sys.argv[1], header) as writer:
+        first = 0
+        for seq in range(1_000_000):  # runs until killed (bounded in case the parent dies)
+            k = np.arange(first, first + 10, dtype=np.int64)[:, None]
+            pressure = ((k * 7 + np.arange(8)) % 65000).astype(np.uint16)
+            imu = ((k * 3 + np.arange(6)) % 30000 - 15000).astype(np.int16)
+            for packet in encode_samples(first, pressure, imu, seq_start=seq):
+                writer.append(0, packet, host_ms=first * 10)
+            writer.flush()
+            first += 10
+    """
+)
+
+
+def test_sigkill_mid_write_keeps_every_complete_frame(tmp_path: Path) -> None:
+    path = tmp_path / "killed.insole"
+    child = subprocess.Popen([sys.executable, "-c", SIGKILL_WRITER, str(path)])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if path.exists() and path.stat().st_size > 300_000:
+                break
+            assert child.poll() is None, "the writer exited early"
+            time.sleep(0.005)
+        else:
+            pytest.fail("the writer did not write 300 kB in 30 s")
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    recording = read_recording(path)
+    stream = recording.streams[0]
+    assert recording.bad_frames == 0 and recording.lost_samples == [0]
+    n = stream.n_samples
+    frames_on_disk = path.read_bytes().count(b"\x00")  # every complete frame ends in the file's only 0x00 bytes
+    assert n == 10 * frames_on_disk and n >= 1000
+    expected_p, expected_imu = batch(0, n)
+    np.testing.assert_array_equal(stream.pressure, expected_p.astype(float))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(imu_to_raw(stream.acc_ms2, stream.gyro_dps), expected_imu)  # type: ignore[arg-type]
+
+
+def test_not_a_recording_and_other_versions(tmp_path: Path) -> None:
+    text = tmp_path / "data.csv"
+    text.write_text("time,p1\n0,1\n")
+    with pytest.raises(NotARecordingError, match="is not an insole recording") as info:
+        read_recording(text)
+    assert isinstance(info.value, UserError)
+    empty = tmp_path / "empty.insole"
+    empty.write_bytes(b"")
+    with pytest.raises(UserError, match="not an insole recording"):
+        read_recording(empty)
+    with pytest.raises(UserError, match="cannot read"):
+        read_recording(tmp_path / "missing.insole")
+    future = tmp_path / "future.insole"
+    future.write_bytes(b'INSOLE-RECORDING 2\n{"format":"insole-recording","format_version":2}\n')
+    with pytest.raises(UnsupportedVersionError, match="format version 2 is not supported; this side reads version 1") as v:
+        read_recording(future)
+    assert isinstance(v.value, UserError)  # the CLI prints it without a traceback
+    header = live_header(1)
+    header["protocol_version"] = 2
+    newer_protocol = tmp_path / "protocol2.insole"
+    newer_protocol.write_bytes(b"INSOLE-RECORDING 1\n" + json.dumps(header).encode() + b"\n")
+    with pytest.raises(UnsupportedVersionError, match="protocol version 2 is not supported; this side speaks version 1"):
+        read_recording(newer_protocol)
+    broken = tmp_path / "broken.insole"
+    broken.write_bytes(b"INSOLE-RECORDING 1\n{not json\n")
+    with pytest.raises(NotARecordingError, match="not valid JSON"):
+        read_recording(broken)
+    headless = tmp_path / "headless.insole"
+    headless.write_bytes(b"INSOLE-RECORDING 1\n{\"format\":")
+    with pytest.raises(NotARecordingError, match="incomplete"):
+        read_recording(headless)
+
+
+def test_reading_ten_minutes_of_two_feet_is_fast(tmp_path: Path) -> None:
+    n = 10 * 60 * 100
+    streams = [foot("left", n, seed=8), foot("right", n, seed=9)]
+    path = tmp_path / "long.insole"
+    write_recording(path, streams, source="simulated")
+    start = time.perf_counter()
+    recording = read_recording(path)
+    elapsed_s = time.perf_counter() - start
+    assert [s.n_samples for s in recording.streams] == [n, n]
+    assert elapsed_s < 1.0, f"reading took {elapsed_s:.2f} s"
+
+
+def test_quantisation_helpers_agree_with_recorded_values(tmp_path: Path) -> None:
+    stream = foot("right", 50, seed=10)
+    path = tmp_path / "q.insole"
+    write_recording(path, [stream], source="simulated", pressure_scales=[0.002])
+    read = read_recording(path).streams[0]
+    expected = counts_to_pressure(pressure_to_counts(stream.pressure, 0.002), 0.002)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(read.pressure, expected)  # type: ignore[arg-type]
