@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,8 @@ def micropython_executable() -> str:
 def micropython_env() -> dict[str, str]:
     """MICROPYPATH replaces the default path, so keep .frozen (frozen asyncio) in it."""
     env = dict(os.environ)
+    # Firmware tests that write settings must not touch a real or shared directory.
+    env["INSOLE_SETTINGS_DIR"] = tempfile.mkdtemp(prefix="insole-fwtest-settings-")
     env["MICROPYPATH"] = os.pathsep.join(
         [".frozen", str(FIRMWARE_DIR), str(FIRMWARE_DIR / "boards" / "unix"), str(FIRMWARE_DIR / "tests")]
     )

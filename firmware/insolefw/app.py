@@ -116,7 +116,9 @@ class Device:
             self._error(ptype, 0, seq, P.E_UNSUPPORTED_VERSION)
             return
         plen = length - P.HEADER_LEN
-        if ptype == P.T_COMMAND:
+        if length > P.MAX_PACKET:
+            self._error(ptype, 0, seq, P.E_BAD_LENGTH)
+        elif ptype == P.T_COMMAND:
             self._on_command(buf, plen, seq)
         elif ptype == P.T_SAMPLES:
             self._on_samples(buf, plen, seq)
@@ -205,22 +207,27 @@ class Device:
         self.samples_total = 0
 
     def _on_samples(self, buf, plen, seq):
-        if self.mode != MODE_REPLAY:
-            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_STATE)
-            return
+        # The packet's form first (same order and details as the host decoder), then
+        # whether it fits the current replay.
         if plen < P.SAMPLES_HEADER_LEN:
             self._error(P.T_SAMPLES, 0, seq, P.E_BAD_LENGTH)
             return
         first, count, n_pressure, imu, reserved = struct.unpack_from("<IBBBB", buf, P.HEADER_LEN)
         source = self.replay
-        if n_pressure != source.n_pressure:
+        if count == 0:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 4)
+        elif n_pressure > MAX_CHANNELS or not (n_pressure or imu):
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 5)
+        elif imu > 1:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 6)
+        elif plen != P.SAMPLES_HEADER_LEN + count * P.sample_record_len(n_pressure, imu):
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_LENGTH)
+        elif self.mode != MODE_REPLAY:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_STATE)
+        elif n_pressure != source.n_pressure:
             self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 5)
         elif imu != source.imu:
             self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 6)
-        elif count == 0:
-            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 4)
-        elif plen != P.SAMPLES_HEADER_LEN + count * P.sample_record_len(n_pressure, imu):
-            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_LENGTH)
         elif first < self.samples_total:
             self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 0)  # overlaps samples already seen
         elif not source.push(buf, P.HEADER_LEN + P.SAMPLES_HEADER_LEN, count):

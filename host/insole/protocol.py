@@ -524,6 +524,10 @@ _OPTIONAL_ARGUMENTS = {"side"}
 _ALL_ARGUMENTS = ("rate_chz", "n_pressure", "imu", "side", "duration_ms", "duty_pct")
 
 
+CUE_TEST_MIN_MS = 10
+CUE_TEST_MAX_MS = 2000
+
+
 @dataclass(frozen=True)
 class Command:
     """A COMMAND. Only the arguments of ``command`` are set; the others stay None.
@@ -531,7 +535,7 @@ class Command:
     REPLAY_BEGIN's ``side`` may be None (n/a: the board keeps its own side).
     Decoding validates argument ranges like a device (BAD_VALUE, detail = payload
     offset): REPLAY_BEGIN rate_chz 5000..25000, n_pressure 0..16, imu 0/1 with
-    pressure or IMU present, side 0/1/n/a; CUE_TEST duty_pct 0..100.
+    pressure or IMU present, side 0/1/n/a; CUE_TEST duration_ms 10..2000, duty_pct 0..100.
     """
 
     command: int  # CommandCode
@@ -607,6 +611,10 @@ class Command:
             return cls(code, rate_chz=rate_chz, n_pressure=n_pressure, imu=imu, side=None if side == NA_U8 else side)
         if code == CommandCode.CUE_TEST:
             duration_ms, duty_pct, _reserved = _CUE_TEST_ARGS.unpack_from(payload, 2)
+            if not CUE_TEST_MIN_MS <= duration_ms <= CUE_TEST_MAX_MS:
+                raise _bad_value(
+                    f"CUE_TEST duration_ms = {duration_ms} is outside {CUE_TEST_MIN_MS}..{CUE_TEST_MAX_MS}", 2
+                )
             if duty_pct > 100:
                 raise _bad_value(f"CUE_TEST duty_pct = {duty_pct} is outside 0..100", 4)
             return cls(code, duration_ms=duration_ms, duty_pct=duty_pct)
