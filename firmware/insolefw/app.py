@@ -88,6 +88,7 @@ class Device:
                                       code, detail))
 
     def send_status(self):
+        gc.collect()  # report the steady-state free heap, not what garbage happens to hold
         source = self.source
         self._send(self.builder.status(
             self.clock.now_ms(), (FW_MAJOR, FW_MINOR, FW_PATCH), self.side, self.mode,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TypeVar
+from collections.abc import Callable
 
 import serial  # pyserial
 
@@ -25,7 +25,6 @@ from insole.protocol import (
 )
 
 DEFAULT_TIMEOUT_S = 5.0
-_BodyT = TypeVar("_BodyT")
 
 
 class SerialLink:
@@ -41,6 +40,8 @@ class SerialLink:
         self.port = port
         self.stream = PacketStream()
         self.inbox: deque[DecodedPacket] = deque()
+        # Called with every verified packet's bytes as they arrive (recorders append them).
+        self.on_packet_bytes: Callable[[bytes], None] | None = None
         self._seq = [0] * 256
         self._t0 = time.monotonic()
 
@@ -77,7 +78,7 @@ class SerialLink:
             waiting = self._serial.in_waiting
             data = self._serial.read(waiting or 1)
             if data:
-                packets = self.stream.feed(data)
+                packets = self.stream.feed(data, self.on_packet_bytes)
                 if packets or time.monotonic() >= deadline:
                     return packets
             elif time.monotonic() >= deadline:
@@ -87,25 +88,35 @@ class SerialLink:
 
     def wait_for(self, ptype: int, ref_seq: int, ref_type: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
         """Waits for the answer to packet (ref_type, ref_seq): an ACK, an ERROR, or a
-        packet of type ``ptype``. Other packets go to ``inbox``. An ERROR raises."""
+        packet of type ``ptype``. Every other packet stays in ``inbox`` in arrival
+        order, including those that arrived in the same read as the answer. An ERROR
+        raises DeviceError."""
         deadline = time.monotonic() + timeout_s
+        checked = 0
         while True:
-            for packet in self.poll(timeout_s=min(0.2, max(0.0, deadline - time.monotonic()))):
-                body = packet.body
-                if isinstance(body, Error) and body.ref_seq == ref_seq and body.ref_type == ref_type:
-                    raise DeviceError(
-                        f"device refused {PacketType(ref_type).name} #{ref_seq}: {body.error_name()}"
-                        f" (detail {body.detail})",
-                        body.error,
-                        body.detail,
-                    )
-                if isinstance(body, Ack) and body.ref_seq == ref_seq and body.ref_type == ref_type:
+            while checked < len(self.inbox):
+                packet = self.inbox[checked]
+                if self._answers(packet, ptype, ref_seq, ref_type):
+                    del self.inbox[checked]
+                    body = packet.body
+                    if isinstance(body, Error):
+                        raise DeviceError(
+                            f"device refused {PacketType(ref_type).name} #{ref_seq}: {body.error_name()}"
+                            f" (detail {body.detail})",
+                            body.error,
+                            body.detail,
+                        )
                     return packet
-                if packet.type == ptype and ptype != PacketType.ACK:
-                    return packet
-                self.inbox.append(packet)
+                checked += 1
             if time.monotonic() >= deadline:
                 raise LinkTimeout(f"no answer from {self.port} to {PacketType(ref_type).name} #{ref_seq} in {timeout_s} s")
+            self.inbox.extend(self.poll(timeout_s=min(0.2, max(0.0, deadline - time.monotonic()))))
+
+    def _answers(self, packet: DecodedPacket, ptype: int, ref_seq: int, ref_type: int) -> bool:
+        body = packet.body
+        if isinstance(body, (Ack, Error)):
+            return body.ref_seq == ref_seq and body.ref_type == ref_type
+        return packet.type == ptype and ptype != PacketType.ACK
 
     def request(self, body: Body, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
         seq = self.send(body)

@@ -28,7 +28,7 @@ import binascii
 import math
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any, ClassVar, TypeAlias
@@ -1201,10 +1201,14 @@ class PacketStream:
     def unsupported_version(self) -> int:
         return self.bad_packets["unsupported_version"]
 
-    def feed(self, data: bytes) -> list[DecodedPacket]:
+    def feed(self, data: bytes, on_frame: Callable[[bytes], None] | None = None) -> list[DecodedPacket]:
+        """Decoded packets completed by ``data``. ``on_frame`` sees every verified frame
+        body first, unchanged, whether or not its packet decodes (recorders keep those)."""
         out = []
         prefix_len = self.decoder.prefix_len
         for body in self.decoder.feed(data):
+            if on_frame is not None:
+                on_frame(body)
             try:
                 out.append(decode_packet(body[prefix_len:]))
             except (PacketError, PacketVersionError) as exc:

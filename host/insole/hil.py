@@ -1,0 +1,247 @@
+"""Hardware-in-loop replay: a recording's samples through the firmware, events back.
+
+Each foot's samples go to one insole in replay mode (REPLAY_BEGIN, SAMPLES…,
+REPLAY_END) with a bounded window of unacknowledged packets; the device answers
+each SAMPLES packet after processing it, so the events it computed arrive before
+the ACK. Event times come back as sample indices and map onto the recording's own
+time base exactly: ``t = t0_s + index / rate_hz``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from insole.errors import DeviceError, LinkTimeout
+from insole.layouts import load_layout
+from insole.link import SerialLink
+from insole.model import FootStream, HeelRaiseRow, StepRow
+from insole.protocol import (
+    Command,
+    CommandCode,
+    DecodedPacket,
+    Direction,
+    Error,
+    HeelRaise,
+    Layout,
+    PacketType,
+    Samples,
+    Step,
+    acc_ms2_to_raw,
+    encode_sample_payloads,
+    gyro_dps_to_raw,
+    pressure_to_counts,
+    rate_hz_to_chz,
+)
+from insole.simboard import SimulatedBoard
+
+SIDE_CODES = {"left": 0, "right": 1}
+DIRECTION_NAMES = {Direction.FORWARD: "forward", Direction.BACKWARD: "backward"}
+DEFAULT_WINDOW = 8  # unacknowledged SAMPLES packets in flight
+
+ProgressCallback = Callable[[str, int], None]  # (side, samples acknowledged so far)
+
+
+@dataclass
+class FootReplay:
+    """What one insole computed while a recording's foot was replayed through it."""
+
+    side: str
+    samples: int = 0
+    elapsed_s: float = 0.0
+    steps: list[Step] = field(default_factory=list)
+    raises: list[HeelRaise] = field(default_factory=list)
+    dropped_samples: int = 0
+    free_heap: int | None = None
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.elapsed_s if self.elapsed_s > 0 else float("nan")
+
+
+def layout_packet(stream: FootStream) -> Layout:
+    """The LAYOUT packet that tells the firmware where the stream's sensors are."""
+    positions = load_layout(stream.layout).positions_mm(stream.side)
+    if len(positions) != stream.n_pressure:
+        raise ValueError(f"layout {stream.layout} has {len(positions)} channels, the stream {stream.n_pressure}")
+    xy = np.rint(positions).astype(int)
+    return Layout(tuple(int(v) for v in xy[:, 0]), tuple(int(v) for v in xy[:, 1]))
+
+
+def stream_counts(stream: FootStream, pressure_scale: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The stream in protocol counts, as the device would have measured it."""
+    pressure = None if stream.pressure is None else pressure_to_counts(stream.pressure, pressure_scale)
+    imu = None
+    if stream.acc_ms2 is not None and stream.gyro_dps is not None:
+        imu = np.hstack([acc_ms2_to_raw(stream.acc_ms2), gyro_dps_to_raw(stream.gyro_dps)])
+    return pressure, imu
+
+
+def replay_foot(
+    link: SerialLink,
+    stream: FootStream,
+    pressure_scale: float,
+    *,
+    window: int = DEFAULT_WINDOW,
+    progress: ProgressCallback | None = None,
+) -> FootReplay:
+    """Streams one foot through the insole on ``link`` and collects its events."""
+    result = FootReplay(stream.side)
+    side_code = SIDE_CODES[stream.side]
+    if stream.n_pressure:
+        link.request(layout_packet(stream))
+    link.command(
+        Command(
+            CommandCode.REPLAY_BEGIN,
+            rate_chz=rate_hz_to_chz(stream.rate_hz),
+            n_pressure=stream.n_pressure,
+            imu=int(stream.has_imu),
+            side=side_code,
+        )
+    )
+    pressure, imu = stream_counts(stream, pressure_scale)
+    payloads = encode_sample_payloads(0, pressure, imu)
+    in_flight: deque[tuple[int, int]] = deque()  # (seq, samples in packet)
+    acked_samples = 0
+    started = time.perf_counter()
+    for payload in payloads:
+        while len(in_flight) >= window:
+            acked_samples += _await_ack(link, in_flight, result)
+            if progress:
+                progress(stream.side, acked_samples)
+        seq = link.send(Samples.decode(payload))
+        in_flight.append((seq, payload[4]))
+    while in_flight:
+        acked_samples += _await_ack(link, in_flight, result)
+    link.command(Command(CommandCode.REPLAY_END))
+    result.elapsed_s = time.perf_counter() - started
+    _collect_events(link, result)
+    status = link.command(Command(CommandCode.GET_STATUS), PacketType.STATUS).body
+    result.samples = acked_samples
+    result.dropped_samples = int(status.dropped_samples)
+    result.free_heap = status.free_heap
+    if progress:
+        progress(stream.side, acked_samples)
+    return result
+
+
+def _await_ack(link: SerialLink, in_flight: deque[tuple[int, int]], result: FootReplay) -> int:
+    seq, count = in_flight[0]
+    link.wait_for(PacketType.ACK, seq, PacketType.SAMPLES)
+    in_flight.popleft()
+    _collect_events(link, result)
+    return count
+
+
+def _collect_events(link: SerialLink, result: FootReplay) -> None:
+    """Moves step and heel-raise events from the link's inbox into ``result``; answers
+    to packets still in flight (later ACKs) stay in the inbox for their waiter."""
+    keep: deque[DecodedPacket] = deque()
+    for packet in link.inbox:
+        body = packet.body
+        if isinstance(body, Step):
+            result.steps.append(body)
+        elif isinstance(body, HeelRaise):
+            result.raises.append(body)
+        elif isinstance(body, Error) and body.ref_type != PacketType.SAMPLES:
+            raise DeviceError(f"device reported {body.error_name()} during replay", body.error, body.detail)
+        else:
+            keep.append(packet)
+    link.inbox = keep
+
+
+def step_rows(stream: FootStream, replay: FootReplay) -> list[StepRow]:
+    rows = []
+    for step in replay.steps:
+        fpa = step.fpa_deg
+        rows.append(
+            StepRow(
+                side=stream.side,
+                ic_s=stream.t0_s + step.ic_index / stream.rate_hz,
+                to_s=stream.t0_s + step.to_index / stream.rate_hz,
+                fpa_deg=fpa,
+                direction=DIRECTION_NAMES.get(step.direction, "unknown"),  # type: ignore[arg-type]
+            )
+        )
+    return rows
+
+
+def raise_rows(stream: FootStream, replay: FootReplay) -> list[HeelRaiseRow]:
+    return [
+        HeelRaiseRow(
+            side=stream.side,
+            start_s=stream.t0_s + r.start_index / stream.rate_hz,
+            end_s=stream.t0_s + r.end_index / stream.rate_hz,
+            hold_s=(r.hold_ms if r.hold_ms is not None else (r.end_index - r.start_index) * 1000 / stream.rate_hz) / 1000,
+        )
+        for r in replay.raises
+    ]
+
+
+def replay_recording(
+    streams: Sequence[FootStream],
+    pressure_scales: Sequence[float],
+    *,
+    ports: Sequence[str] = (),
+    progress: ProgressCallback | None = None,
+    log_dir: str | None = None,
+) -> list[FootReplay]:
+    """Replays every foot. Without ports each foot gets its own simulated board and the
+    feet run in parallel; with one port the feet go through that board in turn; with
+    one port per foot they run in parallel."""
+    if ports and len(ports) not in (1, len(streams)):
+        raise ValueError(f"give one port, or one per foot ({len(streams)}); got {len(ports)}")
+    results: list[FootReplay | None] = [None] * len(streams)
+    errors: list[BaseException] = []
+
+    def run(i: int, port: str) -> None:
+        try:
+            with SerialLink(port) as link:
+                results[i] = replay_foot(link, streams[i], pressure_scales[i], progress=progress)
+        except BaseException as exc:  # reported to the caller below
+            errors.append(exc)
+
+    with ExitStack() as stack:
+        if not ports:
+            boards = [
+                stack.enter_context(
+                    SimulatedBoard(side=s.side, log_path=None if log_dir is None else _log_path(log_dir, s.side))
+                )
+                for s in streams
+            ]
+            port_list = [b.port for b in boards]
+        else:
+            port_list = list(ports) if len(ports) == len(streams) else list(ports) * len(streams)
+        if len(set(port_list)) == len(port_list):
+            threads = [threading.Thread(target=run, args=(i, p), daemon=True) for i, p in enumerate(port_list)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        else:
+            for i, p in enumerate(port_list):
+                run(i, p)
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]
+
+
+def _log_path(log_dir: str, side: str) -> Path:
+    return Path(log_dir) / f"firmware-{side}.log"
+
+
+__all__ = [
+    "FootReplay",
+    "LinkTimeout",
+    "raise_rows",
+    "replay_foot",
+    "replay_recording",
+    "step_rows",
+]
