@@ -1,0 +1,65 @@
+"""`insole flash`: compile the firmware and copy it to an ESP32-S3 insole over USB."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+from rich.table import Table
+
+from insole.flash import StagedFile, mpremote_args, prepare, upload
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "flash",
+        help="compile the firmware (mpy-cross, xtensawin) and copy it to an ESP32-S3 insole with mpremote",
+        description="Compiles every firmware module to .mpy for the ESP32-S3, stops the running "
+        "firmware (COMMAND EXIT_TO_REPL), replaces the old firmware on the board's filesystem, "
+        "writes side.txt and resets the board. Settings on the board are kept.",
+    )
+    p.add_argument("--port", help="serial port of the board (default: the one ESP32-S3 on USB)")
+    p.add_argument("--side", choices=("left", "right"), help="which foot this insole is for (written to /side.txt)")
+    p.add_argument("--dry-run", action="store_true", help="compile and list what would be copied; touch no board")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    with tempfile.TemporaryDirectory(prefix="insole-flash-") as tmp:
+        with console.status("compiling the firmware (mpy-cross -march=xtensawin)"):
+            staged = prepare(args.side, Path(tmp))
+        if args.dry_run:
+            _print_plan(staged, args.port, Path(tmp))
+            return 0
+        with Progress(
+            TextColumn("{task.description:<28}"), BarColumn(), DownloadColumn(), console=console, transient=True
+        ) as progress:
+            task = progress.add_task("connecting", total=sum(f.size for f in staged))
+
+            def copied(f: StagedFile) -> None:
+                progress.update(task, advance=f.size, description=f"/{f.device_path}")
+
+            port = upload(args.port, staged, progress=copied)
+    side = f", side {args.side}" if args.side else ""
+    console.print(f"[green]flashed {len(staged)} files to {port}{side}; the board is restarting[/green]")
+    return 0
+
+
+def _print_plan(staged: list[StagedFile], port: str | None, staging: Path) -> None:
+    out = Console(file=sys.stdout, width=120)
+    table = Table(title="dry run: files for the board", title_justify="left")
+    table.add_column("device path")
+    table.add_column("bytes", justify="right")
+    for f in staged:
+        table.add_row("/" + f.device_path, str(f.size))
+    out.print(table)
+    out.print(f"{len(staged)} files, {sum(f.size for f in staged)} bytes")
+    args = mpremote_args(port or "PORT", staged)
+    shown = ["<clear old firmware>" if a.startswith("import os") else a.replace(str(staging), "STAGING") for a in args]
+    out.print("would run: mpremote " + shlex.join(shown), soft_wrap=True)

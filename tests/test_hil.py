@@ -1,0 +1,59 @@
+"""`insole import` then `insole hil`: real and simulated recordings through the firmware."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from insole.cli import main
+from insole.events import read_steps_csv
+
+from conftest import require_shared_data
+
+
+def _hil(recording: Path, tmp_path: Path) -> list:
+    steps_csv = tmp_path / "steps.csv"
+    raises_csv = tmp_path / "raises.csv"
+    assert main(["hil", str(recording), "--steps", str(steps_csv), "--heel-raises", str(raises_csv)]) == 0
+    with open(raises_csv) as f:
+        assert next(csv.reader(f)) == ["side", "start_s", "end_s", "hold_s"]
+    return read_steps_csv(steps_csv)
+
+
+def test_gaitpdb_import_and_hil(tmp_path: Path) -> None:
+    source = require_shared_data("gaitpdb", "GaCo01_01.txt")
+    recording = tmp_path / "walk.insole"
+    assert main(["import", "gaitpdb", str(source), "-o", str(recording)]) == 0
+    steps = _hil(recording, tmp_path)
+    for side in ("left", "right"):
+        mine = [s for s in steps if s.side == side]
+        # A 2-minute walk of a healthy control: roughly one stride per second per foot.
+        assert 80 <= len(mine) <= 120, (side, len(mine))
+        # Stance times of walking; a few long ones where the subject stops or turns.
+        assert sum(0.3 <= s.to_s - s.ic_s <= 1.5 for s in mine) >= 0.95 * len(mine)
+        assert sum(s.direction == "forward" for s in mine) >= 0.9 * len(mine)
+
+
+def test_moticon_import_and_hil(tmp_path: Path) -> None:
+    source = require_shared_data("moticon_opengo", "230927_102114.txt")
+    recording = tmp_path / "walk.insole"
+    assert main(["import", "moticon", str(source), "-o", str(recording)]) == 0
+    steps = _hil(recording, tmp_path)
+    assert {s.side for s in steps} == {"left", "right"}
+    assert len(steps) >= 10
+
+
+def test_simulated_walk_hil_matches_ground_truth_counts(tmp_path: Path) -> None:
+    recording = tmp_path / "sim.insole"
+    assert main(["simulate", "-o", str(recording), "--plan", "walk", "--duration-s", "30", "--seed", "3"]) == 0
+    truth = read_steps_csv(recording.with_suffix(".steps.csv"))
+    steps = _hil(recording, tmp_path)
+    for side in ("left", "right"):
+        expected = [s for s in truth if s.side == side]
+        found = [s for s in steps if s.side == side]
+        assert abs(len(found) - len(expected)) <= 2, (side, len(found), len(expected))
+        # Each true contact has a detected one within 100 ms.
+        matched = sum(any(abs(f.ic_s - e.ic_s) <= 0.1 for f in found) for e in expected)
+        assert matched >= len(expected) - 2, (side, matched, len(expected))
