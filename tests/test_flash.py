@@ -189,8 +189,10 @@ def test_dry_run_lists_the_files_and_the_mpremote_session(capsys: pytest.Capture
     out = capsys.readouterr().out
     for path in ("/insolefw/app.mpy", "/drivers/lsm6dsox.mpy", "/board.mpy", "/boot.py", "/side.txt", "/main.py"):
         assert path in out
-    assert "mpremote connect /dev/ttyACM7 exec" in out and out.rstrip().endswith("reset")
-    assert "resume" not in out  # a real board gets the soft reset (boot.py runs, main.py does not)
+    copy_line = next(line for line in out.splitlines() if line.startswith("would run: mpremote"))
+    assert copy_line.startswith("would run: mpremote connect /dev/ttyACM7 exec")
+    assert "resume" not in copy_line  # a real board gets the soft reset (boot.py runs, main.py does not)
+    assert "machine.reset()" in out.splitlines()[-1]
 
 
 def test_exit_to_repl_frame_is_a_valid_command_packet() -> None:
@@ -205,7 +207,7 @@ def test_exit_to_repl_frame_is_a_valid_command_packet() -> None:
 
 def test_mpremote_session_arguments() -> None:
     staged = [StagedFile(Path("/s/insolefw/app.mpy"), "insolefw/app.mpy"), StagedFile(Path("/s/main.py"), "main.py")]
-    args = mpremote_args("/dev/ttyACM0", staged, soft_reset=False, reset=False)
+    args = mpremote_args("/dev/ttyACM0", staged, soft_reset=False)
     assert args[:4] == ["connect", "/dev/ttyACM0", "resume", "exec"]
     assert "os.mkdir(d)" in args[4] and "['insolefw']" in args[4]
     assert args[5:] == ["+", "fs", "cp", "/s/insolefw/app.mpy", ":insolefw/app.mpy", "+", "fs", "cp", "/s/main.py", ":main.py"]

@@ -169,11 +169,24 @@ def test_live_stream_from_the_simulated_sensors(tmp_path: Path) -> None:
     write_sample_file(samples, 10000, _walk_counts(300), None)
     with SimulatedBoard(side="right", samples_file=samples) as board, SerialLink(board.port) as link:
         link.command(Command(CommandCode.PING), timeout_s=10)
+        xs = tuple(int(v) for v in np.linspace(10, 250, 8))
+        link.request(Layout(xs, tuple(20 if k % 2 else -20 for k in range(8))))
         link.command(Command(CommandCode.START_STREAM))
-        received = 0
-        deadline = time.monotonic() + 3
-        while received < 100 and time.monotonic() < deadline:
-            received += sum(p.body.count for p in link.poll(0.2) if isinstance(p.body, Samples))
+        batches: list[Samples] = []
+        steps: list[Step] = []
+        deadline = time.monotonic() + 3.5
+        while time.monotonic() < deadline:
+            for packet in link.poll(0.2):
+                if isinstance(packet.body, Samples):
+                    batches.append(packet.body)
+                elif isinstance(packet.body, Step):
+                    steps.append(packet.body)
         link.command(Command(CommandCode.STOP_STREAM))
-        assert received >= 100  # ~1 s of live samples at 100 Hz
+        # ~3 s of live samples at 100 Hz, contiguous, with step events sent in between
+        # and not one packet damaged by them.
+        received = sum(b.count for b in batches)
+        assert received >= 250
+        assert [b.first_index for b in batches] == list(np.cumsum([0] + [b.count for b in batches[:-1]]))
+        assert len(steps) >= 2
+        assert not link.stream.bad_packets and link.stream.bad_frames == 0
         assert isinstance(link.command(Command(CommandCode.PING)).body, Ack)

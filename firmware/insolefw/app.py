@@ -47,6 +47,9 @@ class Device:
         self.clock = Clock()
         self.reader = reader
         self.builder = P.PacketBuilder()
+        # Live SAMPLES fill up over many samples while events and answers are sent in
+        # between, so they get a packet buffer of their own.
+        self.live_builder = P.PacketBuilder()
         self.framer = P.SerialFramer(writer, wait_writable)
         self.frames = P.FrameReader()
         self.events = EventQueue()
@@ -305,13 +308,14 @@ class Device:
         if self.mode == MODE_LIVE and self.live:
             self.live.stop()
             if self._live_count:
-                self._send(self._live_off)
+                self.framer.send(self.live_builder.buf, self._live_off)
+                self._live_count = 0
         self.source = None
         self.mode = MODE_IDLE
 
     def _stream_sample(self, pressure, imu):
         # Appends one sample to the outgoing SAMPLES packet; sends it when full.
-        b = self.builder
+        b = self.live_builder
         n_pressure = self.core.n_pressure
         has_imu = self.core.imu
         if not self._live_count:
@@ -331,7 +335,7 @@ class Device:
         self._live_count += 1
         buf[P.HEADER_LEN + 4] = self._live_count
         if self._live_count == _LIVE_BATCH:
-            self._send(off)
+            self.framer.send(buf, off)
             self._live_count = 0
 
     async def sample_task(self):

@@ -74,7 +74,7 @@ class PacketBuilder:
     """Builds packets into one preallocated buffer; one sequence counter per type."""
 
     def __init__(self):
-        self.buf = bytearray(MAX_PACKET)
+        self.buf = bytearray(MAX_PACKET + CRC_LEN)  # the framer appends the CRC in place
         self._seq = array("H", bytes(2 * _N_TYPES))
 
     def _header(self, ptype, time_ms):

@@ -10,8 +10,8 @@ Steps of :func:`flash`:
    REPL prompt.
 3. One ``mpremote`` session: remove the old ``main.py``, ``board`` and package folders
    (a stale ``.py`` would shadow its new ``.mpy``), copy every file, write ``side.txt``,
-   copy ``main.py`` last (a flash cut short leaves a board that boots to the REPL),
-   then reset so that the board starts the new firmware.
+   copy ``main.py`` last (a flash cut short leaves a board that boots to the REPL).
+4. A hard reset (a second, short session) so that the board starts the new firmware.
 
 Device paths are relative to the device's working directory, which is the filesystem
 root (``/``) on the board after a reset. The same command lines work against the
@@ -175,11 +175,12 @@ def _parents(device_path: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def mpremote_args(port: str, staged: Sequence[StagedFile], *, soft_reset: bool = True, reset: bool = True) -> list[str]:
+def mpremote_args(port: str, staged: Sequence[StagedFile], *, soft_reset: bool = True) -> list[str]:
     """The arguments of the one mpremote session that copies everything.
 
-    soft_reset=False adds ``resume`` (no soft reset on connecting): the unix port
-    exits on a soft reset. reset=True ends with a hard reset that starts main.py.
+    The soft reset on connecting stops any program and runs boot.py but not main.py
+    (a raw-REPL soft reset skips it). soft_reset=False adds ``resume`` instead: the
+    unix port exits on a soft reset.
     """
     args = ["connect", port]
     if not soft_reset:
@@ -187,9 +188,16 @@ def mpremote_args(port: str, staged: Sequence[StagedFile], *, soft_reset: bool =
     args += ["exec", setup_code(staged)]
     for f in staged:
         args += ["+", "fs", "cp", str(f.local), ":" + f.device_path]
-    if reset:
-        args += ["+", "reset"]
     return args
+
+
+def reset_args(port: str) -> list[str]:
+    """A hard reset that starts the new main.py: mpremote's `reset`, as its own session.
+
+    On native USB the port disappears while mpremote still holds it, so this
+    session may end in an error although the reset happened; flash() tolerates that.
+    """
+    return ["connect", port, "resume", "exec", "--no-follow", "import time, machine; time.sleep_ms(100); machine.reset()"]
 
 
 def exit_to_repl_frame() -> bytes:
@@ -314,12 +322,17 @@ def upload(
             progress(by_path[copied[-1]])
         copied.append(device_path)
 
-    run_mpremote(mpremote_args(port, staged, soft_reset=soft_reset, reset=reset), on_copied)
+    run_mpremote(mpremote_args(port, staged, soft_reset=soft_reset), on_copied)
     if copied and progress is not None:
         progress(by_path[copied[-1]])
     missing = [f.device_path for f in staged if f.device_path not in copied]
     if missing:
         raise UserError(f"mpremote did not copy: {', '.join(missing)}")
+    if reset:
+        try:
+            run_mpremote(reset_args(port), timeout_s=30.0)
+        except UserError:
+            pass  # the board went away mid-session: that is the reset
     return port
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
 
-from insole.flash import StagedFile, mpremote_args, prepare, upload
+from insole.flash import StagedFile, mpremote_args, prepare, reset_args, upload
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -63,3 +63,4 @@ def _print_plan(staged: list[StagedFile], port: str | None, staging: Path) -> No
     args = mpremote_args(port or "PORT", staged)
     shown = ["<clear old firmware>" if a.startswith("import os") else a.replace(str(staging), "STAGING") for a in args]
     out.print("would run: mpremote " + shlex.join(shown), soft_wrap=True)
+    out.print("then: mpremote " + shlex.join(reset_args(port or "PORT")), soft_wrap=True)
