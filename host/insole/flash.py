@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import serial  # pyserial
+
 from insole.errors import UserError
 from insole.paths import FIRMWARE_DIR
 
@@ -213,8 +215,6 @@ def release_repl(port: str, timeout_s: float = 3.0) -> str:
     Returns "repl" if it already did (Ctrl-C gave a prompt), "exited" if the running
     firmware left for the REPL on EXIT_TO_REPL. Raises UserError if neither worked.
     """
-    import serial
-
     try:
         link = serial.Serial(port, 115200, timeout=0.05)
     except (serial.SerialException, OSError) as exc:
@@ -235,11 +235,11 @@ def release_repl(port: str, timeout_s: float = 3.0) -> str:
     )
 
 
-def _read_until(link: object, marker: bytes, timeout_s: float) -> bool:
+def _read_until(link: serial.Serial, marker: bytes, timeout_s: float) -> bool:
     data = b""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        chunk = link.read(256)  # type: ignore[attr-defined]
+        chunk = link.read(256)
         if chunk:
             data += chunk
             if marker in data:
