@@ -55,7 +55,7 @@ class Device:
         self.events = EventQueue()
         self.core = GaitCore(self.events)
         self.replay = ReplaySource()
-        self.live = board.SensorSource() if board.SensorSource else None
+        self.live = _open_sensors()
         self.source = None
         self.motor = board.Motor()
         self.mode = MODE_IDLE
@@ -298,6 +298,11 @@ class Device:
         self._stop()
         live = self.live
         live.start()
+        layout_for_side = getattr(board, "layout_for_side", None)
+        if layout_for_side and board.LAYOUT:
+            # Board positions are mirrored for a right insole; the side may have changed
+            # by a settings write since boot.
+            self._layout = list(sum(layout_for_side(self.side), ()))
         self._configure_core(live.rate_chz, live.n_pressure, live.imu, self.side)
         self.source = live
         self.mode = MODE_LIVE
@@ -384,6 +389,19 @@ class Device:
             for task in tasks:
                 task.cancel()
             self.motor.off()
+
+
+def _open_sensors():
+    # A missing or broken sensor must not stop the firmware: it still answers on the
+    # link (status, settings, replay, flashing) and refuses START_STREAM.
+    if not board.SensorSource:
+        return None
+    try:
+        return board.SensorSource()
+    except OSError as exc:
+        import sys
+        sys.print_exception(exc)
+        return None
 
 
 def _battery_mv():
