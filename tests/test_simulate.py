@@ -1,4 +1,4 @@
-"""Physics and ground-truth checks of `insole simulate` (insole.simulate / insole.sim)."""
+"""Physics and ground-truth checks of `insole simulate` (insole.sim)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from insole.errors import UserError
 from insole.events import read_raises_csv, read_steps_csv
 from insole.layouts import load_layout
 from insole.model import STANDARD_GRAVITY_MS2, FootStream
-from insole.simulate import (
+from insole.sim import (
     HeelRaises,
     SensorModel,
     SessionPlan,
