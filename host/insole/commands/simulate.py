@@ -65,7 +65,7 @@ def _given(value: float | None, default: float) -> float:
 
 def build_plan(args: argparse.Namespace) -> Any:
     """The SessionPlan the arguments ask for (UserError for options the plan does not use)."""
-    from insole.simulate import (
+    from insole.sim import (
         HeelRaises,
         SessionPlan,
         Stand,
@@ -114,7 +114,7 @@ def ground_truth_paths(output: Path) -> tuple[Path, Path]:
 def run(args: argparse.Namespace) -> int:
     from insole.events import write_raises_csv, write_steps_csv
     from insole.recording import write_recording
-    from insole.simulate import SensorModel, simulate_session
+    from insole.sim import SensorModel, simulate_session
 
     if not 50.0 <= args.rate_hz <= 250.0:
         raise UserError(f"--rate-hz must be within 50..250 (protocol v1), got {args.rate_hz:g}")
