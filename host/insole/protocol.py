@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, Self, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -267,6 +267,10 @@ class _FixedBody:
         return encode_packet(self.TYPE, seq, time_ms, self.payload())
 
     @classmethod
+    def decode(cls, payload: bytes) -> Self:
+        return cls(**cls._decode_fixed(payload))
+
+    @classmethod
     def _decode_fixed(cls, payload: bytes) -> dict[str, int | None]:
         expected = cls._STRUCT.size
         if len(payload) != expected:
@@ -331,10 +335,6 @@ class Status(_FixedBody):
         _Field("free_heap", "I", na=True),
     )
 
-    @classmethod
-    def decode(cls, payload: bytes) -> Status:
-        return cls(**cls._decode_fixed(payload))  # type: ignore[arg-type]
-
 
 @dataclass(frozen=True)
 class Step(_FixedBody):
@@ -368,9 +368,6 @@ class Step(_FixedBody):
         _Field("step_number", "I"),
     )
 
-    @classmethod
-    def decode(cls, payload: bytes) -> Step:
-        return cls(**cls._decode_fixed(payload))  # type: ignore[arg-type]
 
     @property
     def fpa_deg(self) -> float | None:
@@ -394,10 +391,6 @@ class HeelRaise(_FixedBody):
         _Field("set", "H"),
         _Field(None, "H"),
     )
-
-    @classmethod
-    def decode(cls, payload: bytes) -> HeelRaise:
-        return cls(**cls._decode_fixed(payload))  # type: ignore[arg-type]
 
 
 # Valid ranges of SETTINGS fields (inclusive), with their payload offsets for BAD_VALUE.
@@ -457,7 +450,7 @@ class Settings(_FixedBody):
     @classmethod
     def decode(cls, payload: bytes) -> Settings:
         """Decode and validate: any out-of-range field refuses the packet (BAD_VALUE)."""
-        settings = cls(**cls._decode_fixed(payload))  # type: ignore[arg-type]
+        settings = super().decode(payload)
         bad = settings.first_bad_field()
         if bad is not None:
             name, offset = bad
@@ -474,10 +467,6 @@ class Ack(_FixedBody):
 
     TYPE: ClassVar[PacketType] = PacketType.ACK
     _FIELDS, _STRUCT = _layout(_Field("ref_type", "B"), _Field("ref_command", "B"), _Field("ref_seq", "H"))
-
-    @classmethod
-    def decode(cls, payload: bytes) -> Ack:
-        return cls(**cls._decode_fixed(payload))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -497,9 +486,6 @@ class Error(_FixedBody):
         _Field("detail", "B"),
     )
 
-    @classmethod
-    def decode(cls, payload: bytes) -> Error:
-        return cls(**cls._decode_fixed(payload))  # type: ignore[arg-type]
 
     def error_name(self) -> str:
         """The error code's name (e.g. "BAD_VALUE"), or "error N" for an unknown code."""
