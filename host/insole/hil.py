@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from insole.errors import DeviceError, LinkTimeout
+from insole.errors import DeviceError
 from insole.layouts import load_layout
 from insole.link import SerialLink
 from insole.model import FootStream, HeelRaiseRow, StepRow
@@ -32,7 +32,6 @@ from insole.protocol import (
     HeelRaise,
     Layout,
     PacketType,
-    Samples,
     Step,
     acc_ms2_to_raw,
     encode_sample_payloads,
@@ -116,7 +115,7 @@ def replay_foot(
             acked_samples += _await_ack(link, in_flight, result)
             if progress:
                 progress(stream.side, acked_samples)
-        seq = link.send(Samples.decode(payload))
+        seq = link.send_payload(PacketType.SAMPLES, payload)
         in_flight.append((seq, payload[4]))
     while in_flight:
         acked_samples += _await_ack(link, in_flight, result)
@@ -191,7 +190,7 @@ def replay_recording(
     *,
     ports: Sequence[str] = (),
     progress: ProgressCallback | None = None,
-    log_dir: str | None = None,
+    log_dir: Path | None = None,
 ) -> list[FootReplay]:
     """Replays every foot. Without ports each foot gets its own simulated board and the
     feet run in parallel; with one port the feet go through that board in turn; with
@@ -212,7 +211,7 @@ def replay_recording(
         if not ports:
             boards = [
                 stack.enter_context(
-                    SimulatedBoard(side=s.side, log_path=None if log_dir is None else _log_path(log_dir, s.side))
+                    SimulatedBoard(side=s.side, log_path=None if log_dir is None else log_dir / f"firmware-{s.side}.log")
                 )
                 for s in streams
             ]
@@ -231,17 +230,3 @@ def replay_recording(
     if errors:
         raise errors[0]
     return [r for r in results if r is not None]
-
-
-def _log_path(log_dir: str, side: str) -> Path:
-    return Path(log_dir) / f"firmware-{side}.log"
-
-
-__all__ = [
-    "FootReplay",
-    "LinkTimeout",
-    "raise_rows",
-    "replay_foot",
-    "replay_recording",
-    "step_rows",
-]

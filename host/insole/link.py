@@ -21,6 +21,7 @@ from insole.protocol import (
     Error,
     PacketStream,
     PacketType,
+    encode_packet,
     frame,
 )
 
@@ -62,10 +63,13 @@ class SerialLink:
 
     def send(self, body: Body) -> int:
         """Frames and writes one packet; returns its sequence number."""
-        ptype = int(body.TYPE)
-        seq = self._seq[ptype]
-        self._seq[ptype] = (seq + 1) & 0xFFFF
-        self.write_raw(frame(body.encode(seq, self.host_ms & 0xFFFFFFFF)))
+        return self.send_payload(int(body.TYPE), body.payload())
+
+    def send_payload(self, packet_type: int, payload: bytes) -> int:
+        """Like send() for a payload already encoded (replay sends pre-built SAMPLES)."""
+        seq = self._seq[packet_type]
+        self._seq[packet_type] = (seq + 1) & 0xFFFF
+        self.write_raw(frame(encode_packet(packet_type, seq, self.host_ms & 0xFFFFFFFF, payload)))
         return seq
 
     def write_raw(self, data: bytes) -> None:

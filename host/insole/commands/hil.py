@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             scales,
             ports=args.port,
             progress=lambda side, done: progress.update(tasks[side], completed=done),
-            log_dir=str(args.log_dir) if args.log_dir else None,
+            log_dir=args.log_dir,
         )
     steps = [row for s, r in zip(streams, replays) for row in step_rows(s, r)]
     n_steps = write_steps_csv(args.steps, steps)
