@@ -6,14 +6,19 @@ moment it arrives; the summaries shown live are derived from the same packets.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from insole.hil import layout_packet, stream_counts
 from insole.link import SerialLink
+from insole.model import FootStream
 from insole.protocol import (
     Command,
     CommandCode,
@@ -23,9 +28,12 @@ from insole.protocol import (
     Samples,
     Status,
     Step,
+    choose_pressure_scale,
     chz_to_rate_hz,
+    rate_hz_to_chz,
 )
 from insole.recording import RecordingWriter
+from insole.simboard import SimulatedBoard, write_sample_file
 
 DIRECTIONS = {0: "unknown", 1: "forward", 2: "backward"}
 
@@ -61,6 +69,33 @@ class FootState:
     @property
     def last_direction(self) -> str:
         return DIRECTIONS.get(self.steps[-1].direction, "unknown") if self.steps else "-"
+
+
+@dataclass
+class SimulatedInsoles:
+    """Simulated insoles whose live sensors replay given streams, ready to stream."""
+
+    links: list[tuple[str, SerialLink]]
+    layouts: dict[str, Layout]
+    pressure_scales: list[float]
+
+
+def open_simulated_insoles(stack: ExitStack, streams: Sequence[FootStream]) -> SimulatedInsoles:
+    """One simulated board per stream (closed by ``stack``), each answering on its link."""
+    work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="insole-sim-")))
+    out = SimulatedInsoles([], {}, [])
+    for stream in streams:
+        scale = choose_pressure_scale(stream.pressure) if stream.pressure is not None else 1.0
+        pressure, imu = stream_counts(stream, scale)
+        samples_file = work_dir / f"{stream.side}.ismp"
+        write_sample_file(samples_file, rate_hz_to_chz(stream.rate_hz), pressure, imu)
+        board = stack.enter_context(SimulatedBoard(side=stream.side, samples_file=samples_file))
+        out.links.append((stream.side, stack.enter_context(SerialLink(board.port))))
+        out.layouts[stream.side] = layout_packet(stream)
+        out.pressure_scales.append(scale)
+    for _, link in out.links:  # the firmware's first answer also waits out its start-up
+        link.command(Command(CommandCode.PING), timeout_s=10)
+    return out
 
 
 def symmetry_index(left: float | None, right: float | None) -> float | None:

@@ -8,7 +8,6 @@ rate; the host talks to them with the same serial code that serves real boards.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,11 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from insole.hil import layout_packet, stream_counts
-from insole.link import SerialLink
-from insole.live import LiveSession, symmetry_index
-from insole.protocol import Command, CommandCode, choose_pressure_scale, rate_hz_to_chz
-from insole.simboard import SimulatedBoard, write_sample_file
+from insole.live import LiveSession, open_simulated_insoles, symmetry_index
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -64,30 +59,16 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     sim = simulate_session(demo_plan(), rate_hz=100.0, seed=args.seed)
     truth_steps = {side: sum(1 for s in sim.steps if s.side == side) for side in ("left", "right")}
-    with tempfile.TemporaryDirectory(prefix="insole-demo-") as tmp, ExitStack() as stack:
-        links = []
-        layouts = {}
-        scales = []
-        for stream in sim.streams:
-            scale = choose_pressure_scale(stream.pressure)
-            scales.append(scale)
-            pressure, imu = stream_counts(stream, scale)
-            samples_file = Path(tmp) / f"{stream.side}.ismp"
-            write_sample_file(samples_file, rate_hz_to_chz(stream.rate_hz), pressure, imu)
-            board = stack.enter_context(SimulatedBoard(side=stream.side, samples_file=samples_file))
-            link = stack.enter_context(SerialLink(board.port))
-            links.append((stream.side, link))
-            layouts[stream.side] = layout_packet(stream)
+    with ExitStack() as stack:
+        insoles = open_simulated_insoles(stack, sim.streams)
         writer = None
         if args.output:
             header = make_header(
                 source="simulated",
-                streams=[stream_header_for(s, scale) for s, scale in zip(sim.streams, scales)],
+                streams=[stream_header_for(s, scale) for s, scale in zip(sim.streams, insoles.pressure_scales)],
             )
             writer = stack.enter_context(RecordingWriter(args.output, header))
-        for _, link in links:  # wait for both firmwares to come up
-            link.command(Command(CommandCode.PING), timeout_s=10)
-        session = LiveSession(links, layouts=layouts, writer=writer)
+        session = LiveSession(insoles.links, layouts=insoles.layouts, writer=writer)
         session.start()
         started = time.monotonic()
         with Live(render(session, 0, args.duration_s), console=console, refresh_per_second=4) as live:

@@ -9,7 +9,6 @@ pulled cable loses at most the frame being written.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,11 +16,9 @@ from pathlib import Path
 from rich.console import Console
 
 from insole.errors import UserError
-from insole.hil import layout_packet, stream_counts
 from insole.link import SerialLink
-from insole.live import LiveSession
-from insole.protocol import Command, CommandCode, PacketType, choose_pressure_scale, chz_to_rate_hz, rate_hz_to_chz
-from insole.simboard import SimulatedBoard, write_sample_file
+from insole.live import LiveSession, open_simulated_insoles
+from insole.protocol import Command, CommandCode, Layout, PacketType, chz_to_rate_hz
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -56,24 +53,18 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     with ExitStack() as stack:
         links: list[tuple[str, SerialLink]] = []
-        layouts = {}
+        layouts: dict[str, Layout] = {}
         if args.simulate:
             from insole.sim import demo_plan, simulate_session
 
             sim = simulate_session(demo_plan(), rate_hz=100.0, seed=args.seed)
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="insole-record-"))
-            entries = []
-            for stream in sim.streams:
-                scale = choose_pressure_scale(stream.pressure)
-                pressure, imu = stream_counts(stream, scale)
-                samples_file = Path(tmp) / f"{stream.side}.ismp"
-                write_sample_file(samples_file, rate_hz_to_chz(stream.rate_hz), pressure, imu)
-                board = stack.enter_context(SimulatedBoard(side=stream.side, samples_file=samples_file))
-                link = stack.enter_context(SerialLink(board.port))
-                link.command(Command(CommandCode.PING), timeout_s=10)
-                links.append((stream.side, link))
-                layouts[stream.side] = layout_packet(stream)
-                entries.append(stream_header_for(stream, scale) | {"device": "unix-sim"})
+            insoles = open_simulated_insoles(stack, sim.streams)
+            links = insoles.links
+            layouts = insoles.layouts
+            entries = [
+                stream_header_for(stream, scale) | {"device": "unix-sim"}
+                for stream, scale in zip(sim.streams, insoles.pressure_scales)
+            ]
             header = make_header(source="simulated", streams=entries)
         else:
             entries = []
