@@ -42,6 +42,8 @@ class Clock:
 
 class Device:
     def __init__(self, reader, writer, wait_writable):
+        # The largest buffer first, while the heap is least fragmented.
+        self.replay = ReplaySource()
         self.settings = Settings()
         self.settings.load(board.SETTINGS_DIR)
         self.clock = Clock()
@@ -54,7 +56,6 @@ class Device:
         self.frames = P.FrameReader()
         self.events = EventQueue()
         self.core = GaitCore(self.events)
-        self.replay = ReplaySource()
         self.live = _open_sensors()
         self.source = None
         self.motor = board.Motor()

@@ -78,13 +78,6 @@ class Layout:
             self.medial[k] = 1 if my > 0 and side != NA_U8 else 0
             self.lateral[k] = 1 if my < 0 and side != NA_U8 else 0
 
-    def positions(self):
-        out = []
-        for k in range(self.n):
-            out.append(self.x_mm[k])
-            out.append(self.y_mm[k])
-        return out
-
 
 class EventQueue:
     """Bounded ring of outgoing event records; the oldest is overwritten when full."""

@@ -90,13 +90,8 @@ class PacketBuilder:
                          sample_count, free_heap)
         return HEADER_LEN + STATUS_LEN
 
-    def step(self, time_ms, record):
-        # record: a bytearray(STEP_LEN) already in wire layout (see gait.StepRecord)
-        self._header(T_STEP, time_ms)
-        fast.copy_bytes(self.buf, HEADER_LEN, record, 0, STEP_LEN)
-        return HEADER_LEN + STEP_LEN
-
     def event(self, ptype, time_ms, record, length):
+        # record: a STEP or HEEL_RAISE payload already in wire layout (built in gait.py)
         self._header(ptype, time_ms)
         fast.copy_bytes(self.buf, HEADER_LEN, record, 0, length)
         return HEADER_LEN + length

@@ -130,7 +130,7 @@ def _build(builder, ptype, f):
                          _na(f["peak_pressure"], P.NA_U16), _na(f["medial_share"], P.NA_U8), 0,
                          _na(f["stride_mm"], P.NA_U16), _na(f["speed_mms"], P.NA_U16),
                          f["step_number"])
-        return builder.step(f["time_ms"], record)
+        return builder.event(P.T_STEP, f["time_ms"], record, P.STEP_LEN)
     if ptype == P.T_HEEL_RAISE:
         record = bytearray(P.HEEL_RAISE_LEN)
         struct.pack_into("<IIHHHH", record, 0, f["start_index"], f["end_index"],

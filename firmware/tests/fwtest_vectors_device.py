@@ -1,10 +1,11 @@
 # The device's answers to the golden vectors' packets: refused ones with the vector's
 # error code, valid ones accepted, and the device alive after each (docs/protocol-vectors.json).
 # Separate from fwtest_vectors so each runs in a fresh 128K heap.
+import gc
 import struct
 
 from insolefw import protocol as P
-from fwtest_vectors import _Capture, _cases, _unhex
+from insolefw.app import Device
 
 
 class _Sink:
@@ -25,13 +26,16 @@ def _answers(device, sink):
 
 
 def _make_device():
-    # One Device for all cases, made before any parsing fragments the 128K heap.
-    from insolefw.app import Device
     sink = _Sink()
+    gc.collect()  # as app.main() does before making the Device
     return Device(None, sink, lambda: None), sink
 
 
+# One Device for all cases, made before the vector reader's buffers and parsing
+# fragment the 128K heap; hence the late import below.
 _device = _make_device()
+
+from fwtest_vectors import _Capture, _cases, _unhex  # noqa: E402
 
 
 def _fresh_device():

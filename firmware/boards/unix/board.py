@@ -14,7 +14,7 @@ NAME = "unix-sim"
 _side = os.getenv("INSOLE_SIDE")
 DEFAULT_SIDE = {"left": 0, "right": 1}.get(_side, 0xFF)
 LAYOUT = ()  # the host sends the recording's layout (LAYOUT packet) before a replay
-HAS_IMU = False  # set by the sample file when INSOLE_SIM_SAMPLES is given
+HAS_IMU = False  # no IMU of its own; a sample file (INSOLE_SIM_SAMPLES) may carry IMU data
 SETTINGS_DIR = os.getenv("INSOLE_SETTINGS_DIR") or "/tmp/insole-sim-settings"
 _poll_out = select.poll()
 _poll_out.register(sys.stdout.buffer, select.POLLOUT)
