@@ -280,7 +280,8 @@ class Device:
     # -- sampling --------------------------------------------------------------------
 
     def drain_source(self):
-        """The sampling path: pull every pending sample through the core. No allocation."""
+        """The sampling path: pull every pending sample through the core. Nothing is
+        allocated per sample; only finish_stride() does, once per stride."""
         source = self.source
         pressure = self.pressure
         imu = self.imu
@@ -291,6 +292,10 @@ class Device:
             self.samples_total += 1
             if live:
                 self._stream_sample(pressure, imu)
+            if core.pending:
+                # Per-stride float work, between samples; the sensor FIFO (or the
+                # replay ring) holds the samples that arrive meanwhile.
+                core.finish_stride()
 
     def _start_live(self, seq):
         if self.live is None:

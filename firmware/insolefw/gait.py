@@ -9,17 +9,13 @@ from array import array
 
 from insolefw import fast
 from insolefw.contact import PressureContact, HeelRaises
-from insolefw.imu import ImuContact
+from insolefw.imu import ImuTracker, IMU_IC, IMU_TO, IMU_STRIDE, DIR_UNKNOWN, DIR_FORWARD, DIR_BACKWARD
 from insolefw.units import ms_for_samples
 from insolefw.protocol import (
     T_STEP, T_HEEL_RAISE, STEP_LEN, HEEL_RAISE_LEN, NA_U8, NA_U16, NA_I16,
 )
 
 MAX_CHANNELS = const(16)
-
-DIR_UNKNOWN = const(0)
-DIR_FORWARD = const(1)
-DIR_BACKWARD = const(2)
 
 FLAG_PRESSURE = const(1)
 FLAG_IMU = const(2)
@@ -120,7 +116,7 @@ class GaitCore:
         self.events = events
         self.layout = Layout()
         self.pressure_contact = PressureContact()
-        self.imu_contact = ImuContact()
+        self.imu_tracker = ImuTracker()
         self.raises = HeelRaises()
         self._step = bytearray(STEP_LEN)
         self.configure(10000, 0, 0, NA_U8)
@@ -131,7 +127,8 @@ class GaitCore:
         self.imu = imu
         self.side = side
         self.pressure_contact.reset(rate_chz)
-        self.imu_contact.reset(rate_chz)
+        self.imu_tracker.reset(rate_chz, side)
+        self.pending = 0  # a stride waits for finish_stride()
         self.raises.reset(rate_chz)
         self.sample_index = 0
         self.steps = 0
@@ -152,17 +149,33 @@ class GaitCore:
         self._late_p = 0
 
     def process(self, pressure, imu):
-        """One sample: pressure is array('H') of n_pressure counts, imu array('h') of 6."""
+        """One sample: pressure is array('H') of n_pressure counts, imu array('h') of 6.
+
+        When this sets self.pending, the caller runs finish_stride() before the next
+        sample, outside the allocation-free sampling path.
+        """
         index = self.sample_index
         self.sample_index = index + 1
+        imu_event = 0
+        if self.imu:
+            imu_event = self.imu_tracker.update(index, imu)
+            if imu_event & IMU_STRIDE:
+                self.pending = 1
         if self.n_pressure:
             self._process_pressure(index, pressure)
-        elif self.imu:
-            event = self.imu_contact.update(index, imu[3], imu[4], imu[5])
-            if event == 1:
+        elif imu_event:
+            # IMU-only: the tracker's contact events delimit the stance.
+            tracker = self.imu_tracker
+            if imu_event & IMU_IC:
                 self._reset_stance()
-            elif event == 2:
-                self._emit_step(self.imu_contact.ic_index, self.imu_contact.to_index, FLAG_IMU)
+            if imu_event & IMU_TO:
+                self._emit_step(tracker.ic_index, tracker.to_index, FLAG_IMU)
+
+    def finish_stride(self):
+        """Per-stride float work (foot angle, stride length): allocates, so it runs
+        between samples, never inside process()."""
+        self.pending = 0
+        self.imu_tracker.analyse()
 
     def _process_pressure(self, index, pressure):
         layout = self.layout
@@ -245,8 +258,26 @@ class GaitCore:
         if both:
             medial_share = (self._medial * 200 + both // 2) // both
         peak = min(self._peak, 65534) if flags & FLAG_PRESSURE else NA_U16
+        # The IMU's stride belongs to this step if it ended (foot still) inside the stance.
+        tracker = self.imu_tracker
+        fpa = NA_I16
+        stride = NA_U16
+        speed = NA_U16
+        imu_direction = DIR_UNKNOWN
+        if self.imu and ic <= tracker.stride_end_index <= to:
+            fpa = tracker.fpa_cdeg
+            stride = tracker.stride_mm
+            speed = tracker.speed_mms
+            imu_direction = tracker.direction
+        direction = _fuse_direction(imu_direction,
+                                    self._direction() if flags & FLAG_PRESSURE else DIR_UNKNOWN)
         struct.pack_into(_STEP_FMT, self._step, 0, ic, to,
-                         min(ms_for_samples(to - ic, rate), 65534), swing, NA_I16,
-                         self._direction() if flags & FLAG_PRESSURE else DIR_UNKNOWN,
-                         flags, peak, medial_share, 0, NA_U16, NA_U16, self.steps)
+                         min(ms_for_samples(to - ic, rate), 65534), swing, fpa,
+                         direction, flags, peak, medial_share, 0, stride, speed, self.steps)
         self.events.push(T_STEP, self._step, STEP_LEN)
+
+
+def _fuse_direction(imu, pressure):
+    # The IMU's displacement is the stronger evidence (a whole stride); the pressure
+    # roll-over decides when the IMU cannot.
+    return imu if imu != DIR_UNKNOWN else pressure

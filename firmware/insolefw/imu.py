@@ -1,5 +1,21 @@
-# Gait events from the foot IMU, one sample at a time, integers only in update().
+# Gait from the foot IMU: contact events, still phases, and per-stride foot angle.
+#
+# ImuTracker.update() is on the sampling path (integers, no allocation).
+# ImuTracker.analyse() is the per-stride float work; the caller runs it outside the
+# sampling path when update() reports STRIDE.
+from micropython import const
+
+from insolefw.protocol import NA_I16, NA_U16
 from insolefw.units import samples_for_ms
+
+# update() result bits
+IMU_IC = const(1)  # initial contact at self.ic_index
+IMU_TO = const(2)  # toe-off at self.to_index
+IMU_STRIDE = const(4)  # a swing ended in a still phase: call analyse()
+
+DIR_UNKNOWN = const(0)
+DIR_FORWARD = const(1)
+DIR_BACKWARD = const(2)
 
 
 class ImuContact:
@@ -50,3 +66,46 @@ class ImuContact:
         else:
             self._run = 0
         return 0
+
+
+class ImuTracker:
+    """Per-foot IMU tracking: events, still phases, strides.
+
+    Results of analyse(): fpa_cdeg (0.01 deg, + toe-out, NA_I16 if unknown),
+    stride_mm and speed_mms (NA_U16 if unknown), direction (DIR_*), and
+    stride_end_index (the sample the stride ended at: the still phase it ended in).
+    """
+
+    def __init__(self):
+        self.contact = ImuContact()
+        self.reset(10000, 0)
+
+    def reset(self, rate_chz, side):
+        self.rate_chz = rate_chz
+        self.side = side
+        self.contact.reset(rate_chz)
+        self.ic_index = -1
+        self.to_index = -1
+        self._clear_result()
+
+    def _clear_result(self):
+        self.fpa_cdeg = NA_I16
+        self.stride_mm = NA_U16
+        self.speed_mms = NA_U16
+        self.direction = DIR_UNKNOWN
+        self.stride_end_index = -1
+
+    def update(self, index, imu):
+        """imu: array('h') ax, ay, az [mg], gx, gy, gz [0.1 deg/s]. Returns IMU_* bits."""
+        event = self.contact.update(index, imu[3], imu[4], imu[5])
+        if event == 1:
+            self.ic_index = self.contact.ic_index
+            return IMU_IC
+        if event == 2:
+            self.to_index = self.contact.to_index
+            return IMU_TO
+        return 0
+
+    def analyse(self):
+        """Per-stride float work (allocates): fills the result attributes."""
+        self._clear_result()

@@ -63,6 +63,7 @@ def _run_locked(n_pressure, imu):
     pressure = array("H", bytes(32))
     imu_buf = array("h", bytes(12))
     sent = 0
+    strides = 0
     batch = 50
     for start in range(0, 1000, batch):
         data = _walk_samples(n_pressure, imu, start, batch)
@@ -71,6 +72,12 @@ def _run_locked(n_pressure, imu):
         try:
             while source.read_into(pressure, imu_buf):
                 core.process(pressure, imu_buf)
+                if core.pending:
+                    # Per-stride float work is allowed to allocate: step outside the lock.
+                    micropython.heap_unlock()
+                    core.finish_stride()
+                    strides += 1
+                    micropython.heap_lock()
             while True:
                 info = events.pop_into(record)
                 if not info:

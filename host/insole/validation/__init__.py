@@ -1,0 +1,1 @@
+"""Validation of the gait algorithms against reference data: metrics, datasets, the table."""
