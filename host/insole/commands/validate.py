@@ -1,0 +1,67 @@
+"""`insole validate`: the firmware's gait results on real and simulated data, as one table."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from rich.console import Console
+
+from insole.errors import UserError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from insole.validation.suite import ROW_NAMES
+
+    p = subparsers.add_parser(
+        "validate",
+        help="score the firmware's step events, foot angle, direction and heel raises on reference data",
+        description="Replays ../shared/data and simulated walks through the firmware (MicroPython unix port) "
+        "and prints step F1, IC/TO mean absolute error, FPA error, direction accuracy and heel-raise "
+        "count error against each dataset's reference, with the goals. Exit status 1 if a goal is missed.",
+    )
+    p.add_argument(
+        "--rows",
+        default=",".join(ROW_NAMES),
+        help=f"comma-separated subset of: {', '.join(ROW_NAMES)} (default: all)",
+    )
+    p.add_argument("--quick", action="store_true", help="a subset of each dataset (what CI runs)")
+    p.set_defaults(func=run)
+
+
+def _fmt(value: float | int | None, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    from insole.validation.suite import ROW_NAMES, build_rows
+
+    names = [n.strip() for n in args.rows.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(ROW_NAMES))
+    if unknown:
+        raise UserError(f"unknown rows {', '.join(unknown)}; choose from {', '.join(ROW_NAMES)}")
+    console = Console(stderr=True)  # progress on stderr, the table on stdout
+    started = time.perf_counter()
+    rows, missing = build_rows(names, quick=args.quick, progress=lambda name: console.log(f"validating {name}"))
+    # A Markdown table: readable in a terminal at any width and pasteable into notes.
+    headers = ("data", "reference", "steps", "F1", "IC MAE ms", "TO MAE ms", "FPA MAE °", "dir %", "raise err",
+               "goals", "ok")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        cells = (
+            row.data, row.reference, str(row.n_reference), _fmt(row.f1, 3), _fmt(row.ic_mae_ms, 1),
+            _fmt(row.to_mae_ms, 1), _fmt(row.fpa_mae_deg, 2), _fmt(row.direction_pct, 1),
+            _fmt(row.raise_count_error, 0), "; ".join(str(g) for g in row.goals), "yes" if row.passed else "NO",
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    for row in rows:
+        for note in row.notes:
+            print(f"- {row.data}: {note}")
+    for name, reason in missing:
+        print(f"- skipped {name}: {reason}")
+    print(f"{len(rows)} rows in {time.perf_counter() - started:.0f} s")
+    return 0 if all(row.passed for row in rows) else 1

@@ -1,0 +1,119 @@
+"""The validation table: what the firmware computes on each dataset, scored against its reference.
+
+Every row replays its data through the real firmware (the MicroPython unix port
+behind a pty, as `insole hil` does) and scores the STEP and HEEL_RAISE records that
+come back. A row lists its goals; `insole validate` prints the table and fails when a
+goal is missed, and the CI tests assert generous floors on the same rows.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from insole.hil import DIRECTION_NAMES, FootReplay, replay_recording
+from insole.model import FootStream
+from insole.protocol import choose_pressure_scale
+from insole.validation.metrics import ScoreSums, match_events
+
+_OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
+
+
+@dataclass(frozen=True)
+class Goal:
+    metric: str  # a Row attribute
+    op: str  # ">=", "<=" or "=="
+    value: float
+
+    def met(self, row: Row) -> bool:
+        actual = getattr(row, self.metric)
+        return actual is not None and not (isinstance(actual, float) and math.isnan(actual)) and _OPS[self.op](
+            actual, self.value
+        )
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass
+class Row:
+    """One line of the table; NaN/None where a metric does not apply to the data."""
+
+    data: str
+    reference: str
+    goals: tuple[Goal, ...]
+    n_reference: int = 0  # reference steps (or raises) scored
+    f1: float = math.nan
+    ic_mae_ms: float = math.nan
+    to_mae_ms: float = math.nan
+    fpa_mae_deg: float = math.nan
+    fpa_n: int = 0  # steps with both an estimated and a reference FPA
+    direction_pct: float = math.nan  # steps with the expected direction, % of detected steps
+    raise_count_error: int | None = None  # detected − true repetitions, summed over feet
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(goal.met(self) for goal in self.goals)
+
+    def failed_goals(self) -> list[Goal]:
+        return [goal for goal in self.goals if not goal.met(self)]
+
+
+def pressure_scales(streams: Sequence[FootStream]) -> list[float]:
+    return [1.0 if s.pressure is None else choose_pressure_scale(s.pressure) for s in streams]
+
+
+def replay_streams(streams: Sequence[FootStream]) -> list[FootReplay]:
+    """All feet through the firmware on simulated boards, in parallel."""
+    return replay_recording(streams, pressure_scales(streams))
+
+
+def step_times_s(stream: FootStream, replay: FootReplay) -> tuple[np.ndarray, np.ndarray]:
+    ic = np.array([stream.t0_s + s.ic_index / stream.rate_hz for s in replay.steps])
+    to = np.array([stream.t0_s + s.to_index / stream.rate_hz for s in replay.steps])
+    return ic, to
+
+
+def step_directions(replay: FootReplay) -> list[str]:
+    return [DIRECTION_NAMES.get(s.direction, "unknown") for s in replay.steps]  # type: ignore[call-overload]
+
+
+@dataclass
+class EventScore:
+    """Pools IC and TO matches and directions over feet and files for one row."""
+
+    ic: ScoreSums = field(default_factory=ScoreSums)
+    to: ScoreSums = field(default_factory=ScoreSums)
+    direction_hits: int = 0
+    direction_total: int = 0
+
+    def add_foot(
+        self,
+        stream: FootStream,
+        replay: FootReplay,
+        reference_ic_s: Sequence[float] | np.ndarray,
+        reference_to_s: Sequence[float] | np.ndarray | None,
+        expected_direction: str | None = None,
+    ) -> None:
+        ic_s, to_s = step_times_s(stream, replay)
+        self.ic.add(match_events(ic_s, reference_ic_s))
+        if reference_to_s is not None:
+            self.to.add(match_events(to_s, reference_to_s))
+        if expected_direction is not None:
+            directions = step_directions(replay)
+            self.direction_hits += sum(d == expected_direction for d in directions)
+            self.direction_total += len(directions)
+
+    def fill(self, row: Row) -> Row:
+        row.n_reference = self.ic.n_reference
+        row.f1 = self.ic.f1
+        row.ic_mae_ms = self.ic.mae_ms
+        row.to_mae_ms = self.to.mae_ms
+        if self.direction_total:
+            row.direction_pct = 100.0 * self.direction_hits / self.direction_total
+        return row
