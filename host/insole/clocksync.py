@@ -1,0 +1,97 @@
+"""Two insoles on one timeline: each device clock's offset and drift against the host's.
+
+Every packet carries the device's ``time_ms`` when it was made; the host notes when it
+arrived. Arrival = made + latency, and latency is never negative, so the smallest
+``host − device`` differences lie on a line ``offset + drift × device`` (the device
+crystal's error is the drift, typically ±20…200 ppm). We take the minimum difference
+in each window of device time and fit a line through those minima, then drop minima
+far above the line (a window without one fast packet) and fit again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from insole.protocol import unwrap_counter
+
+FloatArray = npt.NDArray[np.float64]
+DEVICE_TIME_MODULUS_MS = 1 << 30  # docs/protocol.md: device time_ms is ms since boot modulo 2**30
+
+
+@dataclass
+class ClockFit:
+    """host_s = offset_s + (1 + drift) × device_s, valid over the fitted span."""
+
+    offset_s: float
+    drift: float  # relative rate error of the device clock (2e-4 = 200 ppm fast host-side)
+    residual_ms: float  # RMS of the window minima about the line: a floor on the alignment error
+    n_windows: int
+
+    @property
+    def drift_ppm(self) -> float:
+        return self.drift * 1e6
+
+    def to_host_s(self, device_s: npt.ArrayLike) -> FloatArray:
+        return self.offset_s + (1.0 + self.drift) * np.asarray(device_s, dtype=np.float64)
+
+
+@dataclass
+class ClockSync:
+    """Collects (device time, host arrival time) pairs of one device and fits its clock.
+
+    ``window_s`` trades latency spikes (longer windows find a fast packet more surely)
+    against resolving drift (at least a few windows are needed).
+    """
+
+    window_s: float = 2.0
+    outlier_ms: float = 3.0
+    _device_ms: list[int] = field(default_factory=list)
+    _host_s: list[float] = field(default_factory=list)
+
+    def add(self, device_time_ms: int, host_arrival_s: float) -> None:
+        """``device_time_ms`` as it came in the packet header (modulo 2**30)."""
+        self._device_ms.append(int(device_time_ms))
+        self._host_s.append(float(host_arrival_s))
+
+    def __len__(self) -> int:
+        return len(self._device_ms)
+
+    def device_s(self) -> FloatArray:
+        """The device times seen so far, unwrapped, in seconds."""
+        return unwrap_counter(self._device_ms, DEVICE_TIME_MODULUS_MS).astype(np.float64) / 1000.0
+
+    def fit(self) -> ClockFit:
+        if len(self) < 2:
+            raise ValueError("clock sync needs at least two packets")
+        device = self.device_s()
+        diff = np.asarray(self._host_s) - device
+        window = np.floor((device - device[0]) / self.window_s).astype(np.int64)
+        minima_idx = np.array([np.flatnonzero(window == w)[np.argmin(diff[window == w])] for w in np.unique(window)])
+        x = device[minima_idx]
+        y = diff[minima_idx]
+        keep = np.ones(len(x), dtype=bool)
+        for _ in range(3):
+            slope, intercept = _line(x[keep], y[keep])
+            above = y - (intercept + slope * x)
+            new_keep = above <= self.outlier_ms / 1000.0
+            if new_keep.sum() < 2 or np.array_equal(new_keep, keep):
+                break
+            keep = new_keep
+        slope, intercept = _line(x[keep], y[keep])
+        residual = y[keep] - (intercept + slope * x[keep])
+        return ClockFit(
+            offset_s=float(intercept),
+            drift=float(slope),
+            residual_ms=float(np.sqrt(np.mean(residual**2)) * 1000.0),
+            n_windows=int(keep.sum()),
+        )
+
+
+def _line(x: FloatArray, y: FloatArray) -> tuple[float, float]:
+    if len(x) < 2 or np.ptp(x) == 0.0:
+        return 0.0, float(np.min(y))
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(intercept)
