@@ -19,8 +19,10 @@ from insole.protocol import (
     NA_I16,
     NA_U16,
     Ack,
+    BackfillEnd,
     Command,
     CommandCode,
+    Cue,
     ErrorCode,
     FrameDecoder,
     HeelRaise,
@@ -101,7 +103,7 @@ def test_vectors_schema_and_coverage() -> None:
         assert name in names
     assert len(cases("stream")) >= 3
     # Every packet type has min/max/sentinel coverage where it has such fields.
-    for prefix in ("status", "step", "heel_raise", "settings", "ack", "error"):
+    for prefix in ("status", "step", "heel_raise", "settings", "ack", "error", "cue", "backfill_end"):
         assert f"{prefix}_min" in names and f"{prefix}_max" in names
 
 
@@ -230,8 +232,32 @@ def test_samples_bytes_by_hand() -> None:
 def test_status_settings_layout_command_bytes_by_hand() -> None:
     status = Status(1, 2, 3, None, 1, 8, 1, 55, 20480, 3700, 5, 70000, None)
     assert status.payload().hex() == "010203ff01080137" "0050" "740e" "05000000" "70110100" "ffffffff"
-    settings = Settings(1, 1, 1, 60, -500, 300, 200, 100, 10000, 1)
-    assert settings.payload().hex() == "0101013c" "0cfe" "2c01" "c800" "6400" "1027" "0100"
+    settings = Settings(
+        side=1, cue_mode=1, cue_duty_pct=60, fpa_target_cdeg=-500, fpa_half_width_cdeg=300, toe_in_pattern=3,
+        toe_out_pattern=2, cue_duration_ms=200, cue_ms_per_deg=40, cue_max_ms=600, schedule=2, fade_every=3,
+        fade_probability_pct=70, metronome_pattern=4, block_on_steps=40, block_off_steps=20, seed=0xBEEF,
+        metronome_spm=110, metronome_pulse_ms=120, rate_chz=10000, stream_samples=1,
+    )  # fmt: skip
+    assert settings.payload().hex() == (
+        "02" "01" "01" "3c"  # settings_version 2, side right, band mode, duty 60 %
+        "0cfe" "2c01"  # target -500, half-width 300
+        "03" "02"  # toe-in triple, toe-out short-short
+        "c800" "2800" "5802"  # duration 200 ms, 40 ms/deg, max 600 ms
+        "02" "03" "46" "04"  # schedule probability, every 3, 70 %, metronome pattern 4
+        "2800" "1400" "efbe"  # blocks 40 on / 20 off, seed 0xBEEF
+        "6e00" "7800" "1027"  # 110 steps/min, pulse 120 ms, rate 100 Hz
+        "01" "00" "0000"  # stream_samples, reserved
+    )  # fmt: skip
+    cue = Cue(7, 0x0102, 1000, 1001, 250, 1850, 500, 300, 1, 0, 1, 60, 453, 5)
+    assert cue.payload().hex() == (
+        "07000000" "02010000" "e8030000" "e9030000"  # step, decision index, decision / motor start ms
+        "fa00" "3a07" "f401" "2c01"  # latency 250 us, fpa 18.5°, target 5°, half-width 3°
+        "01" "00" "01" "3c" "c501" "0500"  # toe-in, cued, long, 60 %, 453 ms, 5 out of band
+    )  # fmt: skip
+    gone = BackfillEnd(10, 7, 65530, 10, 4, 65530, 6, 2)
+    assert gone.payload().hex() == "0a00" "0700" "faff" "0a00" "0400" "faff" "0600" "0200"
+    assert gone.lost_seqs() == [65530, 65531, 65532, 65533, 65534, 65535]
+    assert Command.get_events(PacketType.CUE, -6, 10).payload().hex() == "0b00" "0a" "00" "faff" "0a00"
     layout = Layout((15, -1), (-12, 300))
     assert layout.payload().hex() == "0200" "0f00" "f4ff" "ffff" "2c01"
     assert Command.replay_begin(20480, 8, 1, side=1).payload().hex() == "0600" "0050" "08" "01" "01" "00"
@@ -287,13 +313,25 @@ def test_encoder_refuses_what_the_wire_cannot_carry() -> None:
 
 
 def test_settings_validation_reports_first_bad_field() -> None:
-    good = Settings(1, None, 1, 60, 500, 300, 200, 100, 10000, 1)
-    assert good.first_bad_field() is None
-    bad = Settings(1, 0, 1, 60, 500, 10, 200, 100, 100, 1)
+    good = Settings(cue_mode=1, fpa_target_cdeg=500, fpa_half_width_cdeg=300)
+    assert good.first_bad_field() is None and good.problem() is None
+    bad = Settings(cue_mode=1, fpa_half_width_cdeg=10, rate_chz=100)
     assert bad.first_bad_field() == ("fpa_half_width_cdeg", 6)
     with pytest.raises(PacketError) as info:
         decode_packet(bad.encode())  # encodes (a host may test the device with it), decoding refuses
     assert (info.value.code, info.value.detail) == (ErrorCode.BAD_VALUE, 6)
+    # A cap below the base duration is refused at the cap's offset, with a reason.
+    capped = Settings(cue_duration_ms=400, cue_max_ms=300)
+    assert capped.first_bad_field() == ("cue_max_ms", 14)
+    assert capped.problem() == "SETTINGS.cue_max_ms = 300 is below cue_duration_ms = 400"
+
+
+def test_cue_body_helpers() -> None:
+    cued = Cue(3, 300, 100, 101, 1500, -250, 500, 300, 2, 0, 2, 60, 300, 1)
+    assert cued.cued and cued.latency_ms == 1.5 and cued.fpa_deg == -2.5
+    faded = Cue(4, 400, 200, None, None, 1000, 500, 300, 1, 1, 1, 60, 300, 2)
+    assert not faded.cued and faded.latency_ms is None
+    assert decode_packet(faded.encode(2, 3)).body == faded
 
 
 def test_seq_and_time_wrap() -> None:

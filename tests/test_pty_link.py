@@ -139,8 +139,9 @@ def test_samples_outside_replay_are_refused(link: SerialLink) -> None:
 def test_settings_are_validated_and_persist_across_restart(tmp_path: Path) -> None:
     settings_dir = tmp_path / "settings"
     good = Settings(
-        settings_version=1, side=1, cue_mode=1, cue_duty_pct=70, fpa_target_cdeg=-1000,
-        fpa_half_width_cdeg=200, cue_duration_ms=300, metronome_spm=110, rate_chz=10000, stream_samples=1,
+        side=1, cue_mode=1, cue_duty_pct=70, fpa_target_cdeg=-1000, fpa_half_width_cdeg=200, toe_in_pattern=3,
+        cue_duration_ms=300, schedule=2, fade_probability_pct=40, seed=77, metronome_spm=110, rate_chz=10000,
+        stream_samples=1,
     )
     with SimulatedBoard(settings_dir=settings_dir) as board, SerialLink(board.port) as link:
         link.command(Command(CommandCode.PING), timeout_s=10)

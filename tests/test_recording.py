@@ -168,7 +168,7 @@ def test_live_writer_with_gaps_and_events(tmp_path: Path) -> None:
         writer.append_many((1, p, 300) for p in encode_samples(0, pressure, imu, max_count=10))
         step = Step(3, 21, 180, None, 850, 1, 1, 30000, 100, None, None, 1)
         writer.append(1, step.encode(0, 260), host_ms=270)
-        writer.append(0, Settings(1, 0, 1, 60, 0, 300, 200, 100, 10000, 1).encode(0, 0), host_ms=1)
+        writer.append(0, Settings(side=0, cue_mode=1).encode(0, 0), host_ms=1)
         writer.append(0, Ack(PacketType.COMMAND, 4, 3).encode(0, 1), host_ms=2)
         writer.flush()
         with pytest.raises(ValueError, match="stream 2"):

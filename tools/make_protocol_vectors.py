@@ -28,8 +28,13 @@ from insole.protocol import (
     NA_I16,
     NA_U16,
     Ack,
+    BackfillEnd,
     Command,
     CommandCode,
+    Cue,
+    CueOutcome,
+    CuePattern,
+    CueReason,
     Error,
     ErrorCode,
     FrameDecoder,
@@ -91,7 +96,8 @@ SCHEMA: dict[str, Any] = {
         "fields are omitted (always 0). SAMPLES: first_index, count, n_pressure, imu, p = list "
         "per sample of channel values, ax ay az gx gy gz = list per sample (absent when imu is "
         "0). LAYOUT: n, x_mm list, y_mm list. COMMAND: command plus its arguments "
-        "(REPLAY_BEGIN: rate_chz n_pressure imu side, side null for n/a; CUE_TEST: duration_ms duty_pct)"
+        "(REPLAY_BEGIN: rate_chz n_pressure imu side, side null for n/a; CUE_TEST: duration_ms duty_pct; "
+        "GET_EVENTS: event_type from_seq count)"
     ),
     "packet": (
         "frame/record cases whose frame is intact: hex of the packet inside (frame cases give "
@@ -122,6 +128,8 @@ DIRECTION = {
     PacketType.ACK: "to_host",
     PacketType.ERROR: "to_host",
     PacketType.LAYOUT: "both",
+    PacketType.CUE: "to_host",
+    PacketType.BACKFILL_END: "to_host",
 }
 
 TYPICAL_STEP = Step(
@@ -299,23 +307,40 @@ def heel_raise_cases() -> list[dict[str, Any]]:
     ]
 
 
+TYPICAL_SETTINGS = Settings(
+    side=0, cue_mode=1, cue_duty_pct=60, fpa_target_cdeg=500, fpa_half_width_cdeg=300, toe_in_pattern=1,
+    toe_out_pattern=2, cue_duration_ms=200, cue_ms_per_deg=50, cue_max_ms=600, schedule=1, fade_every=3,
+    fade_probability_pct=50, metronome_pattern=3, block_on_steps=40, block_off_steps=40, seed=1234,
+    metronome_spm=100, metronome_pulse_ms=120, rate_chz=10000, stream_samples=1,
+)  # fmt: skip
+_SETTINGS_FMT = struct.Struct("<BBBBhHBBHHHBBBBHHHHHHBBH")
+
+
 def settings_cases() -> list[dict[str, Any]]:
-    typical = Settings(1, 0, 1, 60, 500, 300, 200, 100, 10000, 1)
-    minimum = Settings(1, 0, 0, 0, -3000, 50, 50, 40, 5000, 0)
-    maximum = Settings(1, 1, 2, 100, 3000, 2000, 1000, 200, 25000, 1)
-    keep_side = Settings(1, None, 2, 80, 0, 400, 100, 110, 20480, 0)
+    typical = TYPICAL_SETTINGS
+    minimum = Settings(
+        2, 0, 0, 0, -3000, 50, 1, 1, 50, 0, 50, 0, 1, 0, 1, 1, 0, 0, 40, 20, 5000, 0
+    )
+    maximum = Settings(
+        2, 1, 2, 100, 3000, 2000, 4, 4, 1000, 1000, 2000, 2, 100, 100, 4, 1000, 1000, 65535, 200, 250, 25000, 1
+    )
+    keep_side = Settings(side=None, cue_mode=2, cue_duty_pct=80, metronome_spm=110, rate_chz=20480, stream_samples=0)
     cases = [
         _ok_packet("settings_typical", typical.encode(seq=1, time_ms=777)),
         _ok_packet("settings_min", minimum.encode(seq=0, time_ms=0)),
         _ok_packet("settings_max", maximum.encode(seq=65535, time_ms=0xFFFFFFFF)),
         _ok_packet("settings_keep_side", keep_side.encode(seq=2, time_ms=2)),
-        _refused_packet("settings_short", _raw(PacketType.SETTINGS, typical.payload()[:15]), "truncated"),
+        _ok_packet("settings_defaults", Settings().encode(seq=3, time_ms=3)),
+        _refused_packet("settings_short", _raw(PacketType.SETTINGS, typical.payload()[:35]), "truncated"),
+        _refused_packet("settings_v1_length", _raw(PacketType.SETTINGS, typical.payload()[:16]), "truncated"),
         _refused_packet("settings_long", _raw(PacketType.SETTINGS, typical.payload() + b"\x00"), "bad_length"),
     ]
-    fmt = struct.Struct("<BBBBhHHHHBB")
-    good = [1, 0, 1, 60, 500, 300, 200, 100, 10000, 1, 0]
+    fmt = _SETTINGS_FMT
+    good = list(fmt.unpack(typical.payload()))
+    # (name, index in the struct, bad value, payload offset)
     bad_values = [
-        ("settings_version_2", 0, 2, 0),
+        ("settings_version_1", 0, 1, 0),
+        ("settings_version_3", 0, 3, 0),
         ("side_2", 1, 2, 1),
         ("cue_mode_3", 2, 3, 2),
         ("cue_duty_101", 3, 101, 3),
@@ -323,22 +348,89 @@ def settings_cases() -> list[dict[str, Any]]:
         ("fpa_target_high", 4, 3001, 4),
         ("fpa_half_width_low", 5, 49, 6),
         ("fpa_half_width_high", 5, 2001, 6),
-        ("cue_duration_low", 6, 49, 8),
-        ("cue_duration_high", 6, 1001, 8),
-        ("metronome_low", 7, 39, 10),
-        ("metronome_high", 7, 201, 10),
-        ("rate_low", 8, 4999, 12),
-        ("rate_high", 8, 25001, 12),
-        ("stream_samples_2", 9, 2, 14),
+        ("toe_in_pattern_0", 6, 0, 8),
+        ("toe_in_pattern_5", 6, 5, 8),
+        ("toe_out_pattern_0", 7, 0, 9),
+        ("cue_duration_low", 8, 49, 10),
+        ("cue_duration_high", 8, 1001, 10),
+        ("cue_ms_per_deg_high", 9, 1001, 12),
+        ("cue_max_below_duration", 10, 150, 14),
+        ("cue_max_high", 10, 2001, 14),
+        ("schedule_3", 11, 3, 16),
+        ("fade_every_0", 12, 0, 17),
+        ("fade_every_101", 12, 101, 17),
+        ("fade_probability_101", 13, 101, 18),
+        ("metronome_pattern_0", 14, 0, 19),
+        ("block_on_0", 15, 0, 20),
+        ("block_on_1001", 15, 1001, 20),
+        ("block_off_1001", 16, 1001, 22),
+        ("metronome_low", 18, 39, 26),
+        ("metronome_high", 18, 201, 26),
+        ("metronome_pulse_low", 19, 19, 28),
+        ("metronome_pulse_high", 19, 251, 28),
+        ("rate_low", 20, 4999, 30),
+        ("rate_high", 20, 25001, 30),
+        ("stream_samples_2", 21, 2, 32),
     ]
     for name, index, value, offset in bad_values:
         values = list(good)
         values[index] = value
         cases.append(_refused_packet(f"settings_bad_{name}", _raw(PacketType.SETTINGS, fmt.pack(*values)), "bad_value", offset))
     two_bad = list(good)
-    two_bad[3], two_bad[8] = 150, 100  # duty (offset 3) comes before rate (offset 12)
+    two_bad[3], two_bad[20] = 150, 100  # duty (offset 3) comes before rate (offset 30)
     cases.append(_refused_packet("settings_bad_first_of_two", _raw(PacketType.SETTINGS, fmt.pack(*two_bad)), "bad_value", 3))
     return cases
+
+
+TYPICAL_CUE = Cue(
+    step_number=12, decision_index=1561, decision_ms=16012, motor_start_ms=16012, latency_us=180, fpa_cdeg=1850,
+    target_cdeg=500, half_width_cdeg=300, reason=CueReason.TOE_IN, outcome=CueOutcome.CUED,
+    pattern=CuePattern.LONG, duty_pct=60, duration_ms=453, out_of_band_steps=9,
+)  # fmt: skip
+
+
+def cue_cases() -> list[dict[str, Any]]:
+    typical = TYPICAL_CUE
+    faded = Cue(
+        step_number=13, decision_index=1662, decision_ms=17020, motor_start_ms=None, latency_us=None, fpa_cdeg=-120,
+        target_cdeg=500, half_width_cdeg=300, reason=CueReason.TOE_OUT, outcome=CueOutcome.FADED_EVERY_KTH,
+        pattern=CuePattern.SHORT_SHORT, duty_pct=60, duration_ms=200, out_of_band_steps=10,
+    )  # fmt: skip
+    metronome = Cue(
+        step_number=3, decision_index=250, decision_ms=1200, motor_start_ms=1201, latency_us=1000, fpa_cdeg=None,
+        target_cdeg=None, half_width_cdeg=None, reason=CueReason.METRONOME, outcome=CueOutcome.CUED,
+        pattern=CuePattern.TRIPLE, duty_pct=80, duration_ms=120, out_of_band_steps=None,
+    )  # fmt: skip
+    test = Cue(None, None, 5000, 5000, 35, None, None, None, CueReason.TEST, CueOutcome.CUED, 1, 75, 200, None)
+    minimum = Cue(0, 0, 0, 0, 0, -9000, -3000, 50, 1, 0, 1, 0, 50, 0)
+    maximum = Cue(0xFFFFFFFE, 0xFFFFFFFE, 0x3FFFFFFF, 0x3FFFFFFF, 65534, 9000, 3000, 2000, 4, 3, 4, 100, 2000, 65534)
+    return [
+        _ok_packet("cue_typical", typical.encode(seq=4, time_ms=16013)),
+        _ok_packet("cue_faded", faded.encode(seq=5, time_ms=17021)),
+        _ok_packet("cue_metronome", metronome.encode(seq=6, time_ms=1202)),
+        _ok_packet("cue_test", test.encode(seq=7, time_ms=5001)),
+        _ok_packet("cue_min", minimum.encode(seq=0, time_ms=0)),
+        _ok_packet("cue_max", maximum.encode(seq=65535, time_ms=0x3FFFFFFF)),
+        _refused_packet("cue_short", _raw(PacketType.CUE, typical.payload()[:31]), "truncated"),
+        _refused_packet("cue_long", _raw(PacketType.CUE, typical.payload() + b"\x00"), "bad_length"),
+    ]
+
+
+def backfill_end_cases() -> list[dict[str, Any]]:
+    typical = BackfillEnd(PacketType.STEP, ref_seq=9, from_seq=120, count=30, resent=30, lost_from=120, lost_count=0,
+                          next_seq=160)  # fmt: skip
+    lost = BackfillEnd(PacketType.CUE, 10, 65530, 100, 60, 65530, 40, 94)
+    return [
+        _ok_packet("backfill_end_typical", typical.encode(seq=0, time_ms=20000)),
+        _ok_packet("backfill_end_lost_across_wrap", lost.encode(seq=1, time_ms=20100)),
+        _ok_packet("backfill_end_min", BackfillEnd(3, 0, 0, 1, 0, 0, 0, 0).encode(seq=0, time_ms=0)),
+        _ok_packet(
+            "backfill_end_max",
+            BackfillEnd(10, 65535, 65535, 65535, 65535, 65535, 65535, 65535).encode(seq=65535, time_ms=0x3FFFFFFF),
+        ),
+        _refused_packet("backfill_end_short", _raw(PacketType.BACKFILL_END, typical.payload()[:15]), "truncated"),
+        _refused_packet("backfill_end_long", _raw(PacketType.BACKFILL_END, typical.payload() + b"\x00"), "bad_length"),
+    ]
 
 
 def command_cases() -> list[dict[str, Any]]:
@@ -347,7 +439,7 @@ def command_cases() -> list[dict[str, Any]]:
 
     cases = []
     for code in CommandCode:
-        if code in (CommandCode.REPLAY_BEGIN, CommandCode.CUE_TEST):
+        if code in (CommandCode.REPLAY_BEGIN, CommandCode.CUE_TEST, CommandCode.GET_EVENTS):
             continue
         cases.append(_ok_packet(f"command_{code.name.lower()}", Command(code).encode(seq=int(code), time_ms=100 * int(code))))
     cases += [
@@ -358,7 +450,15 @@ def command_cases() -> list[dict[str, Any]]:
         _ok_packet("command_replay_begin_side_na", Command.replay_begin(10000, 8, 0).encode(seq=24, time_ms=2)),
         _ok_packet("command_cue_test", Command.cue_test(200, 75).encode(seq=30, time_ms=3000)),
         _ok_packet("command_cue_test_max", Command.cue_test(2000, 100).encode(seq=31, time_ms=3100)),
-        _refused_packet("command_unknown_0x0b", _raw(PacketType.COMMAND, b"\x0b\x00"), "unknown_command"),
+        _ok_packet("command_get_events", Command.get_events(PacketType.STEP, 120, 30).encode(seq=40, time_ms=4000)),
+        _ok_packet("command_get_events_cue_wrap", Command.get_events(PacketType.CUE, 65530, 100).encode(seq=41, time_ms=1)),
+        _ok_packet("command_get_events_heel_raise_max", Command.get_events(PacketType.HEEL_RAISE, 65535, 65535).encode(seq=42, time_ms=2)),
+        _refused_packet("command_get_events_samples", _raw(PacketType.COMMAND, b"\x0b\x00\x02\x00\x00\x00\x01\x00"), "bad_value", 2),
+        _refused_packet("command_get_events_reserved", _raw(PacketType.COMMAND, b"\x0b\x00\x03\x01\x00\x00\x01\x00"), "bad_value", 3),
+        _refused_packet("command_get_events_count_0", _raw(PacketType.COMMAND, b"\x0b\x00\x03\x00\x05\x00\x00\x00"), "bad_value", 6),
+        _refused_packet("command_get_events_short", _raw(PacketType.COMMAND, b"\x0b\x00\x03\x00\x05\x00\x01"), "truncated"),
+        _refused_packet("command_get_events_long", _raw(PacketType.COMMAND, b"\x0b\x00\x03\x00\x05\x00\x01\x00\x00"), "bad_length"),
+        _refused_packet("command_unknown_0x0c", _raw(PacketType.COMMAND, b"\x0c\x00"), "unknown_command"),
         _refused_packet("command_unknown_0x00", _raw(PacketType.COMMAND, b"\x00\x00"), "unknown_command"),
         _refused_packet("command_ping_with_arguments", _raw(PacketType.COMMAND, b"\x01\x00\x00\x00"), "bad_length"),
         _refused_packet("command_replay_begin_short", _raw(PacketType.COMMAND, b"\x06\x00\x10\x27\x08"), "truncated"),
@@ -423,9 +523,9 @@ def header_cases() -> list[dict[str, Any]]:
         _refused_packet("header_version_0", _raw(PacketType.COMMAND, ping, version=0), "unsupported_version"),
         _refused_packet("header_version_2", _raw(PacketType.COMMAND, ping, version=2), "unsupported_version"),
         _refused_packet("header_version_255", _raw(PacketType.STATUS, bytes(24), version=255), "unsupported_version"),
-        _refused_packet("header_version_2_unknown_type", _raw(0x0A, b"", version=2), "unsupported_version"),
+        _refused_packet("header_version_2_unknown_type", _raw(0x0C, b"", version=2), "unsupported_version"),
         _refused_packet("header_type_0", _raw(0x00, b""), "unknown_type"),
-        _refused_packet("header_type_0x0a", _raw(0x0A, bytes(4)), "unknown_type"),
+        _refused_packet("header_type_0x0c", _raw(0x0C, bytes(4)), "unknown_type"),
         _refused_packet("header_type_0xff", _raw(0xFF, b""), "unknown_type"),
         _refused_packet("header_empty", b"", "truncated"),
         _refused_packet("header_7_bytes", _raw(PacketType.COMMAND, b"")[:7], "truncated"),
@@ -467,7 +567,9 @@ def frame_cases() -> list[dict[str, Any]]:
     # Long runs without 0x00 exercise COBS 0xFF code bytes.
     dense = _samples(7, [[0x0101 + k] for k in range(255)], None, 255).encode(seq=0x0101, time_ms=0x01010101)
     full = _samples(36, [[0x1111] * 8] * 36, [[0x2222] * 6] * 36, 36).encode(seq=5, time_ms=360)
-    settings_bad = _raw(PacketType.SETTINGS, struct.pack("<BBBBhHHHHBB", 1, 0, 1, 60, 500, 300, 200, 100, 1, 1, 0))
+    settings_values = list(_SETTINGS_FMT.unpack(TYPICAL_SETTINGS.payload()))
+    settings_values[20] = 1  # rate_chz 0.01 Hz
+    settings_bad = _raw(PacketType.SETTINGS, _SETTINGS_FMT.pack(*settings_values))
     good = frame(step)
     crc_flipped = bytearray(frame(step))
     crc_flipped[-2] ^= 0x01  # last CRC byte (no zero byte here in this frame)
@@ -498,6 +600,7 @@ def record_cases() -> list[dict[str, Any]]:
     items = [
         ("record_step_right", 1, 123456, Step(40, 95, 550, None, -1234, 2, 2, None, None, None, None, 1).encode(3, 99)),
         ("record_samples_left", 0, 0, _samples(0, [[1, 2]], [[0, 0, 1000, 0, 0, 0]], 1).encode(0, 10)),
+        ("record_cue_left", 0, 16020, TYPICAL_CUE.encode(4, 16013)),
     ]
     for name, stream_id, host_ms, packet in items:
         data = frame(packet, struct.pack("<BI", stream_id, host_ms))
@@ -598,6 +701,8 @@ BUILDERS: list[Callable[[], list[dict[str, Any]]]] = [
     step_cases,
     heel_raise_cases,
     settings_cases,
+    cue_cases,
+    backfill_end_cases,
     command_cases,
     ack_error_cases,
     layout_cases,

@@ -13,7 +13,7 @@ import board
 from insolefw import protocol as P
 from insolefw.gait import EventQueue, GaitCore, MAX_CHANNELS
 from insolefw.replay import ReplaySource
-from insolefw.settings import Settings
+from insolefw.settings import Settings, CUE_FPA_BAND, CUE_METRONOME
 from insolefw.version import FW_MAJOR, FW_MINOR, FW_PATCH
 
 MODE_IDLE = const(0)
@@ -22,6 +22,14 @@ MODE_REPLAY = const(2)
 
 _RX_CHUNK = const(512)
 _LIVE_BATCH = const(10)  # samples per SAMPLES packet while streaming live
+_MOTOR_TICK_MS = const(10)  # longest sleep of the motor task while a pattern plays
+_METRONOME_IDLE_MS = const(50)  # how often an unarmed metronome looks again
+# CUE codes of insolefw/cue.py (that module is imported late, see Device.__init__)
+_CUED = const(0)
+_REASON_METRONOME = const(3)
+_REASON_TEST = const(4)
+_PATTERN_LONG = const(1)
+_EVENT_LOG_RECORDS = const(128)  # when the board does not say (insolefw/eventlog.py)
 
 
 class Clock:
@@ -42,11 +50,16 @@ class Clock:
 
 class Device:
     def __init__(self, reader, writer, wait_writable):
-        # The largest buffer first, while the heap is least fragmented.
+        # The large buffers first, while the heap is least fragmented: the event log's
+        # ring (board.EVENT_LOG_RECORDS x 40 bytes; 98 KB on the ESP32-S3) and the
+        # replay ring (11 KB). The cueing and event-log modules are imported last: on
+        # the unix port an import compiles, and its leftovers break up the free heap.
+        log_ring = bytearray(40 * getattr(board, "EVENT_LOG_RECORDS", _EVENT_LOG_RECORDS))
         self.replay = ReplaySource()
         self.settings = Settings()
         self.settings.load(board.SETTINGS_DIR)
-        self.clock = Clock()
+        # A board may supply its own device clock (the unix board's can run off by ppm).
+        self.clock = Clock(getattr(board, "ticks_ms", time.ticks_ms))
         self.reader = reader
         self.builder = P.PacketBuilder()
         # Live SAMPLES fill up over many samples while events and answers are sent in
@@ -59,6 +72,8 @@ class Device:
         self.live = _open_sensors()
         self.source = None
         self.motor = board.Motor()
+        self._beats = -1  # metronome beats since it was armed; -1: not armed
+        self._beat0 = 0  # device time of its first beat
         self.mode = MODE_IDLE
         self.running = True
         self.pressure = array("H", bytes(2 * MAX_CHANNELS))
@@ -66,13 +81,18 @@ class Device:
         self._event = bytearray(P.STEP_LEN)
         self._rx = bytearray(_RX_CHUNK)
         self._layout = list(sum(board.LAYOUT, ()))  # flat x0, y0, x1, y1, ...
-        self._cue_ms = 0
-        self._cue_duty = 0
-        self._cue_flag = asyncio.ThreadSafeFlag()
+        self._motor_flag = asyncio.ThreadSafeFlag()
         self._live_count = 0
         self._live_first = 0
         self._live_off = 0
         self.samples_total = 0
+        gc.collect()
+        from insolefw.cue import CueEngine, CuePlayer
+        from insolefw.eventlog import EventLog
+        self.eventlog = EventLog(log_ring)
+        self.cue = CueEngine()
+        self.cue.reset(self.settings.seed)
+        self.player = CuePlayer(self.motor)
 
     @property
     def side(self):
@@ -107,7 +127,13 @@ class Device:
             info = self.events.pop_into(self._event)
             if not info:
                 return
-            self._send(self.builder.event(info >> 8, self.clock.now_ms(), self._event, info & 0xFF))
+            self._send_event(info >> 8, self._event, info & 0xFF)
+
+    def _send_event(self, ptype, record, length):
+        # Every event packet is kept, exactly as sent, for GET_EVENTS.
+        n = self.builder.event(ptype, self.clock.now_ms(), record, length)
+        self.eventlog.append(self.builder.buf, n)
+        self._send(n)
 
     # -- receiving -------------------------------------------------------------------
 
@@ -141,8 +167,9 @@ class Device:
         cmd = buf[P.HEADER_LEN]
         args = plen - 2
         arg0 = P.HEADER_LEN + 2
-        expected = 6 if cmd == P.CMD_REPLAY_BEGIN else 4 if cmd == P.CMD_CUE_TEST else 0
-        if not P.CMD_PING <= cmd <= P.CMD_EXIT_TO_REPL:
+        expected = 4 if cmd == P.CMD_CUE_TEST else 6 if cmd in (P.CMD_REPLAY_BEGIN,
+                                                                  P.CMD_GET_EVENTS) else 0
+        if not P.CMD_PING <= cmd <= P.CMD_GET_EVENTS:
             self._error(P.T_COMMAND, cmd, seq, P.E_UNKNOWN_COMMAND)
         elif args != expected:
             self._error(P.T_COMMAND, cmd, seq, P.E_BAD_LENGTH)
@@ -175,12 +202,36 @@ class Device:
             elif duty > 100:
                 self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 4)
             else:
-                self.cue(duration, duty)
                 self._ack(P.T_COMMAND, cmd, seq)
+                self._cue(_REASON_TEST, _CUED, _PATTERN_LONG, duration, -1, -1, self.clock.now_ms(),
+                          time.ticks_us(), P.NA_I16, P.NA_I16, P.NA_U16, -1, duty)
         elif cmd == P.CMD_EXIT_TO_REPL:
             self._stop()
             self._ack(P.T_COMMAND, cmd, seq)
             self.running = False
+        elif cmd == P.CMD_GET_EVENTS:
+            self._get_events(buf, arg0, seq)
+
+    def _get_events(self, buf, off, seq):
+        # Resends the logged packets of one type with seq in [from_seq, from_seq + count)
+        # unchanged, then BACKFILL_END says how many and which seqs are gone for good.
+        ptype, reserved, from_seq, count = struct.unpack_from("<BBHH", buf, off)
+        cmd = P.CMD_GET_EVENTS
+        log = self.eventlog
+        if not log.logs(ptype):
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 2)
+            return
+        if reserved:
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 3)
+            return
+        if not count:
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 6)
+            return
+        next_seq = self.builder.next_seq(ptype)
+        sent, lost = log.plan(ptype, next_seq, from_seq, count)
+        resent = log.resend(ptype, from_seq, sent, self.builder.buf, self.framer.send)
+        self._send(self.builder.backfill_end(self.clock.now_ms(), ptype, seq, from_seq, count,
+                                             resent, from_seq, lost, next_seq))
 
     def _replay_begin(self, buf, off, seq):
         rate, n_pressure, imu, side = struct.unpack_from("<HBBB", buf, off)
@@ -210,6 +261,12 @@ class Device:
         core.set_layout(layout, side)
         self.events.clear()
         self.samples_total = 0
+        self._restart_cueing()
+
+    def _restart_cueing(self):
+        # A new stream or new settings: the schedule and the metronome start over.
+        self.cue.reset(self.settings.seed)
+        self._beats = -1
 
     def _on_samples(self, buf, plen, seq):
         # The packet's form first (same order and details as the host decoder), then
@@ -256,6 +313,7 @@ class Device:
         if bad >= 0:
             self._error(P.T_SETTINGS, 0, seq, P.E_BAD_VALUE, bad)
             return
+        self._restart_cueing()
         try:
             self.settings.save(board.SETTINGS_DIR)
         except OSError:
@@ -296,6 +354,8 @@ class Device:
                 # Per-stride float work, between samples; the sensor FIFO (or the
                 # replay ring) holds the samples that arrive meanwhile.
                 core.finish_stride()
+                if self.settings.cue_mode == CUE_FPA_BAND:
+                    self._cue_step()
 
     def _start_live(self, seq):
         if self.live is None:
@@ -358,19 +418,78 @@ class Device:
             self.drain_source()
             self.flush_events()
 
-    # -- motor -----------------------------------------------------------------------
+    # -- cueing ----------------------------------------------------------------------
 
-    def cue(self, duration_ms, duty_pct):
-        self._cue_ms = duration_ms
-        self._cue_duty = duty_pct
-        self._cue_flag.set()
+    def _cue_step(self):
+        # The stride analysis just gave the foot angle of the stance in progress (step
+        # core.steps + 1, emitted at its toe-off): decide now and start the motor at
+        # once, with no host round trip. Runs once per stride, between samples.
+        fpa = self.core.imu_tracker.fpa_cdeg
+        if fpa == P.NA_I16:
+            return
+        t_known = time.ticks_us()
+        known_ms = self.clock.now_ms()
+        s = self.settings
+        cue = self.cue
+        step = self.core.steps + 1
+        reason = cue.decide(s, step, fpa)
+        if reason:  # in the band: nothing to do, nothing to log
+            self._cue(reason, cue.outcome, cue.pattern, cue.duration_ms, step,
+                      self.core.sample_index - 1, known_ms, t_known, fpa, s.fpa_target_cdeg,
+                      s.fpa_half_width_cdeg, cue.out_of_band)
+
+    def _cue(self, reason, outcome, pattern, duration_ms, number, index, decided_ms, t_us,
+             fpa, target, half_width, out_of_band, duty_pct=-1):
+        # Starts the pattern (unless the schedule suppressed it) and logs a CUE event;
+        # latency runs from t_us (ticks_us when the decision was due) to motor start.
+        if duty_pct < 0:
+            duty_pct = self.settings.cue_duty_pct
+        start_ms = -1
+        latency_us = -1
+        if outcome == _CUED:
+            self.player.start(pattern, duration_ms, duty_pct, self.clock.now_ms())
+            latency_us = time.ticks_diff(time.ticks_us(), t_us)
+            start_ms = self.clock.now_ms()
+            self._motor_flag.set()
+        self._send_event(P.T_CUE, self.cue.record, self.cue.pack(
+            number, index, decided_ms, start_ms, latency_us, fpa, target, half_width, reason,
+            outcome, pattern, duty_pct, duration_ms, out_of_band))
+
+    async def metronome_task(self):
+        # Beats at metronome_spm while a stream runs (live or replay) in metronome mode;
+        # beat n is due n * 60000 / spm ms after the first (no accumulated rounding).
+        while self.running:
+            s = self.settings
+            if s.cue_mode != CUE_METRONOME or self.mode == MODE_IDLE:
+                self._beats = -1
+                await asyncio.sleep_ms(_METRONOME_IDLE_MS)
+                continue
+            now = self.clock.now_ms()
+            if self._beats < 0:
+                self._beats = 0
+                self._beat0 = now
+            due = (self._beat0 + self._beats * 60000 // s.metronome_spm) & P.TIME_MASK
+            late = (now - due) & P.TIME_MASK
+            if late > P.TIME_MASK >> 1:  # not due yet
+                await asyncio.sleep_ms(min(P.TIME_MASK + 1 - late, _METRONOME_IDLE_MS))
+                continue
+            self._beats += 1
+            self._cue(_REASON_METRONOME, _CUED, s.metronome_pattern, s.metronome_pulse_ms,
+                      self._beats, self.samples_total, due,
+                      time.ticks_add(time.ticks_us(), late * -1000), P.NA_I16, P.NA_I16,
+                      P.NA_U16, -1)
 
     async def motor_task(self):
+        # Switches the edges of the pattern playing; the first edge (motor on) was
+        # switched by whoever started the pattern.
+        player = self.player
         while self.running:
-            await self._cue_flag.wait()
-            self.motor.on(self._cue_duty)
-            await asyncio.sleep_ms(self._cue_ms)
-            self.motor.off()
+            await self._motor_flag.wait()
+            while self.running:
+                wait = player.service(self.clock.now_ms())
+                if wait < 0:
+                    break
+                await asyncio.sleep_ms(wait if wait < _MOTOR_TICK_MS else _MOTOR_TICK_MS)
 
     # -- link ------------------------------------------------------------------------
 
@@ -385,10 +504,11 @@ class Device:
                 break  # the link closed
             self.frames.feed(rx, n, self.on_packet, self.on_bad_frame)
         self.running = False
-        self._cue_flag.set()
+        self._motor_flag.set()
 
     async def run(self):
-        tasks = [asyncio.create_task(self.sample_task()), asyncio.create_task(self.motor_task())]
+        tasks = [asyncio.create_task(self.sample_task()), asyncio.create_task(self.motor_task()),
+                 asyncio.create_task(self.metronome_task())]
         try:
             await self.link_task()
         finally:

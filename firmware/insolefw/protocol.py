@@ -1,6 +1,6 @@
 # Wire protocol v1 on the device: constants, packet builders and the serial framing.
 # The tables are in docs/protocol.md; docs/protocol-vectors.json holds the golden
-# vectors that firmware/tests/test_protocol_fw.py checks this module against.
+# vectors that firmware/tests/fwtest_vectors*.py check this module against.
 from micropython import const
 import struct
 from array import array
@@ -22,13 +22,17 @@ T_COMMAND = const(0x06)
 T_ACK = const(0x07)
 T_ERROR = const(0x08)
 T_LAYOUT = const(0x09)
-_N_TYPES = const(10)
+T_CUE = const(0x0A)
+T_BACKFILL_END = const(0x0B)
+_N_TYPES = const(12)
 
 # Payload lengths of fixed-size packets
 STATUS_LEN = const(24)
 STEP_LEN = const(28)
 HEEL_RAISE_LEN = const(16)
-SETTINGS_LEN = const(16)
+SETTINGS_LEN = const(36)
+CUE_LEN = const(32)
+BACKFILL_END_LEN = const(16)
 ACK_LEN = const(4)
 ERROR_LEN = const(6)
 SAMPLES_HEADER_LEN = const(8)
@@ -44,6 +48,7 @@ CMD_REPLAY_END = const(0x07)
 CMD_GET_LAYOUT = const(0x08)
 CMD_CUE_TEST = const(0x09)
 CMD_EXIT_TO_REPL = const(0x0A)
+CMD_GET_EVENTS = const(0x0B)
 
 # Error codes
 E_UNSUPPORTED_VERSION = const(1)
@@ -68,6 +73,7 @@ _STEP_FMT = "<IIHHhBBHBBHHI"
 _HEEL_RAISE_FMT = "<IIHHHH"
 _ACK_FMT = "<BBH"
 _ERROR_FMT = "<BBHBB"
+_BACKFILL_END_FMT = "<BBHHHHHHH"
 
 
 class PacketBuilder:
@@ -91,7 +97,7 @@ class PacketBuilder:
         return HEADER_LEN + STATUS_LEN
 
     def event(self, ptype, time_ms, record, length):
-        # record: a STEP or HEEL_RAISE payload already in wire layout (built in gait.py)
+        # record: a STEP, HEEL_RAISE or CUE payload already in wire layout (gait.py, cue.py)
         self._header(ptype, time_ms)
         fast.copy_bytes(self.buf, HEADER_LEN, record, 0, length)
         return HEADER_LEN + length
@@ -106,6 +112,17 @@ class PacketBuilder:
         struct.pack_into(_ERROR_FMT, self.buf, HEADER_LEN, ref_type, ref_command, ref_seq,
                          code, detail)
         return HEADER_LEN + ERROR_LEN
+
+    def backfill_end(self, time_ms, event_type, ref_seq, from_seq, count, resent, lost_from,
+                     lost_count, next_seq):
+        self._header(T_BACKFILL_END, time_ms)
+        struct.pack_into(_BACKFILL_END_FMT, self.buf, HEADER_LEN, event_type, 0, ref_seq,
+                         from_seq, count, resent, lost_from, lost_count, next_seq)
+        return HEADER_LEN + BACKFILL_END_LEN
+
+    def next_seq(self, ptype):
+        """The seq the next packet of ptype will carry."""
+        return self._seq[ptype]
 
     def settings(self, time_ms, settings):
         self._header(T_SETTINGS, time_ms)

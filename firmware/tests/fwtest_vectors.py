@@ -1,76 +1,21 @@
 # The firmware against docs/protocol-vectors.json, the golden vectors the host tests use too.
 #
-# The file is read one case per line: json.load of the whole file does not fit a 128K heap.
-import binascii
-import gc
-import json
+# The file is read one case per line (vectors_reader.py).
 import struct
-import sys
 
 from insolefw import fast
 from insolefw import protocol as P
+from insolefw.cue import CueEngine
 from insolefw.settings import Settings
+from vectors_reader import _Capture, _cases, _hex, _unhex
 
-_TO_HOST_BUILDERS = (P.T_STATUS, P.T_STEP, P.T_HEEL_RAISE, P.T_ACK, P.T_ERROR, P.T_SETTINGS, P.T_LAYOUT)
-
-
-def _vectors_path():
-    for p in sys.path:
-        if p.endswith("firmware"):
-            return p[: -len("firmware")] + "docs/protocol-vectors.json"
-    raise AssertionError("firmware directory not on MICROPYPATH")
-
-
-_LINE = bytearray(8192)  # one case per line; preallocated so parsing needs no large string
-
-
-def _cases(kind):
-    # Yields the cases of one kind, reading the file line by line into _LINE and parsing
-    # each line straight from the buffer: a 128K heap holds neither the file nor big strings.
-    buf = _LINE
-    view = memoryview(buf)
-    filled = 0
-    with open(_vectors_path(), "rb") as f:
-        while True:
-            newline = fast.find_byte(buf, 0, filled, 10)
-            if newline < 0:
-                if filled == len(buf):
-                    raise AssertionError("a vector line is longer than %d bytes" % len(buf))
-                got = f.readinto(view[filled:])
-                if not got:
-                    return
-                filled += got
-                continue
-            end = newline - 1 if newline and buf[newline - 1] == 44 else newline  # 44 = ","
-            case = None
-            if buf[0] == 32 and buf[1] == 32 and buf[2] == 123:  # '  {'
-                gc.collect()
-                case = json.loads(view[2:end])
-            rest = filled - newline - 1
-            fast.copy_bytes(buf, 0, buf, newline + 1, rest)
-            filled = rest
-            if case is not None and case["kind"] == kind:
-                yield case
-
-
-def _unhex(text):
-    return bytes.fromhex(text)
-
-
-def _hex(buf, n):
-    return binascii.hexlify(memoryview(buf)[:n]).decode()
-
-
-class _Capture:
-    def __init__(self):
-        self.packets = []
-        self.bad = 0
-
-    def on_packet(self, buf, n):
-        self.packets.append(_hex(buf, n))
-
-    def on_bad(self):
-        self.bad += 1
+_TO_HOST_BUILDERS = (P.T_STATUS, P.T_STEP, P.T_HEEL_RAISE, P.T_ACK, P.T_ERROR, P.T_SETTINGS,
+                     P.T_LAYOUT, P.T_CUE, P.T_BACKFILL_END)
+_SETTINGS_NAMES = ("side", "cue_mode", "cue_duty_pct", "fpa_target_cdeg", "fpa_half_width_cdeg",
+                   "toe_in_pattern", "toe_out_pattern", "cue_duration_ms", "cue_ms_per_deg",
+                   "cue_max_ms", "schedule", "fade_every", "fade_probability_pct",
+                   "metronome_pattern", "block_on_steps", "block_off_steps", "seed",
+                   "metronome_spm", "metronome_pulse_ms", "rate_chz", "stream_samples")
 
 
 def test_crc_vectors():
@@ -142,14 +87,24 @@ def _build(builder, ptype, f):
         return builder.error(f["time_ms"], f["ref_type"], f["ref_command"], f["ref_seq"],
                              f["error"], f["detail"])
     if ptype == P.T_SETTINGS:
+        # Set the device's Settings field by field, then let it encode itself.
         settings = Settings()
-        payload = bytearray(P.SETTINGS_LEN)
-        struct.pack_into("<BBBBhHHHHBB", payload, 0, f["settings_version"], _na(f["side"], P.NA_U8),
-                         f["cue_mode"], f["cue_duty_pct"], f["fpa_target_cdeg"],
-                         f["fpa_half_width_cdeg"], f["cue_duration_ms"], f["metronome_spm"],
-                         f["rate_chz"], f["stream_samples"], 0)
-        assert settings.decode_from(payload, 0) == -1
+        for name in _SETTINGS_NAMES:
+            value = f[name]
+            setattr(settings, name, P.NA_U8 if value is None else value)
         return builder.settings(f["time_ms"], settings)
+    if ptype == P.T_CUE:
+        engine = CueEngine()
+        n = engine.pack(_minus(f["step_number"]), _minus(f["decision_index"]), f["decision_ms"],
+                        _minus(f["motor_start_ms"]), _minus(f["latency_us"]),
+                        _na(f["fpa_cdeg"], P.NA_I16), _na(f["target_cdeg"], P.NA_I16),
+                        _na(f["half_width_cdeg"], P.NA_U16), f["reason"], f["outcome"],
+                        f["pattern"], f["duty_pct"], f["duration_ms"], _minus(f["out_of_band_steps"]))
+        return builder.event(P.T_CUE, f["time_ms"], engine.record, n)
+    if ptype == P.T_BACKFILL_END:
+        return builder.backfill_end(f["time_ms"], f["event_type"], f["ref_seq"], f["from_seq"],
+                                    f["count"], f["resent"], f["lost_from"], f["lost_count"],
+                                    f["next_seq"])
     if ptype == P.T_LAYOUT:
         flat = []
         for x, y in zip(f["x_mm"], f["y_mm"]):
@@ -163,6 +118,40 @@ def _na(value, sentinel):
     return sentinel if value is None else value
 
 
+def _minus(value):
+    # CueEngine.pack takes -1 for "not available"
+    return -1 if value is None else value
+
+
+def test_settings_payloads_decode_on_the_device_and_reencode_identically():
+    # Every valid SETTINGS vector is accepted by the device's validator and re-encoded
+    # byte for byte; every refused one is refused with the vector's detail.
+    ok = 0
+    refused = 0
+    for case in _cases("packet"):
+        packet = _unhex(case["hex"])
+        if len(packet) < P.HEADER_LEN or packet[1] != P.T_SETTINGS:
+            continue
+        if len(packet) != P.HEADER_LEN + P.SETTINGS_LEN:
+            continue  # wrong lengths are the link's BAD_LENGTH (fwtest_vectors_device)
+        settings = Settings()
+        bad = settings.decode_from(packet, P.HEADER_LEN)
+        if case["expect"] == "ok":
+            assert bad == -1, (case["name"], bad)
+            out = bytearray(P.SETTINGS_LEN)
+            settings.encode_into(out, 0)
+            assert bytes(out) == packet[P.HEADER_LEN:], case["name"]
+            ok += 1
+        else:
+            assert bad == case["detail"], (case["name"], bad, case["detail"])
+            # Nothing of a refused payload was applied.
+            fresh = Settings()
+            for name in _SETTINGS_NAMES:
+                assert getattr(settings, name) == getattr(fresh, name), (case["name"], name)
+            refused += 1
+    assert ok >= 4 and refused >= 20, (ok, refused)
+
+
 def test_device_packets_match_the_vectors_byte_for_byte():
     # Every packet the device builds, except where the vector's time_ms is beyond the
     # device clock's 2**30 wrap (the device cannot send those values).
@@ -173,8 +162,6 @@ def test_device_packets_match_the_vectors_byte_for_byte():
         f = case["fields"]
         ptype = f["type"]
         if ptype not in _TO_HOST_BUILDERS or f["time_ms"] > P.TIME_MASK:
-            continue
-        if ptype == P.T_SETTINGS and f["settings_version"] != 1:
             continue
         builder = P.PacketBuilder()
         builder._seq[ptype] = f["seq"]

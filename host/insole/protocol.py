@@ -17,7 +17,7 @@ Layers, bottom up:
 
 Decoding checks structure (version, type, lengths, the SAMPLES/LAYOUT/COMMAND fields
 that determine the layout) and the value ranges of what a device validates (SETTINGS
-fields, REPLAY_BEGIN and CUE_TEST arguments), with the same BAD_VALUE detail offsets.
+fields, REPLAY_BEGIN, CUE_TEST and GET_EVENTS arguments), with the same BAD_VALUE detail offsets.
 Fields of device reports (STATUS, STEP, …) are not range-checked: a host shows what a
 device sends. Reserved fields are written 0 and ignored when read.
 """
@@ -72,6 +72,8 @@ class PacketType(IntEnum):
     ACK = 0x07
     ERROR = 0x08
     LAYOUT = 0x09
+    CUE = 0x0A
+    BACKFILL_END = 0x0B
 
 
 class CommandCode(IntEnum):
@@ -85,6 +87,7 @@ class CommandCode(IntEnum):
     GET_LAYOUT = 0x08
     CUE_TEST = 0x09
     EXIT_TO_REPL = 0x0A
+    GET_EVENTS = 0x0B
 
 
 class ErrorCode(IntEnum):
@@ -121,6 +124,50 @@ class CueMode(IntEnum):
     METRONOME = 2
 
 
+class CueSchedule(IntEnum):
+    """Which out-of-band steps get a cue (SETTINGS ``schedule``)."""
+
+    EVERY_STEP = 0
+    EVERY_KTH = 1
+    PROBABILITY = 2
+
+
+class CuePattern(IntEnum):
+    """Pulse patterns of the firmware (insolefw/cue.py): on/off segments as weights of the duration."""
+
+    LONG = 1  # on
+    SHORT_SHORT = 2  # on off on, thirds
+    TRIPLE = 3  # on off on off on, fifths
+    LONG_SHORT = 4  # on 2/4, off 1/4, on 1/4
+
+
+# On/off segment weights of each pattern, on first (the firmware's PATTERNS table).
+CUE_PATTERN_WEIGHTS: dict[int, tuple[int, ...]] = {
+    CuePattern.LONG: (1,),
+    CuePattern.SHORT_SHORT: (1, 1, 1),
+    CuePattern.TRIPLE: (1, 1, 1, 1, 1),
+    CuePattern.LONG_SHORT: (2, 1, 1),
+}
+
+
+class CueReason(IntEnum):
+    TOE_IN = 1  # FPA above the band (toes out too far): turn the toes in
+    TOE_OUT = 2  # FPA below the band: turn the toes out
+    METRONOME = 3
+    TEST = 4  # CUE_TEST command
+
+
+class CueOutcome(IntEnum):
+    CUED = 0
+    FADED_EVERY_KTH = 1  # out of band, not the k-th out-of-band step
+    FADED_PROBABILITY = 2  # out of band, the draw said no
+    NO_FEEDBACK_BLOCK = 3  # out of band inside a no-feedback block
+
+
+# Event packets the device keeps in its event log and resends on GET_EVENTS.
+LOGGED_EVENT_TYPES = (PacketType.STEP, PacketType.HEEL_RAISE, PacketType.CUE)
+
+
 STEP_FLAG_CONTACT_PRESSURE = 0x01
 STEP_FLAG_CONTACT_IMU = 0x02
 
@@ -129,15 +176,18 @@ FIXED_PAYLOAD_LEN: dict[int, int] = {
     PacketType.STATUS: 24,
     PacketType.STEP: 28,
     PacketType.HEEL_RAISE: 16,
-    PacketType.SETTINGS: 16,
+    PacketType.SETTINGS: 36,
     PacketType.ACK: 4,
     PacketType.ERROR: 6,
+    PacketType.CUE: 32,
+    PacketType.BACKFILL_END: 16,
 }
 
 # Argument bytes after the 2-byte COMMAND head, per command.
 COMMAND_ARG_LEN: dict[int, int] = {code: 0 for code in CommandCode}
 COMMAND_ARG_LEN[CommandCode.REPLAY_BEGIN] = 6
 COMMAND_ARG_LEN[CommandCode.CUE_TEST] = 4
+COMMAND_ARG_LEN[CommandCode.GET_EVENTS] = 6
 
 # --------------------------------------------------------------------------- errors
 
@@ -393,34 +443,66 @@ class HeelRaise(_FixedBody):
     )
 
 
+SETTINGS_VERSION = 2
+
 # Valid ranges of SETTINGS fields (inclusive), with their payload offsets for BAD_VALUE.
 SETTINGS_RANGES: dict[str, tuple[int, int, int]] = {
     # name: (offset, low, high)
-    "settings_version": (0, 1, 1),
+    "settings_version": (0, SETTINGS_VERSION, SETTINGS_VERSION),
     "side": (1, 0, 1),  # or None
     "cue_mode": (2, 0, 2),
     "cue_duty_pct": (3, 0, 100),
     "fpa_target_cdeg": (4, -3000, 3000),
     "fpa_half_width_cdeg": (6, 50, 2000),
-    "cue_duration_ms": (8, 50, 1000),
-    "metronome_spm": (10, 40, 200),
-    "rate_chz": (12, 5000, 25000),
-    "stream_samples": (14, 0, 1),
+    "toe_in_pattern": (8, 1, 4),
+    "toe_out_pattern": (9, 1, 4),
+    "cue_duration_ms": (10, 50, 1000),
+    "cue_ms_per_deg": (12, 0, 1000),
+    "cue_max_ms": (14, 50, 2000),  # and >= cue_duration_ms
+    "schedule": (16, 0, 2),
+    "fade_every": (17, 1, 100),
+    "fade_probability_pct": (18, 0, 100),
+    "metronome_pattern": (19, 1, 4),
+    "block_on_steps": (20, 1, 1000),
+    "block_off_steps": (22, 0, 1000),
+    "seed": (24, 0, 0xFFFF),
+    "metronome_spm": (26, 40, 200),
+    "metronome_pulse_ms": (28, 20, 250),
+    "rate_chz": (30, 5000, 25000),
+    "stream_samples": (32, 0, 1),
 }
 
 
 @dataclass(frozen=True)
 class Settings(_FixedBody):
-    settings_version: int
-    side: int | None  # None: keep the board's own
-    cue_mode: int  # CueMode
-    cue_duty_pct: int
-    fpa_target_cdeg: int
-    fpa_half_width_cdeg: int
-    cue_duration_ms: int
-    metronome_spm: int
-    rate_chz: int
-    stream_samples: int
+    """SETTINGS, settings_version 2. The defaults are the device's own defaults.
+
+    Decoding validates every field like the device (BAD_VALUE, detail = payload
+    offset of the first bad field); :mod:`insole.cue` adds readable names and units.
+    """
+
+    settings_version: int = SETTINGS_VERSION
+    side: int | None = None  # None: keep the board's own
+    cue_mode: int = CueMode.OFF
+    cue_duty_pct: int = 60
+    fpa_target_cdeg: int = 0
+    fpa_half_width_cdeg: int = 200
+    toe_in_pattern: int = CuePattern.LONG  # pattern that means "turn the toes in" (FPA above the band)
+    toe_out_pattern: int = CuePattern.SHORT_SHORT
+    cue_duration_ms: int = 300  # fixed length, or the base when scaled
+    cue_ms_per_deg: int = 0  # 0: fixed; else + this many ms per degree beyond the band
+    cue_max_ms: int = 600  # cap of a scaled cue
+    schedule: int = CueSchedule.EVERY_STEP
+    fade_every: int = 2  # EVERY_KTH: cue the k-th, 2k-th, ... out-of-band step
+    fade_probability_pct: int = 50  # PROBABILITY: chance of a cue per out-of-band step
+    metronome_pattern: int = CuePattern.LONG
+    block_on_steps: int = 40  # feedback block length (with block_off_steps > 0)
+    block_off_steps: int = 0  # no-feedback block length; 0: no blocks
+    seed: int = 1  # the schedule's PRNG seed (0 is taken as 0xACE1)
+    metronome_spm: int = 100
+    metronome_pulse_ms: int = 100
+    rate_chz: int = 10000
+    stream_samples: int = 1
 
     TYPE: ClassVar[PacketType] = PacketType.SETTINGS
     _FIELDS, _STRUCT = _layout(
@@ -430,11 +512,24 @@ class Settings(_FixedBody):
         _Field("cue_duty_pct", "B"),
         _Field("fpa_target_cdeg", "h"),
         _Field("fpa_half_width_cdeg", "H"),
+        _Field("toe_in_pattern", "B"),
+        _Field("toe_out_pattern", "B"),
         _Field("cue_duration_ms", "H"),
+        _Field("cue_ms_per_deg", "H"),
+        _Field("cue_max_ms", "H"),
+        _Field("schedule", "B"),
+        _Field("fade_every", "B"),
+        _Field("fade_probability_pct", "B"),
+        _Field("metronome_pattern", "B"),
+        _Field("block_on_steps", "H"),
+        _Field("block_off_steps", "H"),
+        _Field("seed", "H"),
         _Field("metronome_spm", "H"),
+        _Field("metronome_pulse_ms", "H"),
         _Field("rate_chz", "H"),
         _Field("stream_samples", "B"),
         _Field(None, "B"),
+        _Field(None, "H"),
     )
 
     def first_bad_field(self) -> tuple[str, int] | None:
@@ -445,7 +540,21 @@ class Settings(_FixedBody):
                 continue
             if not low <= value <= high:
                 return name, offset
+            if name == "cue_max_ms" and value < self.cue_duration_ms:
+                return name, offset
         return None
+
+    def problem(self) -> str | None:
+        """Why the first bad field is refused, or None when all are valid."""
+        bad = self.first_bad_field()
+        if bad is None:
+            return None
+        name, _offset = bad
+        value = getattr(self, name)
+        low, high = SETTINGS_RANGES[name][1:]
+        if name == "cue_max_ms" and low <= value <= high:
+            return f"SETTINGS.cue_max_ms = {value} is below cue_duration_ms = {self.cue_duration_ms}"
+        return f"SETTINGS.{name} = {value} is outside {low}..{high}"
 
     @classmethod
     def decode(cls, payload: bytes) -> Settings:
@@ -453,9 +562,7 @@ class Settings(_FixedBody):
         settings = super().decode(payload)
         bad = settings.first_bad_field()
         if bad is not None:
-            name, offset = bad
-            low, high = SETTINGS_RANGES[name][1:]
-            raise _bad_value(f"SETTINGS.{name} = {getattr(settings, name)} is outside {low}..{high}", offset)
+            raise _bad_value(settings.problem() or "", bad[1])
         return settings
 
 
@@ -495,19 +602,105 @@ class Error(_FixedBody):
             return f"error {self.error}"
 
 
+@dataclass(frozen=True)
+class Cue(_FixedBody):
+    """One cue decision of the device: a cue issued, or an out-of-band step whose cue
+    the schedule suppressed (``outcome``). Times are device times (ms, mod 2^30)."""
+
+    step_number: int | None  # band: the step cued; metronome: beat number; test: None
+    decision_index: int | None  # sample index when decided (metronome: samples so far)
+    decision_ms: int  # device time the FPA became known (metronome: beat due; test: command)
+    motor_start_ms: int | None  # device time the motor started; None when not cued
+    latency_us: int | None  # decision to motor start, µs (saturates at 65534); None when not cued
+    fpa_cdeg: int | None  # the step's foot progression angle, 0.01°
+    target_cdeg: int | None  # band in force at the decision
+    half_width_cdeg: int | None
+    reason: int  # CueReason
+    outcome: int  # CueOutcome
+    pattern: int  # CuePattern
+    duty_pct: int
+    duration_ms: int  # of the pattern (played, or that would have been)
+    out_of_band_steps: int | None  # out-of-band steps since the stream began, this one included
+
+    TYPE: ClassVar[PacketType] = PacketType.CUE
+    _FIELDS, _STRUCT = _layout(
+        _Field("step_number", "I", na=True),
+        _Field("decision_index", "I", na=True),
+        _Field("decision_ms", "I"),
+        _Field("motor_start_ms", "I", na=True),
+        _Field("latency_us", "H", na=True),
+        _Field("fpa_cdeg", "h", na=True),
+        _Field("target_cdeg", "h", na=True),
+        _Field("half_width_cdeg", "H", na=True),
+        _Field("reason", "B"),
+        _Field("outcome", "B"),
+        _Field("pattern", "B"),
+        _Field("duty_pct", "B"),
+        _Field("duration_ms", "H"),
+        _Field("out_of_band_steps", "H", na=True),
+    )
+
+    @property
+    def cued(self) -> bool:
+        return self.outcome == CueOutcome.CUED
+
+    @property
+    def latency_ms(self) -> float | None:
+        return None if self.latency_us is None else self.latency_us / 1000.0
+
+    @property
+    def fpa_deg(self) -> float | None:
+        return None if self.fpa_cdeg is None else self.fpa_cdeg / 100.0
+
+
+@dataclass(frozen=True)
+class BackfillEnd(_FixedBody):
+    """Ends the answer to GET_EVENTS: how many packets were resent and which seqs of
+    the range are gone for good (``lost_count`` seqs from ``lost_from``, wrapping)."""
+
+    event_type: int  # PacketType of the request
+    ref_seq: int  # seq of the GET_EVENTS command
+    from_seq: int
+    count: int
+    resent: int
+    lost_from: int
+    lost_count: int
+    next_seq: int  # the seq the device's next packet of event_type will carry
+
+    TYPE: ClassVar[PacketType] = PacketType.BACKFILL_END
+    _FIELDS, _STRUCT = _layout(
+        _Field("event_type", "B"),
+        _Field(None, "B"),
+        _Field("ref_seq", "H"),
+        _Field("from_seq", "H"),
+        _Field("count", "H"),
+        _Field("resent", "H"),
+        _Field("lost_from", "H"),
+        _Field("lost_count", "H"),
+        _Field("next_seq", "H"),
+    )
+
+    def lost_seqs(self) -> list[int]:
+        return [(self.lost_from + k) % U16_WRAP for k in range(self.lost_count)]
+
+
 # --------------------------------------------------------------------------- variable-length bodies
 
 _COMMAND_HEAD = struct.Struct("<BB")
 _REPLAY_BEGIN_ARGS = struct.Struct("<HBBBB")  # rate_chz, n_pressure, imu, side, reserved
 _CUE_TEST_ARGS = struct.Struct("<HBB")  # duration_ms, duty_pct, reserved
+_GET_EVENTS_ARGS = struct.Struct("<BBHH")  # event_type, reserved, from_seq, count
 # Argument names per command, in wire order (reserved bytes are not named).
 COMMAND_ARGUMENTS: dict[int, tuple[str, ...]] = {
     CommandCode.REPLAY_BEGIN: ("rate_chz", "n_pressure", "imu", "side"),
     CommandCode.CUE_TEST: ("duration_ms", "duty_pct"),
+    CommandCode.GET_EVENTS: ("event_type", "from_seq", "count"),
 }
 # Arguments that may be None (n/a) when their command carries them.
 _OPTIONAL_ARGUMENTS = {"side"}
-_ALL_ARGUMENTS = ("rate_chz", "n_pressure", "imu", "side", "duration_ms", "duty_pct")
+_ALL_ARGUMENTS = (
+    "rate_chz", "n_pressure", "imu", "side", "duration_ms", "duty_pct", "event_type", "from_seq", "count",
+)  # fmt: skip
 
 
 CUE_TEST_MIN_MS = 10
@@ -521,7 +714,8 @@ class Command:
     REPLAY_BEGIN's ``side`` may be None (n/a: the board keeps its own side).
     Decoding validates argument ranges like a device (BAD_VALUE, detail = payload
     offset): REPLAY_BEGIN rate_chz 5000..25000, n_pressure 0..16, imu 0/1 with
-    pressure or IMU present, side 0/1/n/a; CUE_TEST duration_ms 10..2000, duty_pct 0..100.
+    pressure or IMU present, side 0/1/n/a; CUE_TEST duration_ms 10..2000, duty_pct 0..100;
+    GET_EVENTS event_type STEP/HEEL_RAISE/CUE, count 1..65535.
     """
 
     command: int  # CommandCode
@@ -531,6 +725,9 @@ class Command:
     side: int | None = None  # REPLAY_BEGIN: 0 left, 1 right, None n/a
     duration_ms: int | None = None  # CUE_TEST
     duty_pct: int | None = None  # CUE_TEST
+    event_type: int | None = None  # GET_EVENTS: STEP, HEEL_RAISE or CUE
+    from_seq: int | None = None  # GET_EVENTS
+    count: int | None = None  # GET_EVENTS: 1..65535 seqs from from_seq (wrapping)
 
     TYPE: ClassVar[PacketType] = PacketType.COMMAND
 
@@ -541,6 +738,10 @@ class Command:
     @classmethod
     def cue_test(cls, duration_ms: int, duty_pct: int) -> Command:
         return cls(CommandCode.CUE_TEST, duration_ms=duration_ms, duty_pct=duty_pct)
+
+    @classmethod
+    def get_events(cls, event_type: int, from_seq: int, count: int) -> Command:
+        return cls(CommandCode.GET_EVENTS, event_type=int(event_type), from_seq=from_seq % U16_WRAP, count=count)
 
     def arguments(self) -> dict[str, int | None]:
         """The arguments this command carries, by name (None for n/a)."""
@@ -566,6 +767,8 @@ class Command:
                 return head + _REPLAY_BEGIN_ARGS.pack(self.rate_chz, self.n_pressure, self.imu, side, 0)
             if self.command == CommandCode.CUE_TEST:
                 return head + _CUE_TEST_ARGS.pack(self.duration_ms, self.duty_pct, 0)
+            if self.command == CommandCode.GET_EVENTS:
+                return head + _GET_EVENTS_ARGS.pack(self.event_type, 0, self.from_seq, self.count)
         except struct.error as exc:
             raise ProtocolError(f"command {self.command:#04x}: argument out of range: {exc}") from exc
         return head
@@ -604,6 +807,15 @@ class Command:
             if duty_pct > 100:
                 raise _bad_value(f"CUE_TEST duty_pct = {duty_pct} is outside 0..100", 4)
             return cls(code, duration_ms=duration_ms, duty_pct=duty_pct)
+        if code == CommandCode.GET_EVENTS:
+            event_type, reserved, from_seq, count = _GET_EVENTS_ARGS.unpack_from(payload, 2)
+            if event_type not in LOGGED_EVENT_TYPES:
+                raise _bad_value(f"GET_EVENTS event_type = {event_type:#04x}; the log keeps STEP, HEEL_RAISE and CUE", 2)
+            if reserved:
+                raise _bad_value(f"GET_EVENTS reserved byte = {reserved}; must be 0", 3)
+            if count == 0:
+                raise _bad_value("GET_EVENTS count = 0; expected 1..65535", 6)
+            return cls(code, event_type=event_type, from_seq=from_seq, count=count)
         return cls(code)
 
 
@@ -904,7 +1116,7 @@ def encode_samples(
 
 # --------------------------------------------------------------------------- decode_packet
 
-Body: TypeAlias = Status | Samples | Step | HeelRaise | Settings | Command | Ack | Error | Layout
+Body: TypeAlias = Status | Samples | Step | HeelRaise | Settings | Command | Ack | Error | Layout | Cue | BackfillEnd
 
 BODY_CLASSES: dict[int, Any] = {
     PacketType.STATUS: Status,
@@ -916,6 +1128,8 @@ BODY_CLASSES: dict[int, Any] = {
     PacketType.ACK: Ack,
     PacketType.ERROR: Error,
     PacketType.LAYOUT: Layout,
+    PacketType.CUE: Cue,
+    PacketType.BACKFILL_END: BackfillEnd,
 }
 
 

@@ -9,7 +9,8 @@ reader ignores.
   (importers, simulator) into SAMPLES packets and writes a whole file.
 * :class:`RecordingWriter` appends packets as they arrive from a device.
 * :func:`read_recording` returns the streams in physical units (NaN for n/a values
-  and for lost samples), the event packets and what was dropped on the way.
+  and for lost samples), the event packets and what was dropped on the way,
+  including events the device reported lost for good (BACKFILL_END packets).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from insole.errors import ProtocolError, UnsupportedVersionError, UserError
 from insole.model import FloatArray, FootStream
 from insole.protocol import (
     HEADER_LEN,
+    LOGGED_EVENT_TYPES,
     MAX_PACKET_LEN,
     NA_I16,
     PROTOCOL_VERSION,
     U32_WRAP,
+    BackfillEnd,
     DecodedPacket,
     FrameDecoder,
     PacketError,
@@ -406,6 +409,17 @@ class RecordingWriter:
 # --------------------------------------------------------------------------- reading
 
 
+@dataclass(frozen=True)
+class LostEvents:
+    """Events of one stream that the device reported gone for good: ``count`` seqs of
+    ``event_type`` from ``first_seq`` (wrapping at 65536)."""
+
+    stream: int
+    event_type: int
+    first_seq: int
+    count: int
+
+
 @dataclass
 class Recording:
     """A recording read back: streams in physical units and what did not survive.
@@ -416,6 +430,11 @@ class Recording:
     their ``stream`` and ``host_ms`` set. ``bad_frames`` counts frames that failed
     COBS/CRC/length checks, ``bad_packets`` frames whose packet was refused (by
     reason), and ``torn_tail`` tells whether the file ends in an unfinished frame.
+
+    Events a device resent after a link loss (GET_EVENTS) may be in the file twice;
+    ``events`` keeps the first copy of each identical STEP, HEEL_RAISE or CUE packet
+    (``duplicate_events`` counts the others). ``lost_events`` lists the event seqs the
+    device said were gone for good (from the BACKFILL_END packets in the file).
     """
 
     path: Path
@@ -426,6 +445,8 @@ class Recording:
     torn_tail: bool
     lost_samples: list[int]
     bad_packets: Counter[str] = field(default_factory=Counter)
+    lost_events: list[LostEvents] = field(default_factory=list)
+    duplicate_events: int = 0
 
     def stream(self, side: str) -> FootStream:
         for s in self.streams:
@@ -519,6 +540,10 @@ def read_recording(path: Path) -> Recording:
     sample_payloads: list[list[bytes]] = [[] for _ in entries]
     events: list[DecodedPacket] = []
     samples_type = int(PacketType.SAMPLES)
+    logged_types = {int(t) for t in LOGGED_EVENT_TYPES}
+    seen_events: set[bytes] = set()  # stream id + packet of every logged event kept
+    duplicates = 0
+    lost_events: list[LostEvents] = []
     for raw in frames:  # one iteration per packet (not per sample)
         stream_id = raw[0]
         packet = raw[RECORD_PREFIX_LEN:]
@@ -533,6 +558,17 @@ def read_recording(path: Path) -> Recording:
         except (PacketError, PacketVersionError) as exc:
             bad_packets[exc.reason] += 1
             continue
+        if decoded.type in logged_types:
+            key = bytes(raw[:1]) + bytes(packet)
+            if key in seen_events:
+                duplicates += 1
+                continue
+            seen_events.add(key)
+        body = decoded.body
+        if isinstance(body, BackfillEnd) and body.lost_count:
+            gone = LostEvents(stream_id, body.event_type, body.lost_from, body.lost_count)
+            if gone not in lost_events:
+                lost_events.append(gone)
         host_ms = int.from_bytes(raw[1:RECORD_PREFIX_LEN], "little")
         events.append(replace(decoded, stream=stream_id, host_ms=host_ms))
 
@@ -554,4 +590,6 @@ def read_recording(path: Path) -> Recording:
         torn_tail=decoder.pending_bytes > 0,
         lost_samples=lost,
         bad_packets=bad_packets,
+        lost_events=lost_events,
+        duplicate_events=duplicates,
     )

@@ -29,6 +29,10 @@ NAME = "esp32s3-insole-v1"
 HAS_IMU = True
 SETTINGS_DIR = "/settings"
 SIDE_FILE = "/side.txt"  # written by `insole flash --side left|right`
+# Event log (insolefw/eventlog.py): 2460 slots x 40 bytes = 98,400 bytes of the ~300 KB
+# heap. Worst case a STEP and a CUE per step: 1230 steps, 10.25 min at 120 steps/min
+# per insole; 20.5 min at a walking cadence of 120 steps/min (60 per insole).
+EVENT_LOG_RECORDS = 2460
 
 # -- configuration ------------------------------------------------------------------
 _PRESSURE_MUX = const(0)  # 0: 8 FSRs on 8 ADC1 pins; 1: 16 FSRs through a CD74HC4067
@@ -180,7 +184,11 @@ def battery_mv():
 
 
 class Motor:
-    """ERM coin motor on a logic-level MOSFET (flyback diode across the motor), PWM."""
+    """ERM coin motor on a logic-level MOSFET (flyback diode across the motor), PWM.
+
+    Pulse patterns (insolefw/cue.py) switch it with on()/off() at each edge; on() takes
+    effect at once (one register write), which is what the cue latency measures.
+    """
 
     def __init__(self):
         self._pwm = PWM(Pin(_PIN_MOTOR, Pin.OUT, value=0), freq=_MOTOR_PWM_HZ, duty_u16=0)

@@ -16,6 +16,9 @@ DEFAULT_SIDE = {"left": 0, "right": 1}.get(_side, 0xFF)
 LAYOUT = ()  # the host sends the recording's layout (LAYOUT packet) before a replay
 HAS_IMU = False  # no IMU of its own; a sample file (INSOLE_SIM_SAMPLES) may carry IMU data
 SETTINGS_DIR = os.getenv("INSOLE_SETTINGS_DIR") or "/tmp/insole-sim-settings"
+# Event log slots (x 40 bytes): 64 = 32 steps with a cue each; the 128K heap keeps
+# >= 40 KB free after start-up. INSOLE_EVENT_LOG_RECORDS overrides (tests of losses).
+EVENT_LOG_RECORDS = int(os.getenv("INSOLE_EVENT_LOG_RECORDS") or 64)
 _poll_out = select.poll()
 _poll_out.register(sys.stdout.buffer, select.POLLOUT)
 
@@ -40,19 +43,37 @@ def battery_mv():
     return -1
 
 
+# Device clock: INSOLE_CLOCK_PPM (float, default 0) makes it run fast (+) or slow (-)
+# by that many parts per million against the host's, for clock-sync tests. Only the
+# device clock (packet time_ms) is skewed; replay and sample-file pacing are not.
+_ppb = int(float(os.getenv("INSOLE_CLOCK_PPM") or 0) * 1000)
+if _ppb:
+    _t0 = time.ticks_ms()
+
+    def ticks_ms():
+        elapsed = time.ticks_diff(time.ticks_ms(), _t0)
+        return time.ticks_add(_t0, elapsed + elapsed * _ppb // 1000000000)
+else:
+    ticks_ms = time.ticks_ms
+
+
 class Motor:
-    """No motor on the unix port: cues are counted and logged to stderr."""
+    """No motor on the unix port: every switch is counted and logged to stderr with
+    the board's ticks_ms ("motor on 60% t=1234", "motor off t=1534")."""
 
     def __init__(self):
-        self.cues = 0
+        self.cues = 0  # times switched on from off
         self.duty_pct = 0
 
     def on(self, duty_pct):
-        self.cues += 1
+        if not self.duty_pct:
+            self.cues += 1
         self.duty_pct = duty_pct
-        sys.stderr.write("motor on %d%%\n" % duty_pct)
+        sys.stderr.write("motor on %d%% t=%d\n" % (duty_pct, ticks_ms()))
 
     def off(self):
+        if self.duty_pct:
+            sys.stderr.write("motor off t=%d\n" % ticks_ms())
         self.duty_pct = 0
 
 

@@ -1,0 +1,148 @@
+# Haptic cueing on the device: the per-step decision (foot-angle band and schedule),
+# the pulse patterns and the CUE record (docs/protocol.md).
+#
+# Everything here runs once per step or per beat, never per sample; the cadence
+# metronome itself is a task in app.py.
+from micropython import const
+import struct
+from array import array
+
+from insolefw.protocol import CUE_LEN, NA_U16, TIME_MASK
+from insolefw.settings import SCHEDULE_EVERY_KTH, SCHEDULE_PROBABILITY
+
+# CUE reason codes
+REASON_TOE_IN = const(1)  # FPA above the band: toes out too far, turn them in
+REASON_TOE_OUT = const(2)  # FPA below the band: turn the toes out
+REASON_METRONOME = const(3)
+REASON_TEST = const(4)
+
+# CUE outcome codes
+CUED = const(0)
+FADED_EVERY_KTH = const(1)  # out of band, but not the k-th out-of-band step
+FADED_PROBABILITY = const(2)  # out of band, but the draw said no
+NO_FEEDBACK_BLOCK = const(3)  # out of band inside a no-feedback block
+
+NA_U32 = 0xFFFFFFFF
+_CUE_FMT = "<IIIIHhhHBBBBHH"
+_SEED_ZERO = const(0xACE1)  # xorshift needs a non-zero state; seed 0 starts here
+
+# Pulse patterns: motor on/off segments as weights of the cue's whole duration, on
+# first, alternating. 1 long, 2 short-short, 3 triple, 4 long-short.
+PATTERNS = ((1,), (1, 1, 1), (1, 1, 1, 1, 1), (2, 1, 1))
+_MAX_SEGMENTS = const(5)
+
+
+def xorshift16(x):
+    """The schedule's PRNG step (xorshift 7/9/8 on 16 bits, period 65535)."""
+    x ^= (x << 7) & 0xFFFF
+    x ^= x >> 9
+    return x ^ ((x << 8) & 0xFFFF)
+
+
+class CueEngine:
+    """The per-step decision. decide() returns a reason (0: in band, nothing to log)
+    and leaves outcome, pattern and duration_ms for the caller."""
+
+    def __init__(self):
+        self.record = bytearray(CUE_LEN)  # the CUE payload being built: 32 bytes
+        self.reset(1)
+
+    def reset(self, seed):
+        """At the start of each stream and after a settings write."""
+        self._rng = (seed & 0xFFFF) or _SEED_ZERO
+        self.out_of_band = 0  # out-of-band steps since the stream began
+        self.eligible = 0  # of those, inside feedback blocks (the k-th counter)
+        self.outcome = CUED
+        self.pattern = 0
+        self.duration_ms = 0
+
+    def decide(self, s, step_number, fpa_cdeg):
+        error = fpa_cdeg - s.fpa_target_cdeg
+        excess = (error if error > 0 else -error) - s.fpa_half_width_cdeg
+        if excess <= 0:
+            return 0
+        reason = REASON_TOE_IN if error > 0 else REASON_TOE_OUT
+        self.pattern = s.toe_in_pattern if error > 0 else s.toe_out_pattern
+        # Fixed length, or growing by cue_ms_per_deg per degree beyond the band, capped.
+        duration = s.cue_duration_ms
+        if s.cue_ms_per_deg:
+            duration = min(duration + (s.cue_ms_per_deg * excess + 50) // 100, s.cue_max_ms)
+        self.duration_ms = duration
+        if self.out_of_band < 65534:
+            self.out_of_band += 1
+        cycle = s.block_on_steps + s.block_off_steps
+        if s.block_off_steps and (step_number - 1) % cycle >= s.block_on_steps:
+            self.outcome = NO_FEEDBACK_BLOCK
+            return reason
+        self.eligible += 1
+        self.outcome = CUED
+        if s.schedule == SCHEDULE_EVERY_KTH:
+            if self.eligible % s.fade_every:
+                self.outcome = FADED_EVERY_KTH
+        elif s.schedule == SCHEDULE_PROBABILITY:
+            self._rng = xorshift16(self._rng)
+            if self._rng % 100 >= s.fade_probability_pct:
+                self.outcome = FADED_PROBABILITY
+        return reason
+
+    def pack(self, step_number, index, decision_ms, start_ms, latency_us, fpa_cdeg,
+             target_cdeg, half_width_cdeg, reason, outcome, pattern, duty_pct, duration_ms,
+             out_of_band):
+        """Fills self.record and returns its length; -1 marks a field not available."""
+        struct.pack_into(
+            _CUE_FMT, self.record, 0,
+            NA_U32 if step_number < 0 else step_number,
+            NA_U32 if index < 0 else index,
+            decision_ms & TIME_MASK,
+            NA_U32 if start_ms < 0 else start_ms & TIME_MASK,
+            NA_U16 if latency_us < 0 else min(latency_us, 65534),
+            fpa_cdeg, target_cdeg, half_width_cdeg, reason, outcome, pattern, duty_pct,
+            duration_ms, NA_U16 if out_of_band < 0 else out_of_band)
+        return CUE_LEN
+
+
+class CuePlayer:
+    """Plays one pattern on the motor. start() switches the motor on at once (so the
+    cue's latency is the decision's, not a task switch's); service() switches the
+    following edges and says how long until the next one (-1: done). A new start()
+    replaces a pattern still playing."""
+
+    def __init__(self, motor):
+        self.motor = motor
+        self._edges = array("H", bytes(2 * _MAX_SEGMENTS))  # ms from start: 10 bytes
+        self._n = 0
+        self._next = 0
+        self._start_ms = 0
+        self._duty = 0
+        self.active = False
+
+    def start(self, pattern, duration_ms, duty_pct, now_ms):
+        weights = PATTERNS[pattern - 1]
+        total = 0
+        for w in weights:
+            total += w
+        acc = 0
+        for i in range(len(weights)):
+            acc += weights[i]
+            self._edges[i] = duration_ms * acc // total
+        self._n = len(weights)
+        self._next = 0
+        self._start_ms = now_ms
+        self._duty = duty_pct
+        self.active = True
+        self.motor.on(duty_pct)
+
+    def service(self, now_ms):
+        if not self.active:
+            return -1
+        elapsed = (now_ms - self._start_ms) & TIME_MASK
+        while self._next < self._n and elapsed >= self._edges[self._next]:
+            self._next += 1
+            if self._next & 1:
+                self.motor.off()
+            else:
+                self.motor.on(self._duty)
+        if self._next >= self._n:
+            self.active = False
+            return -1
+        return self._edges[self._next] - elapsed

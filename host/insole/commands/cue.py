@@ -1,0 +1,181 @@
+"""`insole cue show|set`: read or write an insole's haptic cue settings.
+
+Over a serial port (``--port /dev/ttyACM0``) or on a simulated board (``--simulate``,
+the unix-port firmware, with its settings kept in ``--settings-dir`` so that ``set``
+and a later ``show`` see the same insole). Each insole holds its own side's band, so
+write each one. Values are checked here first, with messages in the options' own
+words and units; the device checks again and keeps its old settings on any refusal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from insole.cue import apply_cue_options, check_settings, describe
+from insole.errors import DeviceError, LinkTimeout, UserError
+from insole.link import SerialLink
+from insole.protocol import SETTINGS_RANGES, Command, CommandCode, ErrorCode, PacketType, Settings
+
+DEFAULT_SIM_SETTINGS_DIR = Path(tempfile.gettempdir()) / "insole-sim-settings"  # the unix board's own default
+# "--band -10:2": argparse takes "-10:2" for an option unless it looks like a negative number.
+_NEGATIVE_VALUE = re.compile(r"^-\d+(\.\d+)?(:\d+(\.\d+)?)?$")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "cue",
+        help="show or set an insole's haptic cue settings (foot-angle band, schedule, metronome)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    actions = p.add_subparsers(dest="cue_action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="print the cue settings of one insole")
+    _add_target(show)
+    show.set_defaults(func=run_show)
+
+    s = actions.add_parser(
+        "set",
+        help="change cue settings (only the options given) and persist them on the insole",
+        description="Changes only the options given; the insole validates and persists them atomically.",
+    )
+    s._negative_number_matcher = _NEGATIVE_VALUE
+    _add_target(s)
+    s.add_argument("--mode", choices=("off", "band", "metronome"), help="off, foot-angle band, or cadence metronome")
+    s.add_argument("--band", metavar="TARGET:HALF", help="foot-angle band in degrees, e.g. -10:2 = target -10° ± 2°")
+    s.add_argument(
+        "--toe-in-pattern",
+        metavar="PATTERN",
+        help="pulse pattern for 'turn the toes in' (FPA above the band): long, short-short, triple, long-short or 1..4",
+    )
+    s.add_argument(
+        "--toe-out-pattern", metavar="PATTERN", help="pulse pattern for 'turn the toes out' (FPA below the band)"
+    )
+    s.add_argument("--duration-ms", type=int, help="cue length (fixed), or the base length when scaled (50..1000)")
+    s.add_argument(
+        "--scale-ms-per-deg", type=int, help="add this many ms per degree beyond the band (0 = fixed length)"
+    )
+    s.add_argument("--max-ms", type=int, help="longest scaled cue (>= --duration-ms, at most 2000)")
+    s.add_argument("--duty", type=int, dest="duty_pct", help="motor intensity, PWM duty in percent (0..100)")
+    schedule = s.add_mutually_exclusive_group()
+    schedule.add_argument("--every-step", action="store_true", help="cue every out-of-band step")
+    schedule.add_argument("--every", type=int, metavar="K", help="faded: cue every K-th out-of-band step")
+    schedule.add_argument(
+        "--probability",
+        type=int,
+        metavar="PCT",
+        dest="probability_pct",
+        help="faded: cue an out-of-band step with this probability (%%)",
+    )
+    s.add_argument("--seed", type=int, help="seed of the device's PRNG for --probability (0..65535)")
+    s.add_argument(
+        "--block", metavar="N[:M]", help="no-feedback blocks: N steps with cues, then N (or M) without; 'off' for none"
+    )
+    s.add_argument("--spm", type=int, help="metronome rate, steps per minute (40..200)")
+    s.add_argument("--metronome-pattern", metavar="PATTERN", help="metronome pulse pattern")
+    s.add_argument("--pulse-ms", type=int, help="metronome pulse length in ms (20..250)")
+    s.add_argument("--side", choices=("left", "right", "board"), help="which foot this insole is on ('board': its own)")
+    s.set_defaults(func=run_set)
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--port", help="serial port of the insole, e.g. /dev/ttyACM0")
+    target.add_argument("--simulate", action="store_true", help="a simulated insole (unix-port firmware)")
+    p.add_argument(
+        "--settings-dir",
+        type=Path,
+        default=DEFAULT_SIM_SETTINGS_DIR,
+        help=f"with --simulate: where the simulated insole keeps its settings (default {DEFAULT_SIM_SETTINGS_DIR})",
+    )
+
+
+def _open(stack: ExitStack, args: argparse.Namespace) -> SerialLink:
+    if args.simulate:
+        from insole.simboard import SimulatedBoard
+
+        board = stack.enter_context(SimulatedBoard(settings_dir=args.settings_dir))
+        port = board.port
+    else:
+        port = args.port
+    try:
+        link = stack.enter_context(SerialLink(port))
+        link.command(Command(CommandCode.PING), timeout_s=10)
+    except (OSError, LinkTimeout) as exc:
+        raise UserError(f"cannot reach an insole on {port}: {exc}") from exc
+    return link
+
+
+def _read(link: SerialLink) -> Settings:
+    body = link.command(Command(CommandCode.GET_SETTINGS), PacketType.SETTINGS).body
+    assert isinstance(body, Settings)
+    return body
+
+
+def _print(settings: Settings) -> None:
+    for line in describe(settings):
+        print(line)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with ExitStack() as stack:
+        _print(_read(_open(stack, args)))
+    return 0
+
+
+def field_at(offset: int) -> str:
+    """The SETTINGS field at a payload offset (a device's BAD_VALUE detail)."""
+    for name, (field_offset, _low, _high) in SETTINGS_RANGES.items():
+        if field_offset == offset:
+            return name
+    return f"offset {offset}"
+
+
+def run_set(args: argparse.Namespace) -> int:
+    options = {
+        "mode": args.mode,
+        "band": args.band,
+        "toe_in_pattern": args.toe_in_pattern,
+        "toe_out_pattern": args.toe_out_pattern,
+        "duration_ms": args.duration_ms,
+        "scale_ms_per_deg": args.scale_ms_per_deg,
+        "max_ms": args.max_ms,
+        "duty_pct": args.duty_pct,
+        "schedule": "every-step" if args.every_step else None,
+        "every": args.every,
+        "probability_pct": args.probability_pct,
+        "seed": args.seed,
+        "block": args.block,
+        "spm": args.spm,
+        "metronome_pattern": args.metronome_pattern,
+        "pulse_ms": args.pulse_ms,
+    }
+    if all(v is None for v in options.values()) and args.side is None:
+        raise UserError("nothing to set; give at least one option (see insole cue set --help)")
+    with ExitStack() as stack:
+        link = _open(stack, args)
+        current = _read(link)
+        wanted = apply_cue_options(current, **options)
+        if args.side is not None:
+            from dataclasses import replace
+
+            wanted = check_settings(replace(wanted, side={"left": 0, "right": 1}.get(args.side)))
+        try:
+            link.request(wanted)
+        except DeviceError as exc:
+            if exc.code == ErrorCode.BAD_VALUE:
+                raise UserError(
+                    f"the insole refused {field_at(exc.detail)} (BAD_VALUE); its settings are unchanged"
+                ) from exc
+            if exc.code == ErrorCode.BAD_STATE and exc.detail == 0xFF:
+                raise UserError(
+                    "the insole applied the settings but could not persist them (flash write failed)"
+                ) from exc
+            raise UserError(f"the insole refused the settings: {exc}") from exc
+        stored = _read(link)
+        if stored != wanted:
+            raise UserError("the insole reports other settings than were written; check its firmware version")
+        _print(stored)
+    return 0
