@@ -6,13 +6,15 @@ from micropython import const
 from insolefw import fast
 from insolefw.protocol import sample_record_len
 
-_CAPACITY = const(256)  # samples; one SAMPLES packet holds at most 255
-_MAX_RECORD = const(44)  # 16 pressure channels + 6 IMU axes
+# Two SAMPLES packets' worth: a packet's payload is at most 1008 bytes of records, and
+# the link drains each packet through the core before it acknowledges it.
+_RING_BYTES = const(2048)
 
 
 class ReplaySource:
     def __init__(self):
-        self._ring = bytearray(_CAPACITY * _MAX_RECORD)
+        self._ring = bytearray(_RING_BYTES)  # records packed at their own size
+        self._capacity = 0  # samples that fit, for the configured record size
         self.n_pressure = 0
         self.imu = 0
         self.rate_chz = 10000
@@ -26,6 +28,7 @@ class ReplaySource:
         self.n_pressure = n_pressure
         self.imu = imu
         self._record = sample_record_len(n_pressure, imu)
+        self._capacity = _RING_BYTES // self._record if self._record else 0
         self._head = 0
         self._count = 0
         self.dropped = 0
@@ -37,16 +40,16 @@ class ReplaySource:
         self._count = 0
 
     def free(self):
-        return _CAPACITY - self._count
+        return self._capacity - self._count
 
     def push(self, buf, off, count):
         """Copies `count` wire-format sample records from buf[off:]; False if no room."""
-        if count > _CAPACITY - self._count:
+        if count > self._capacity - self._count:
             return False
         rec = self._record
         for _ in range(count):
-            slot = (self._head + self._count) % _CAPACITY
-            fast.copy_bytes(self._ring, slot * _MAX_RECORD, buf, off, rec)
+            slot = (self._head + self._count) % self._capacity
+            fast.copy_bytes(self._ring, slot * rec, buf, off, rec)
             off += rec
             self._count += 1
         return True
@@ -54,12 +57,12 @@ class ReplaySource:
     def read_into(self, pressure, imu):
         if not self._count:
             return 0
-        base = self._head * _MAX_RECORD
+        base = self._head * self._record
         np2 = 2 * self.n_pressure
         # array('H')/array('h') are little-endian in memory on the ESP32 and x86, like the wire.
         fast.copy_bytes(pressure, 0, self._ring, base, np2)
         if self.imu:
             fast.copy_bytes(imu, 0, self._ring, base + np2, 12)
-        self._head = (self._head + 1) % _CAPACITY
+        self._head = (self._head + 1) % self._capacity
         self._count -= 1
         return 1

@@ -1,6 +1,6 @@
 # Helpers of the Device-level cue tests (fwtest_cue_device, fwtest_backfill_device):
 # the Device is made by the fwtest module before this is compiled (a 128K heap has
-# an 11 KB piece for the replay ring only that early). The gait core is replaced by a
+# the large rings in one piece only that early). The gait core is replaced by a
 # stub with synthetic strides and foot angles, so these tests exercise the Device's
 # own paths (drain, cue hook, motor, events, log) whatever the gait algorithms do.
 import struct

@@ -64,7 +64,7 @@ def _run_locked(n_pressure, imu):
     imu_buf = array("h", bytes(12))
     sent = 0
     strides = 0
-    batch = 50
+    batch = 20  # a full SAMPLES packet holds at most 22 records of 16 channels + IMU
     for start in range(0, 1000, batch):
         data = _walk_samples(n_pressure, imu, start, batch)
         assert source.push(data, 0, batch)

@@ -6,6 +6,7 @@ The firmware's stdin/stdout are the pty's master side; the host opens the slave 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import struct
@@ -31,11 +32,69 @@ def micropython_executable() -> str:
 
 
 def micropython_env(extra_paths: tuple[Path, ...] = ()) -> dict[str, str]:
-    """MICROPYPATH replaces the default path, so .frozen (frozen asyncio) must stay in it."""
+    """MICROPYPATH replaces the default path, so .frozen (frozen asyncio) must stay in it.
+
+    The firmware is found precompiled first (as the device runs it: .mpy, see
+    `compiled_firmware_dir`), then as source for anything not compiled.
+    """
     env = dict(os.environ)
-    paths = [".frozen", str(FIRMWARE_DIR), str(FIRMWARE_DIR / "boards" / "unix"), *map(str, extra_paths)]
+    compiled = compiled_firmware_dir()
+    paths = [
+        ".frozen",
+        *([str(compiled)] if compiled else []),
+        str(FIRMWARE_DIR),
+        str(FIRMWARE_DIR / "boards" / "unix"),
+        *map(str, extra_paths),
+    ]
     env["MICROPYPATH"] = os.pathsep.join(paths)
     return env
+
+
+# sys.implementation._mpy >> 10 names the native-code architecture of the interpreter.
+_MPY_ARCH_NAMES = {1: "x86", 2: "x64", 3: "armv6", 5: "armv7m", 6: "armv7em", 10: "xtensawin"}
+_compiled_dir: Path | None = None
+
+
+def compiled_firmware_dir() -> Path | None:
+    """The firmware modules compiled with mpy-cross for this interpreter, cached by content.
+
+    On the device every module is .mpy (`insole flash`): no compiler runs there and no
+    compile-time garbage fragments the heap. Running the simulated board the same way
+    keeps the 128K heap budget meaningful. None (source only) where the interpreter's
+    architecture is not one mpy-cross emits native code for (viper needs it).
+    """
+    global _compiled_dir
+    if _compiled_dir is not None:
+        return _compiled_dir
+    from insole.flash import compile_module, mpy_cross_executable
+
+    probe = subprocess.run(
+        [micropython_executable(), "-c", "import sys; print(sys.implementation._mpy)"],
+        capture_output=True, text=True, check=False,
+    )
+    arch = _MPY_ARCH_NAMES.get(int(probe.stdout.strip() or 0) >> 10)
+    if arch is None:
+        return None
+    sources = sorted((FIRMWARE_DIR / "insolefw").glob("*.py")) + sorted(
+        p for p in (FIRMWARE_DIR / "boards" / "unix").glob("*.py") if p.name != "main_unix.py"
+    )
+    digest = hashlib.sha256(probe.stdout.encode() + arch.encode())
+    for source in sources:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    target = Path(tempfile.gettempdir()) / "insole-mpy-cache" / digest.hexdigest()[:16]
+    if not target.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent if target.parent.is_dir() else None))
+        mpy_cross = mpy_cross_executable()
+        for source in sources:
+            relative = source.relative_to(FIRMWARE_DIR) if source.parent.name == "insolefw" else Path(source.name)
+            compile_module(source, staging / relative.with_suffix(".mpy"), str(relative), arch, mpy_cross)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.rename(target)  # atomic: a parallel run either wins or finds it done
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    _compiled_dir = target
+    return target
 
 
 SAMPLE_FILE_MAGIC = b"ISMP"
