@@ -49,7 +49,15 @@ class Clock:
 
 
 class Device:
-    def __init__(self, reader, writer, wait_writable):
+    """The insole: one sampling path, answers on the link a request came in on.
+
+    Links: USB serial (framer) always; BLE (insolefw.ble.BleLink) when the board has
+    a radio. Answers go back on the link the request came in on; events and live
+    samples go to `out`, the link that last started a stream (BLE by default), and
+    every event is kept in the event log for GET_EVENTS, connected or not.
+    """
+
+    def __init__(self, reader, writer, wait_writable, ble=None):
         # The large buffers first, while the heap is least fragmented: the event log's
         # ring (board.EVENT_LOG_RECORDS x 40 bytes; 98 KB on the ESP32-S3) and the
         # replay ring (2 KB). The cueing and event-log modules are imported last: on
@@ -65,7 +73,14 @@ class Device:
         # Live SAMPLES fill up over many samples while events and answers are sent in
         # between, so they get a packet buffer of their own.
         self.live_builder = P.PacketBuilder()
-        self.framer = P.SerialFramer(writer, wait_writable)
+        self.serial = P.SerialFramer(writer, wait_writable)
+        self.framer = self.serial  # where answers go: the link of the request at hand
+        self.ble = None
+        if ble is not None:
+            from insolefw.ble import BleLink
+            self.ble = BleLink(ble, "insole", self.side, self._on_ble_packet, self._on_ble_bad,
+                               settings_dir=board.SETTINGS_DIR)
+        self.out = self.ble or self.serial  # where events and live samples go
         self.frames = P.FrameReader()
         self.events = EventQueue()
         self.core = GaitCore(self.events)
@@ -83,6 +98,7 @@ class Device:
         self._layout = list(sum(board.LAYOUT, ()))  # flat x0, y0, x1, y1, ...
         self._motor_flag = asyncio.ThreadSafeFlag()
         self._live_count = 0
+        self._live_batch = _LIVE_BATCH
         self._live_first = 0
         self._live_off = 0
         self.samples_total = 0
@@ -130,12 +146,28 @@ class Device:
             self._send_event(info >> 8, self._event, info & 0xFF)
 
     def _send_event(self, ptype, record, length):
-        # Every event packet is kept, exactly as sent, for GET_EVENTS.
+        # Every event packet is kept, exactly as sent, for GET_EVENTS: a BLE link that
+        # is down (send refused) loses nothing the host cannot backfill.
         n = self.builder.event(ptype, self.clock.now_ms(), record, length)
         self.eventlog.append(self.builder.buf, n)
-        self._send(n)
+        self.out.send(self.builder.buf, n)
 
     # -- receiving -------------------------------------------------------------------
+
+    def _on_ble_packet(self, buf, length):
+        self.framer = self.ble
+        try:
+            self.on_packet(buf, length)
+        finally:
+            self.framer = self.serial
+
+    def _on_ble_bad(self, reason):
+        # A refused control write (not bonded, bad CRC, overrun) changed nothing; say so
+        # on the link it came from.
+        from insolefw.ble import BAD_NOT_BONDED, BAD_CRC, BAD_OVERFLOW
+        code = (P.E_NOT_BONDED if reason == BAD_NOT_BONDED else P.E_BAD_FRAME if reason == BAD_CRC
+                else P.E_OVERFLOW if reason == BAD_OVERFLOW else P.E_BAD_LENGTH)
+        self.ble.send(self.builder.buf, self.builder.error(self.clock.now_ms(), 0, 0, 0, code, 0))
 
     def on_bad_frame(self):
         self._error(0, 0, 0, P.E_BAD_FRAME)
@@ -252,6 +284,7 @@ class Device:
             self._configure_core(rate, n_pressure, imu, side)
             self.source = self.replay
             self.mode = MODE_REPLAY
+            self.out = self.framer
             self._ack(P.T_COMMAND, cmd, seq)
 
     def _configure_core(self, rate, n_pressure, imu, side):
@@ -373,13 +406,15 @@ class Device:
         self.source = live
         self.mode = MODE_LIVE
         self._live_count = 0
-        self._ack(P.T_COMMAND, P.CMD_START_STREAM, seq)
+        if seq >= 0:  # a host asked; -1: started by the device itself at boot
+            self.out = self.framer
+            self._ack(P.T_COMMAND, P.CMD_START_STREAM, seq)
 
     def _stop(self):
         if self.mode == MODE_LIVE and self.live:
             self.live.stop()
             if self._live_count:
-                self.framer.send(self.live_builder.buf, self._live_off)
+                self.out.send(self.live_builder.buf, self._live_off)
                 self._live_count = 0
         self.source = None
         self.mode = MODE_IDLE
@@ -390,6 +425,12 @@ class Device:
         n_pressure = self.core.n_pressure
         has_imu = self.core.imu
         if not self._live_count:
+            # As many samples as fit one packet on the link (a BLE notification is
+            # smaller than a serial frame), at most _LIVE_BATCH.
+            record = 2 * n_pressure + 12 * has_imu
+            limit = getattr(self.out, "payload_limit", P.MAX_PACKET)
+            fit = (limit - P.HEADER_LEN - P.SAMPLES_HEADER_LEN) // record
+            self._live_batch = fit if fit < _LIVE_BATCH else _LIVE_BATCH
             self._live_first = self.samples_total - 1
             self._live_off = b.samples_header(self.clock.now_ms(), self._live_first, 0,
                                               n_pressure, has_imu)
@@ -405,8 +446,8 @@ class Device:
         self._live_off = off
         self._live_count += 1
         buf[P.HEADER_LEN + 4] = self._live_count
-        if self._live_count == _LIVE_BATCH:
-            self.framer.send(buf, off)
+        if self._live_count >= self._live_batch:
+            self.out.send(buf, off)
             self._live_count = 0
 
     async def sample_task(self):
@@ -503,12 +544,22 @@ class Device:
             if not n:
                 break  # the link closed
             self.frames.feed(rx, n, self.on_packet, self.on_bad_frame)
+        if self.ble is not None:
+            self.out = self.ble  # serial gone (or never there): BLE carries on
+            while self.running:
+                await asyncio.sleep_ms(500)
         self.running = False
         self._motor_flag.set()
 
     async def run(self):
         tasks = [asyncio.create_task(self.sample_task()), asyncio.create_task(self.motor_task()),
                  asyncio.create_task(self.metronome_task())]
+        if self.ble is not None:
+            tasks.append(asyncio.create_task(self.ble.run()))
+            if self.live is not None:
+                # Worn without a host: measure and cue from power-on; the host
+                # catches up from the event log when it connects.
+                self._start_live(-1)
         try:
             await self.link_task()
         finally:
@@ -538,8 +589,10 @@ def _battery_mv():
 def main():
     board.prepare_link()
     reader, writer = board.open_link()
+    open_ble = getattr(board, "open_ble", None)
+    ble = open_ble() if open_ble else None
     gc.collect()
-    device = Device(reader, writer, board.wait_writable)
+    device = Device(reader, writer, board.wait_writable, ble)
     try:
         asyncio.run(device.run())
     finally:

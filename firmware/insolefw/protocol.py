@@ -59,6 +59,7 @@ E_BAD_STATE = const(5)
 E_UNKNOWN_COMMAND = const(6)
 E_BAD_FRAME = const(7)
 E_OVERFLOW = const(8)
+E_NOT_BONDED = const(9)  # BLE control write on a link that is not encrypted and bonded
 
 # "Not available" sentinels
 NA_U8 = const(0xFF)

@@ -99,6 +99,7 @@ class ErrorCode(IntEnum):
     UNKNOWN_COMMAND = 6
     BAD_FRAME = 7
     OVERFLOW = 8
+    NOT_BONDED = 9
 
 
 class Side(IntEnum):

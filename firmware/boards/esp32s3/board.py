@@ -153,6 +153,13 @@ def open_link():
     return _UsbReader(), sys.stdout.buffer
 
 
+def open_ble():
+    """The ESP32-S3's own radio (MicroPython's built-in `bluetooth`, NimBLE)."""
+    import bluetooth
+
+    return bluetooth.BLE()
+
+
 def wait_writable():
     for _ in _poll_out.ipoll(_WRITE_WAIT_MS):
         break

@@ -27,6 +27,16 @@ def open_link():
     return sys.stdin.buffer, sys.stdout.buffer
 
 
+def open_ble():
+    """The radio: the `bluetooth` stand-in (boards/unix/bluetooth.py) bridged to an
+    emulated controller when INSOLE_BLE_BRIDGE is set, else none."""
+    if not os.getenv("INSOLE_BLE_BRIDGE"):
+        return None
+    import bluetooth
+
+    return bluetooth.BLE()
+
+
 def wait_writable():
     _poll_out.poll(100)
 
