@@ -255,9 +255,11 @@ class BridgedPeripheral:
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
         capture_stdout: bool = True,
+        heap: str | None = None,
     ) -> None:
         self.controller = controller
         self.capture_stdout = capture_stdout  # False: the program's stdout goes to the log
+        self.heap = heap  # MicroPython heap size; default simboard.HEAP
         self.side = side
         self.address = address or ("C0:15:01:00:00:01" if side == "left" else "C0:15:01:00:00:02")
         self.script = script
@@ -300,7 +302,7 @@ class BridgedPeripheral:
         env["INSOLE_SIDE"] = self.side
         env.update(self.extra_env)
         self.firmware = subprocess.Popen(
-            [micropython_executable(), "-X", f"heapsize={HEAP}", str(self.script), *self.args],
+            [micropython_executable(), "-X", f"heapsize={self.heap or HEAP}", str(self.script), *self.args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if self.capture_stdout else stderr,
             stderr=stderr, env=env, text=True,
         )
