@@ -142,11 +142,6 @@ class GaitCore:
         self._peak = 0
         self._medial = 0
         self._lateral = 0
-        self._early_px = 0
-        self._early_p = 0
-        self._early_left = 0
-        self._late_px = 0
-        self._late_p = 0
 
     def process(self, pressure, imu):
         """One sample: pressure is array('H') of n_pressure counts, imu array('h') of 6.
@@ -162,7 +157,7 @@ class GaitCore:
             if imu_event & IMU_STRIDE:
                 self.pending = 1
         if self.n_pressure:
-            self._process_pressure(index, pressure)
+            self._process_pressure(index, pressure, imu if self.imu else None)
         elif imu_event:
             # IMU-only: the tracker's contact events delimit the stance.
             tracker = self.imu_tracker
@@ -177,69 +172,86 @@ class GaitCore:
         self.pending = 0
         self.imu_tracker.analyse()
 
-    def _process_pressure(self, index, pressure):
+    def _process_pressure(self, index, pressure, imu=None):
+        # imu (optional): the same sample's array('h'); its pitch rate times heel raises.
         layout = self.layout
+        contact = self.pressure_contact
+        last = contact.last_p  # missing channels (n/a) keep their last reading
         n = self.n_pressure
         total = 0
         heel = 0
         fore = 0
         medial = 0
         lateral = 0
-        moment = 0  # sum of p * x, x in mm: bounded by 16 * 65535 * 400 < 2**30
+        moment = 0  # sum of (p >> 4) * x_mm: < 16 * 4095 * 440 < 2**30
         use_layout = layout.n == n
-        for k in range(n):
-            p = pressure[k]
-            if p == NA_U16:
-                continue
-            total += p
-            if use_layout:
-                if layout.heel[k]:
+        if use_layout:
+            x_mm = layout.x_mm
+            heel_ch = layout.heel
+            fore_ch = layout.fore
+            medial_ch = layout.medial
+            lateral_ch = layout.lateral
+            for k in range(n):
+                p = pressure[k]
+                if p == NA_U16:
+                    p = last[k]
+                else:
+                    last[k] = p
+                total += p
+                q = p >> 4
+                moment += q * x_mm[k]
+                if heel_ch[k]:
                     heel += p
-                elif layout.fore[k]:
+                elif fore_ch[k]:
                     fore += p
-                if layout.medial[k]:
-                    medial += p
-                elif layout.lateral[k]:
-                    lateral += p
-                moment += (p >> 4) * layout.x_mm[k]
-        contact = self.pressure_contact
-        event = contact.update(index, total)
+                if medial_ch[k]:
+                    medial += q
+                elif lateral_ch[k]:
+                    lateral += q
+        else:
+            for k in range(n):
+                p = pressure[k]
+                if p == NA_U16:
+                    p = last[k]
+                else:
+                    last[k] = p
+                total += p
+        event = contact.update(index, total, moment)
         if event == 1:
             self._reset_stance()
-            self._early_left = 3
         if contact.state >= 2:
             if total > self._peak:
                 self._peak = total
-            self._medial += medial >> 4
-            self._lateral += lateral >> 4
-            if self._medial > 0x10000000 or self._lateral > 0x10000000:
-                # Long stances (standing): halve both so the ratio survives and the
-                # sums stay small ints on the ESP32 (no allocation).
+            self._medial += medial
+            self._lateral += lateral
+            if self._medial > 0x400000 or self._lateral > 0x400000:
+                # Long stances (standing): halve both so the ratio survives and
+                # medial * 200 in _emit_step stays a small int (< 2**30) on the ESP32.
                 self._medial >>= 1
                 self._lateral >>= 1
-            if self._early_left:
-                self._early_left -= 1
-                self._early_px += moment
-                self._early_p += total >> 4
-            self._late_px = moment
-            self._late_p = total >> 4
         elif event == 2:
             self._emit_step(contact.ic_index, contact.to_index, FLAG_PRESSURE)
-        if use_layout and self.raises.update(index, total, heel, fore, contact.state >= 2):
-            self.events.push(T_HEEL_RAISE, self.raises.record, HEEL_RAISE_LEN)
+        if use_layout:
+            rate = imu[4] if imu is not None and self.imu else NA_I16
+            # On the ground with weight on it: not in swing, and a quarter of the usual load.
+            loaded = contact.state != 1 and total * 4 > contact.load
+            if self.raises.update(index, total, heel, fore, loaded, rate):
+                self.events.push(T_HEEL_RAISE, self.raises.record, HEEL_RAISE_LEN)
 
     def _direction(self):
-        # Pressure roll-over: centre of pressure moves heel -> toe walking forward and
-        # toe -> heel walking backward. Needs a layout and a clear shift (> 25 % span).
+        # Pressure roll-over: the centre of pressure moves heel -> toes over a stance
+        # walking forward and toes -> heel walking backward. Compares the load-weighted
+        # centre of pressure of the stance's first and last 80 ms; the shift must
+        # exceed 1/5 of the sensors' length, else the stance says nothing (shuffling
+        # on a flat foot, standing).
         span = self.layout.span_mm
-        if not span or not self._early_p or not self._late_p:
+        contact = self.pressure_contact
+        if not span or contact.early_weight <= 0 or contact.late_weight <= 0:
             return DIR_UNKNOWN
-        early = self._early_px // self._early_p
-        late = self._late_px // self._late_p
-        shift = late - early
-        if shift * 4 > span:
+        shift = contact.late_moment // contact.late_weight - contact.early_moment // contact.early_weight
+        if shift * 5 > span:
             return DIR_FORWARD
-        if -shift * 4 > span:
+        if -shift * 5 > span:
             return DIR_BACKWARD
         return DIR_UNKNOWN
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -20,7 +21,9 @@ from insole.hil import layout_packet, stream_counts
 from insole.link import SerialLink
 from insole.model import FootStream
 from insole.protocol import (
+    Body,
     Command,
+    DecodedPacket,
     CommandCode,
     HeelRaise,
     Layout,
@@ -38,12 +41,27 @@ from insole.simboard import SimulatedBoard, write_sample_file
 DIRECTIONS = {0: "unknown", 1: "forward", 2: "backward"}
 
 
+class InsoleLink(Protocol):
+    """What a live session needs of a link: SerialLink and the BLE client both have it."""
+
+    port: str
+    on_packet_bytes: Callable[[bytes], None] | None
+
+    def request(self, body: Body, answer: PacketType = ..., timeout_s: float = ...) -> DecodedPacket: ...
+
+    def command(self, command: Command, answer: PacketType = ..., timeout_s: float = ...) -> DecodedPacket: ...
+
+    def poll(self, timeout_s: float = ...) -> list[DecodedPacket]: ...
+
+    def drain_inbox(self) -> list[DecodedPacket]: ...
+
+
 @dataclass
 class FootState:
     """Running summary of one insole's stream."""
 
     side: str
-    link: SerialLink
+    link: InsoleLink
     stream_id: int
     rate_hz: float = 100.0
     samples: int = 0
@@ -75,27 +93,86 @@ class FootState:
 class SimulatedInsoles:
     """Simulated insoles whose live sensors replay given streams, ready to stream."""
 
-    links: list[tuple[str, SerialLink]]
+    links: list[tuple[str, InsoleLink]]
     layouts: dict[str, Layout]
     pressure_scales: list[float]
 
 
-def open_simulated_insoles(stack: ExitStack, streams: Sequence[FootStream]) -> SimulatedInsoles:
-    """One simulated board per stream (closed by ``stack``), each answering on its link."""
+def open_simulated_insoles(
+    stack: ExitStack,
+    streams: Sequence[FootStream],
+    *,
+    ble: bool = False,
+    env: dict[str, dict[str, str]] | None = None,
+    log_dir: Path | None = None,
+) -> SimulatedInsoles:
+    """One simulated insole per stream (closed by ``stack``), each answering on its link.
+
+    Over a pty (serial) by default; with ``ble`` over the emulated radio: bumble virtual
+    controllers, the firmware's GATT server through the unix port's `bluetooth`
+    stand-in, and the host's normal bleak client through the bumble backend. ``env``
+    adds environment variables per side (e.g. ``INSOLE_CLOCK_PPM``).
+    """
     work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="insole-sim-")))
     out = SimulatedInsoles([], {}, [])
+    samples_files = []
     for stream in streams:
         scale = choose_pressure_scale(stream.pressure) if stream.pressure is not None else 1.0
         pressure, imu = stream_counts(stream, scale)
         samples_file = work_dir / f"{stream.side}.ismp"
         write_sample_file(samples_file, rate_hz_to_chz(stream.rate_hz), pressure, imu)
-        board = stack.enter_context(SimulatedBoard(side=stream.side, samples_file=samples_file))
-        out.links.append((stream.side, stack.enter_context(SerialLink(board.port))))
+        samples_files.append(samples_file)
         out.layouts[stream.side] = layout_packet(stream)
         out.pressure_scales.append(scale)
+    if ble:
+        out.links.extend(_open_ble_insoles(stack, streams, samples_files, env or {}, log_dir))
+        return out
+    for stream, samples_file in zip(streams, samples_files):
+        board = stack.enter_context(
+            SimulatedBoard(side=stream.side, samples_file=samples_file, env=(env or {}).get(stream.side))
+        )
+        out.links.append((stream.side, stack.enter_context(SerialLink(board.port))))
     for _, link in out.links:  # the firmware's first answer also waits out its start-up
         link.command(Command(CommandCode.PING), timeout_s=10)
     return out
+
+
+def _open_ble_insoles(
+    stack: ExitStack,
+    streams: Sequence[FootStream],
+    samples_files: Sequence[Path],
+    env: dict[str, dict[str, str]],
+    log_dir: Path | None,
+) -> list[tuple[str, InsoleLink]]:
+    from insole.ble import bumble_backend
+    from insole.ble.bumble_backend import BumbleClient, BumbleScanner
+    from insole.ble.client import BleInsoleLink, run_on_radio
+    from insole.ble.virtual import BridgedPeripheral, VirtualRadio
+    from insole.paths import FIRMWARE_DIR
+    from insole.simboard import BLE_HEAP
+
+    radio = stack.enter_context(VirtualRadio(n_controllers=1 + len(streams)))
+    bumble_backend.use_transport(radio.transports[0])
+    # Unwinds after the links and insoles: the host's radio leaves its controller last.
+    stack.callback(lambda: run_on_radio(bumble_backend.shutdown(), timeout_s=10.0))
+    for i, (stream, samples_file) in enumerate(zip(streams, samples_files)):
+        stack.enter_context(
+            BridgedPeripheral(
+                radio.transports[1 + i],
+                side=stream.side,
+                script=FIRMWARE_DIR / "boards" / "unix" / "main_unix.py",
+                env={"INSOLE_SIM_SAMPLES": str(samples_file), **env.get(stream.side, {})},
+                capture_stdout=False,
+                heap=BLE_HEAP,
+                log_path=None if log_dir is None else log_dir / f"firmware-{stream.side}.log",
+            )
+        )
+    links: list[tuple[str, InsoleLink]] = []
+    for stream in streams:
+        link = BleInsoleLink(stream.side, scanner_backend=BumbleScanner, client_backend=BumbleClient)
+        stack.callback(link.close)
+        links.append((stream.side, link))
+    return links
 
 
 def symmetry_index(left: float | None, right: float | None) -> float | None:
@@ -110,7 +187,7 @@ class LiveSession:
 
     def __init__(
         self,
-        links: Sequence[tuple[str, SerialLink]],
+        links: Sequence[tuple[str, InsoleLink]],
         *,
         layouts: dict[str, Layout] | None = None,
         writer: RecordingWriter | None = None,

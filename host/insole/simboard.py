@@ -131,8 +131,10 @@ class SimulatedBoard:
         settings_dir: Path | None = None,
         log_path: Path | None = None,
         samples_file: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.side = side
+        self.extra_env = dict(env or {})  # e.g. INSOLE_CLOCK_PPM
         self.samples_file = samples_file
         self._own_settings = settings_dir is None
         self.settings_dir = settings_dir or Path(tempfile.mkdtemp(prefix="insole-sim-settings-"))
@@ -155,6 +157,7 @@ class SimulatedBoard:
             env["INSOLE_SIDE"] = self.side
         if self.samples_file:
             env["INSOLE_SIM_SAMPLES"] = str(self.samples_file)
+        env.update(self.extra_env)
         stderr = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(

@@ -1,0 +1,1 @@
+"""Gait algorithms on the host: reference implementations of what the firmware computes."""

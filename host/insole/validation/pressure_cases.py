@@ -1,0 +1,248 @@
+"""Pressure-based contact events and walking direction on the real recordings, scored.
+
+What the validation table calls for its gaitpdb and Moticon rows:
+:func:`score_gaitpdb` and :func:`score_moticon` replay each recording through the
+firmware (``engine="firmware"``: the MicroPython unix port, one simulated board per
+foot, as ``insole hil`` does, with the IMU channels left out so that contacts and
+direction come from pressure alone) or run the host reference (``engine="host"``,
+:mod:`insole.gait.pressure`), match the steps to the reference events of
+:mod:`insole.validation.references` (one-to-one within ±100 ms) and return the pooled
+scores as a dict:
+
+``ic_f1``, ``to_f1``, ``f1`` (= ``ic_f1``), ``ic_mae_ms``, ``to_mae_ms``,
+``ic_bias_ms``, ``to_bias_ms``, ``n_reference``, ``n_detected``, ``direction_pct``
+(scored steps whose pressure direction is the expected one: "forward", or
+"backward" with ``reversed=True``), ``unknown_pct``, ``wrong_direction_pct``,
+``per_file`` (the same keys per recording and foot) and ``replays`` (the firmware's
+:class:`~insole.hil.FootReplay` per foot, or ``None`` for the host engine).
+
+``reversed=True`` plays every foot backwards in time (``time_reversed``: backward
+walking by construction); the reference events map with ``reversed_times_s`` and
+swap roles (the reversed walk's initial contacts are the original toe-offs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from insole.gait.pressure import DIRECTION_NAMES, PressureStepDetection
+from insole.hil import FootReplay, replay_recording
+from insole.model import FloatArray, FootStream
+from insole.protocol import choose_pressure_scale
+from insole.validation.metrics import EventMatch, ScoreSums, match_events, reversed_times_s, time_reversed
+from insole.validation.references import (
+    ReferenceRecording,
+    ReferenceSteps,
+    gaitpdb_reference,
+    moticon_reference,
+)
+
+Engine = Literal["firmware", "host"]
+
+
+@dataclass
+class FootEvents:
+    """Steps of one foot in the stream's time base."""
+
+    ic_s: FloatArray
+    to_s: FloatArray
+    directions: list[str]
+
+
+def replay_events(stream: FootStream, replay: FootReplay) -> FootEvents:
+    """The firmware's STEP records of one foot, as times and direction names."""
+    ic = np.array([stream.t0_s + s.ic_index / stream.rate_hz for s in replay.steps])
+    to = np.array([stream.t0_s + s.to_index / stream.rate_hz for s in replay.steps])
+    return FootEvents(ic, to, [DIRECTION_NAMES[int(s.direction)] for s in replay.steps])
+
+
+def host_events(stream: FootStream) -> FootEvents:
+    """The host reference's steps of one foot (same quantisation as a replay)."""
+    d = PressureStepDetection().detect(stream, choose_pressure_scale(stream.pressure))
+    return FootEvents(stream.t0_s + d.ic_index_ / stream.rate_hz, stream.t0_s + d.to_index_ / stream.rate_hz, d.direction_)
+
+
+def pressure_only(stream: FootStream) -> FootStream:
+    """The stream without its IMU, so that contacts and direction come from pressure alone."""
+    return dataclasses.replace(stream, acc_ms2=None, gyro_dps=None)
+
+
+def reversed_reference(stream: FootStream, reference: ReferenceSteps) -> ReferenceSteps:
+    """The reference of ``time_reversed(stream)``: IC and TO swap, the scored span mirrors."""
+    lo, hi = reference.score_from_s, reference.score_to_s
+    if np.isfinite(lo) and np.isfinite(hi):
+        lo, hi = (float(v) for v in reversed_times_s(stream, [hi, lo]))
+    return ReferenceSteps(
+        reference.side,
+        np.sort(reversed_times_s(stream, reference.to_s)),
+        np.sort(reversed_times_s(stream, reference.ic_s)),
+        reference.source + ", time-reversed",
+        score_from_s=lo,
+        score_to_s=hi,
+    )
+
+
+@dataclass
+class _Pool:
+    ic: ScoreSums = field(default_factory=ScoreSums)
+    to: ScoreSums = field(default_factory=ScoreSums)
+    directions: dict[str, int] = field(default_factory=lambda: {"forward": 0, "backward": 0, "unknown": 0})
+
+    def add(self, ic: EventMatch, to: EventMatch, directions: Sequence[str]) -> None:
+        self.ic.add(ic)
+        self.to.add(to)
+        for d in directions:
+            self.directions[d] += 1
+
+    def summary(self, expected: str) -> dict[str, Any]:
+        n = sum(self.directions.values())
+        wrong = "backward" if expected == "forward" else "forward"
+
+        def pct(count: int) -> float:
+            return 100.0 * count / n if n else float("nan")
+
+        def bias_ms(sums: ScoreSums) -> float:
+            return float(np.mean(sums.errors_s) * 1000.0) if sums.errors_s else float("nan")
+
+        return {
+            "f1": self.ic.f1,
+            "ic_f1": self.ic.f1,
+            "to_f1": self.to.f1,
+            "ic_mae_ms": self.ic.mae_ms,
+            "to_mae_ms": self.to.mae_ms,
+            "ic_bias_ms": bias_ms(self.ic),
+            "to_bias_ms": bias_ms(self.to),
+            "n_reference": self.ic.n_reference,
+            "n_detected": self.ic.n_detected,
+            "direction_pct": pct(self.directions[expected]),
+            "unknown_pct": pct(self.directions["unknown"]),
+            "wrong_direction_pct": pct(self.directions[wrong]),
+        }
+
+
+def score_recordings(
+    recordings: Sequence[ReferenceRecording], *, reversed: bool = False, engine: Engine = "firmware"
+) -> dict[str, Any]:
+    """Pooled and per-foot scores of pressure steps against each recording's reference."""
+    expected = "backward" if reversed else "forward"
+    pool = _Pool()
+    per_file: list[dict[str, Any]] = []
+    replays: list[FootReplay] | None = [] if engine == "firmware" else None
+    for recording in recordings:
+        streams = [pressure_only(time_reversed(s) if reversed else s) for s in recording.streams]
+        references = [
+            reversed_reference(s, r) if reversed else r
+            for s, r in zip(recording.streams, recording.references, strict=True)
+        ]
+        if engine == "firmware":
+            foot_replays = replay_recording(streams, [choose_pressure_scale(s.pressure) for s in streams])
+            assert replays is not None
+            replays.extend(foot_replays)
+            events = [replay_events(s, r) for s, r in zip(streams, foot_replays, strict=True)]
+        else:
+            events = [host_events(s) for s in streams]
+        for stream, reference, foot in zip(streams, references, events, strict=True):
+            scored = (foot.ic_s >= reference.score_from_s) & (foot.ic_s <= reference.score_to_s)
+            ic = match_events(foot.ic_s[scored], reference.ic_s)
+            to = match_events(foot.to_s[scored], reference.to_s)
+            directions = [d for d, keep in zip(foot.directions, scored, strict=True) if keep]
+            pool.add(ic, to, directions)
+            single = _Pool()
+            single.add(ic, to, directions)
+            per_file.append({"recording": recording.name, "side": stream.side, **single.summary(expected)})
+    return {**pool.summary(expected), "per_file": per_file, "replays": replays}
+
+
+def score_gaitpdb(
+    files: Sequence[Path], *, reversed: bool = False, engine: Engine = "firmware", debounce: bool = True
+) -> dict[str, Any]:
+    """gaitpdb walks against their force-threshold contacts (see ``gaitpdb_reference``)."""
+    return score_recordings([gaitpdb_reference(f, debounce=debounce) for f in files], reversed=reversed, engine=engine)
+
+
+def score_moticon(files: Sequence[Path], *, reversed: bool = False, engine: Engine = "firmware") -> dict[str, Any]:
+    """Moticon exports against the vendor's steps (export columns), within the span the vendor scored."""
+    return score_recordings([moticon_reference(f) for f in files], reversed=reversed, engine=engine)
+
+
+@dataclass
+class Agreement:
+    """Firmware vs host reference on one foot: steps paired by initial contact (±1 sample)."""
+
+    n_firmware: int
+    n_host: int
+    paired: int  # IC within ±1 sample
+    same_to: int  # of those, TO within ±1 sample
+    same_direction: int  # of those, identical direction
+
+    @property
+    def share(self) -> float:
+        """Paired steps with the same TO, of all steps either side found."""
+        return self.same_to / max(self.n_firmware, self.n_host, 1)
+
+    @property
+    def direction_share(self) -> float:
+        return self.same_direction / self.paired if self.paired else float("nan")
+
+
+def agreement(stream: FootStream, replay: FootReplay) -> Agreement:
+    """How closely the firmware's STEP records match the host reference on the same stream."""
+    host = PressureStepDetection().detect(stream, choose_pressure_scale(stream.pressure))
+    fw_ic = np.array([s.ic_index for s in replay.steps], dtype=np.int64)
+    used: set[int] = set()
+    paired = same_to = same_direction = 0
+    for k, step in enumerate(replay.steps):
+        candidates = np.flatnonzero(np.abs(host.ic_index_ - fw_ic[k]) <= 1)
+        candidates = [int(c) for c in candidates if int(c) not in used]
+        if not candidates:
+            continue
+        j = candidates[0]
+        used.add(j)
+        paired += 1
+        if abs(int(host.to_index_[j]) - step.to_index) <= 1:
+            same_to += 1
+        if DIRECTION_NAMES[int(step.direction)] == host.direction_[j]:
+            same_direction += 1
+    return Agreement(len(replay.steps), len(host.ic_index_), paired, same_to, same_direction)
+
+
+def shared_data_files() -> tuple[list[Path], list[Path]]:
+    """All gaitpdb walks and both Moticon walking exports under ``../shared/data``."""
+    from insole.paths import SHARED_DATA_DIR
+
+    gaitpdb = sorted((SHARED_DATA_DIR / "gaitpdb").glob("Ga*.txt"))
+    moticon = [SHARED_DATA_DIR / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
+    return gaitpdb, moticon
+
+
+def benchmark(engine: Engine = "firmware") -> dict[str, dict[str, Any]]:
+    """Every real-data row (all 23 gaitpdb walks, both Moticon walks; forward and
+    time-reversed), keyed ``"gaitpdb"``, ``"gaitpdb reversed"``, ``"moticon"``,
+    ``"moticon reversed"``. About 35 s with the firmware, 4 s with the host reference."""
+    gaitpdb, moticon = shared_data_files()
+    rows: dict[str, dict[str, Any]] = {}
+    for reversed_ in (False, True):
+        suffix = " reversed" if reversed_ else ""
+        rows["gaitpdb" + suffix] = score_gaitpdb(gaitpdb, reversed=reversed_, engine=engine)
+        rows["moticon" + suffix] = score_moticon(moticon, reversed=reversed_, engine=engine)
+    return rows
+
+
+def main() -> None:
+    """``python -m insole.validation.pressure_cases [host]``: print the pooled rows."""
+    import sys
+
+    engine: Engine = "host" if sys.argv[1:] == ["host"] else "firmware"
+    keys = ("ic_f1", "to_f1", "ic_mae_ms", "to_mae_ms", "n_reference", "n_detected", "direction_pct", "unknown_pct")
+    for name, row in benchmark(engine).items():
+        print(f"{engine:8} {name:17} " + " ".join(f"{k}={row[k]:.4g}" for k in keys))
+
+
+if __name__ == "__main__":
+    main()
