@@ -456,6 +456,8 @@ class Device:
                 await asyncio.sleep_ms(20)
                 continue
             await self.live.ready()
+            if self.mode != MODE_LIVE:
+                continue  # stopped while we waited (STOP_STREAM, a replay)
             self.drain_source()
             self.flush_events()
 

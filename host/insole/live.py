@@ -27,6 +27,7 @@ from insole.protocol import (
     CommandCode,
     HeelRaise,
     Layout,
+    Mode,
     PacketType,
     Samples,
     Status,
@@ -66,7 +67,7 @@ class FootState:
     rate_hz: float = 100.0
     samples: int = 0
     lost_samples: int = 0
-    next_index: int = 0
+    next_index: int = -1  # the stream's next sample index; -1 until the first SAMPLES
     steps: deque[Step] = field(default_factory=lambda: deque(maxlen=64))
     step_count: int = 0
     raises: list[HeelRaise] = field(default_factory=list)
@@ -156,12 +157,17 @@ def _open_ble_insoles(
     # Unwinds after the links and insoles: the host's radio leaves its controller last.
     stack.callback(lambda: run_on_radio(bumble_backend.shutdown(), timeout_s=10.0))
     for i, (stream, samples_file) in enumerate(zip(streams, samples_files)):
+        layout = layout_packet(stream)
         stack.enter_context(
             BridgedPeripheral(
                 radio.transports[1 + i],
                 side=stream.side,
                 script=FIRMWARE_DIR / "boards" / "unix" / "main_unix.py",
-                env={"INSOLE_SIM_SAMPLES": str(samples_file), **env.get(stream.side, {})},
+                env={
+                    "INSOLE_SIM_SAMPLES": str(samples_file),
+                    "INSOLE_SIM_LAYOUT": ",".join(str(v) for xy in zip(layout.x_mm, layout.y_mm) for v in xy),
+                    **env.get(stream.side, {}),
+                },
                 capture_stdout=False,
                 heap=BLE_HEAP,
                 log_path=None if log_dir is None else log_dir / f"firmware-{stream.side}.log",
@@ -208,11 +214,15 @@ class LiveSession:
 
     def start(self) -> None:
         for foot in self.feet:
-            layout = self.layouts.get(foot.side)
-            if layout is not None:
-                foot.link.request(layout)
             status = foot.link.command(Command(CommandCode.GET_STATUS), PacketType.STATUS).body
             assert isinstance(status, Status)
+            layout = self.layouts.get(foot.side)
+            if layout is not None:
+                if status.mode == Mode.LIVE:
+                    # An insole with a radio measures from power-on; the layout can only
+                    # change between streams.
+                    foot.link.command(Command(CommandCode.STOP_STREAM))
+                foot.link.request(layout)
             foot.status = status
             foot.rate_hz = chz_to_rate_hz(status.rate_chz) if status.rate_chz else foot.rate_hz
             foot.link.command(Command(CommandCode.START_STREAM))
@@ -237,7 +247,8 @@ class LiveSession:
         for packet in packets:
             body = getattr(packet, "body", None)
             if isinstance(body, Samples):
-                if body.first_index > foot.next_index:
+                # A stream joined late, or restarted (index back to 0), has no gap.
+                if 0 <= foot.next_index < body.first_index:
                     foot.lost_samples += body.first_index - foot.next_index
                 foot.next_index = body.first_index + body.count
                 foot.samples += body.count

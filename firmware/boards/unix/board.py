@@ -13,7 +13,16 @@ import time
 NAME = "unix-sim"
 _side = os.getenv("INSOLE_SIDE")
 DEFAULT_SIDE = {"left": 0, "right": 1}.get(_side, 0xFF)
-LAYOUT = ()  # the host sends the recording's layout (LAYOUT packet) before a replay
+
+def _layout_from_env():
+    # INSOLE_SIM_LAYOUT="x0,y0,x1,y1,..." (mm, this foot's frame): the simulated insole's
+    # own sensor positions, as a real board has them. Without it the host sends the
+    # recording's layout (LAYOUT packet) before a replay.
+    values = [int(v) for v in (os.getenv("INSOLE_SIM_LAYOUT") or "").split(",") if v]
+    return tuple((values[i], values[i + 1]) for i in range(0, len(values) - 1, 2))
+
+
+LAYOUT = _layout_from_env()
 HAS_IMU = False  # no IMU of its own; a sample file (INSOLE_SIM_SAMPLES) may carry IMU data
 SETTINGS_DIR = os.getenv("INSOLE_SETTINGS_DIR") or "/tmp/insole-sim-settings"
 # Event log slots (x 40 bytes): 64 = 32 steps with a cue each; the 128K heap keeps

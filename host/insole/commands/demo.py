@@ -1,8 +1,10 @@
 """`insole demo`: two simulated insoles walk; the host shows both feet live.
 
 No hardware needed: the firmware runs on the MicroPython unix port, one process per
-insole, each behind its own pty; their sensors replay a simulated walk at the real
-rate; the host talks to them with the same serial code that serves real boards.
+insole; their sensors replay a simulated walk at the real rate. By default the
+insoles talk over an emulated BLE radio (bumble virtual controllers; the host uses its
+normal bleak client through a bumble backend, pairing included); with
+``--link serial`` each sits behind its own pty, as a board on USB would.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--duration-s", type=float, default=20.0, help="how long to stream (default 20 s)")
     p.add_argument("-o", "--output", type=Path, help="also record both feet to this .insole file")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--link", choices=("ble", "serial"), default="ble", help="emulated BLE radio (default) or a pty")
     p.set_defaults(func=run)
 
 
@@ -32,8 +35,8 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def render(session: LiveSession, elapsed_s: float, duration_s: float) -> Group:
-    table = Table(title=f"insole demo: simulated walk, {elapsed_s:4.1f} / {duration_s:.0f} s")
+def render(session: LiveSession, elapsed_s: float, duration_s: float, link: str) -> Group:
+    table = Table(title=f"insole demo: simulated walk, {elapsed_s:4.1f} / {duration_s:.0f} s ({link})")
     for column in ("foot", "samples", "lost", "steps", "cadence (spm)", "stance (ms)", "direction", "heel raises"):
         table.add_column(column, justify="right")
     for foot in session.feet:
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     sim = simulate_session(demo_plan(), rate_hz=100.0, seed=args.seed)
     truth_steps = {side: sum(1 for s in sim.steps if s.side == side) for side in ("left", "right")}
     with ExitStack() as stack:
-        insoles = open_simulated_insoles(stack, sim.streams)
+        insoles = open_simulated_insoles(stack, sim.streams, ble=args.link == "ble")
         writer = None
         if args.output:
             header = make_header(
@@ -71,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
         session = LiveSession(insoles.links, layouts=insoles.layouts, writer=writer)
         session.start()
         started = time.monotonic()
-        with Live(render(session, 0, args.duration_s), console=console, refresh_per_second=4) as live:
+        with Live(render(session, 0, args.duration_s, args.link), console=console, refresh_per_second=4) as live:
             while (elapsed := time.monotonic() - started) < args.duration_s:
                 session.poll(0.1)
-                live.update(render(session, elapsed, args.duration_s))
+                live.update(render(session, elapsed, args.duration_s, args.link))
         session.stop()
     for foot in session.feet:
         status = foot.status
