@@ -1,0 +1,194 @@
+"""The whole firmware over the emulated BLE radio, with the host's normal BLE client.
+
+Each insole is the unix-port firmware (`boards/unix/main_unix.py`) walking a simulated
+walk from its sample file, with its radio bridged to a bumble virtual controller; the
+host is `insole.ble.client` (bleak through the bumble backend). Nothing is mocked
+between the firmware's GATT server and the host's bleak calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bleak import BleakClient
+from bleak.exc import BleakGATTProtocolError, BleakGATTProtocolErrorCode
+
+from insole.ble import bumble_backend
+from insole.ble.bumble_backend import BumbleClient, BumbleScanner
+from insole.ble.client import BleInsoleLink, find_insole, run_on_radio
+from insole.ble.gatt import CONTROL_UUID, control_write
+from insole.ble.virtual import BridgedPeripheral, VirtualRadio
+from insole.clocksync import ClockSync
+from insole.live import LiveSession, open_simulated_insoles
+from insole.paths import FIRMWARE_DIR
+from insole.protocol import (
+    Command,
+    CommandCode,
+    CueMode,
+    DecodedPacket,
+    PacketType,
+    Samples,
+    Settings,
+    Status,
+    Step,
+)
+from insole.sim import Stand, Walk, simulate_session
+from insole.simboard import BLE_HEAP
+
+pytestmark = pytest.mark.ble
+
+RATE_HZ = 104.0
+
+
+def _walk(duration_s: float = 60.0, fpa_deg: float = 12.0, seed: int = 1):  # type: ignore[no-untyped-def]
+    return simulate_session([Stand(duration_s=1.0), Walk(duration_s=duration_s, fpa_deg=fpa_deg)],
+                            rate_hz=RATE_HZ, seed=seed)
+
+
+@pytest.fixture()
+def stack() -> Iterator[ExitStack]:
+    # Every process (radio, bridges, firmware) is ended by the stack, test failing or not.
+    with ExitStack() as stack:
+        yield stack
+
+
+def _status(link: BleInsoleLink) -> Status:
+    body = link.command(Command(CommandCode.GET_STATUS), PacketType.STATUS).body
+    assert isinstance(body, Status)
+    return body
+
+
+def test_both_feet_stream_live_over_ble(stack: ExitStack, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = _walk(30.0)
+    insoles = open_simulated_insoles(stack, sim.streams, ble=True)
+    session = LiveSession(insoles.links, layouts=insoles.layouts)
+    session.start()
+    started = time.monotonic()
+    while time.monotonic() - started < 6.0:
+        session.poll(0.1)
+    elapsed = time.monotonic() - started
+    for foot in session.feet:
+        assert foot.lost_samples == 0
+        assert foot.samples >= 0.85 * RATE_HZ * elapsed, (foot.side, foot.samples)
+        assert foot.step_count >= 3
+    total = sum(f.samples for f in session.feet)
+    with capsys.disabled():
+        print(f"\nBLE live stream, two feet: {total / elapsed:.0f} samples/s received, 0 lost")
+
+
+def test_control_writes_need_a_bonded_link_and_settings_persist(stack: ExitStack, tmp_path: Path) -> None:
+    radio = stack.enter_context(VirtualRadio(n_controllers=2))
+    bumble_backend.use_transport(radio.transports[0])
+    stack.callback(lambda: run_on_radio(bumble_backend.shutdown(), timeout_s=10.0))
+    insole = stack.enter_context(
+        BridgedPeripheral(radio.transports[1], side="left", script=FIRMWARE_DIR / "boards" / "unix" / "main_unix.py",
+                          settings_dir=tmp_path, capture_stdout=False, heap=BLE_HEAP)
+    )
+    wanted = Settings(cue_mode=CueMode.FOOT_ANGLE, fpa_target_cdeg=-1000, fpa_half_width_cdeg=200, cue_duty_pct=80)
+
+    async def unpaired_write() -> None:
+        found = await find_insole("left", scanner_backend=BumbleScanner)
+        async with BleakClient(found.device, backend=BumbleClient) as client:
+            with pytest.raises(BleakGATTProtocolError) as refused:
+                await client.write_gatt_char(CONTROL_UUID, control_write(wanted.encode(seq=0)), response=True)
+            assert refused.value.code == BleakGATTProtocolErrorCode.INSUFFICIENT_ENCRYPTION
+
+    run_on_radio(unpaired_write(), timeout_s=30.0)
+    with BleInsoleLink("left", scanner_backend=BumbleScanner, client_backend=BumbleClient) as link:
+        before = link.command(Command(CommandCode.GET_SETTINGS), PacketType.SETTINGS).body
+        assert before == Settings(side=before.side)  # the refused write changed nothing
+        link.request(wanted)
+        assert link.command(Command(CommandCode.GET_SETTINGS), PacketType.SETTINGS).body == wanted
+    insole.restart()  # a firmware reset: same settings directory, same bonds
+    with BleInsoleLink("left", scanner_backend=BumbleScanner, client_backend=BumbleClient) as link:
+        assert link.command(Command(CommandCode.GET_SETTINGS), PacketType.SETTINGS).body == wanted
+
+
+def _step_numbers(packets: list[DecodedPacket]) -> list[int]:
+    return [p.body.step_number for p in packets if isinstance(p.body, Step)]
+
+
+def test_random_disconnects_mid_walk_lose_no_step_event(stack: ExitStack, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = _walk(120.0)
+    insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True)
+    _, link = insoles.links[0]
+    assert isinstance(link, BleInsoleLink)
+    rng = random.Random(4)
+    received: list[DecodedPacket] = []
+    disconnects = 6
+    for _ in range(disconnects):
+        time.sleep(rng.uniform(1.0, 3.0))  # walking while connected
+        link.disconnect()  # the radio drops; the client reconnects and backfills by itself
+        time.sleep(rng.uniform(0.5, 3.0))
+        received += link.poll()
+    deadline = time.monotonic() + 20.0
+    while link.stats.connections <= disconnects and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lost = link.backfill()  # and once more at the end, for the tail
+    received += link.drain_inbox()
+    numbers = _step_numbers(received)
+    assert link.stats.disconnects == disconnects
+    assert not lost and not link.stats.lost_events
+    assert len(numbers) >= 10
+    assert sorted(numbers) == list(range(1, max(numbers) + 1)), "a step event is missing or doubled"
+    with capsys.disabled():
+        print(f"\nBLE: {disconnects} random disconnects, {max(numbers)} steps, 0 lost, "
+              f"{link.stats.duplicate_events} duplicates dropped")
+
+
+def test_two_insoles_share_one_timeline_despite_clock_skew(stack: ExitStack, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = _walk(60.0)
+    skew_ppm = {"left": 200.0, "right": -200.0}
+    insoles = open_simulated_insoles(
+        stack, sim.streams, ble=True, env={side: {"INSOLE_CLOCK_PPM": str(ppm)} for side, ppm in skew_ppm.items()}
+    )
+    for _, link in insoles.links:
+        link.command(Command(CommandCode.PING))
+    time.sleep(20.0)
+    report: list[str] = []
+    errors_ms: list[float] = []
+    for side, link in insoles.links:
+        assert isinstance(link, BleInsoleLink)
+        fit = run_on_radio(_fit(link.client.clock))
+        samples = [p.body for p in link.drain_inbox() if isinstance(p.body, Samples)]
+        assert len(samples) > 100
+        # A device clock fast by p ppm gives host = offset + (1 - p·1e-6) × device time.
+        # 20 s of packets pin the drift to tens of ppm (the fit keeps improving with time).
+        error_ppm = fit.drift_ppm + skew_ppm[side]
+        assert abs(error_ppm) < 80.0, (side, fit)
+        assert fit.residual_ms < 5.0
+        errors_ms.append(abs(error_ppm) * 1e-6 * 20_000.0 + fit.residual_ms)
+        report.append(f"{side}: drift {fit.drift_ppm:+.0f} ppm (clock set {skew_ppm[side]:+.0f} ppm fast), "
+                      f"residual {fit.residual_ms:.2f} ms")
+    # Left/right alignment after 20 s: both feet's drift error and scatter added up.
+    alignment_ms = sum(errors_ms)
+    assert alignment_ms < 5.0
+    report.append(f"left/right alignment error ≤ {alignment_ms:.1f} ms")
+    with capsys.disabled():
+        print("\nclock sync over BLE: " + "; ".join(report))
+
+
+async def _fit(clock: ClockSync):  # type: ignore[no-untyped-def]
+    return clock.fit()  # on the radio loop, where the client adds to it
+
+
+def test_backfill_refetches_only_what_is_missing(stack: ExitStack) -> None:
+    sim = _walk(60.0)
+    insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True)
+    _, link = insoles.links[0]
+    assert isinstance(link, BleInsoleLink)
+    time.sleep(6.0)
+    first = link.drain_inbox()
+    assert _step_numbers(first)
+    # Asking again right away: everything is there, nothing new, nothing lost.
+    assert link.backfill() == []
+    again = [p for p in link.drain_inbox() if isinstance(p.body, Step)]
+    assert all(n > max(_step_numbers(first)) for n in _step_numbers(again))
+    assert np.all(np.diff(_step_numbers(first)) == 1)
