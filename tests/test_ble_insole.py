@@ -192,3 +192,19 @@ def test_backfill_refetches_only_what_is_missing(stack: ExitStack) -> None:
     again = [p for p in link.drain_inbox() if isinstance(p.body, Step)]
     assert all(n > max(_step_numbers(first)) for n in _step_numbers(again))
     assert np.all(np.diff(_step_numbers(first)) == 1)
+
+
+def test_cli_scan_monitor_and_record_over_ble(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from insole.cli import main
+    from insole.recording import read_recording
+
+    assert main(["scan", "--simulate", "--timeout-s", "3"]) == 0
+    listed = capsys.readouterr().out
+    assert "insole-L" in listed and "insole-R" in listed
+    assert main(["monitor", "--simulate", "--duration-s", "3"]) == 0
+    out = tmp_path / "ble.insole"
+    assert main(["record", "--simulate", "--ble", "-o", str(out), "--duration-s", "3"]) == 0
+    recording = read_recording(out)
+    assert [s.side for s in recording.streams] == ["left", "right"]
+    assert recording.lost_samples == [0, 0] and recording.bad_frames == 0
+    assert min(s.n_samples for s in recording.streams) >= 200

@@ -9,7 +9,7 @@ import sys
 from insole.errors import UserError
 
 # Module names under insole.commands; each defines add_parser(subparsers).
-COMMAND_MODULES = ("demo", "simulate", "import_", "record", "export", "hil", "validate", "cue", "flash")
+COMMAND_MODULES = ("demo", "simulate", "import_", "record", "export", "hil", "validate", "cue", "scan", "monitor", "flash")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,6 +81,10 @@ class FootState:
         stride_s = float(np.median(np.diff(ics))) / self.rate_hz
         return 2 * 60.0 / stride_s if stride_s > 0 else None
 
+    def mean_fpa_deg(self, window: int = 8) -> float | None:
+        values = [s.fpa_deg for s in list(self.steps)[-window:] if s.fpa_deg is not None]
+        return float(np.mean(values)) if values else None
+
     def mean_stance_ms(self, window: int = 8) -> float | None:
         values = [s.stance_ms for s in list(self.steps)[-window:] if s.stance_ms is not None]
         return float(np.mean(values)) if values else None
@@ -106,13 +110,15 @@ def open_simulated_insoles(
     ble: bool = False,
     env: dict[str, dict[str, str]] | None = None,
     log_dir: Path | None = None,
+    connect: bool = True,
 ) -> SimulatedInsoles:
     """One simulated insole per stream (closed by ``stack``), each answering on its link.
 
     Over a pty (serial) by default; with ``ble`` over the emulated radio: bumble virtual
     controllers, the firmware's GATT server through the unix port's `bluetooth`
     stand-in, and the host's normal bleak client through the bumble backend. ``env``
-    adds environment variables per side (e.g. ``INSOLE_CLOCK_PPM``).
+    adds environment variables per side (e.g. ``INSOLE_CLOCK_PPM``). With ``connect``
+    False (BLE only) the insoles run and advertise but no link is opened.
     """
     work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="insole-sim-")))
     out = SimulatedInsoles([], {}, [])
@@ -126,7 +132,7 @@ def open_simulated_insoles(
         out.layouts[stream.side] = layout_packet(stream)
         out.pressure_scales.append(scale)
     if ble:
-        out.links.extend(_open_ble_insoles(stack, streams, samples_files, env or {}, log_dir))
+        out.links.extend(_open_ble_insoles(stack, streams, samples_files, env or {}, log_dir, connect))
         return out
     for stream, samples_file in zip(streams, samples_files):
         board = stack.enter_context(
@@ -138,12 +144,26 @@ def open_simulated_insoles(
     return out
 
 
+def open_ble_insoles(stack: ExitStack, sides: Sequence[str], *, scan_timeout_s: float = 10.0) -> list[tuple[str, InsoleLink]]:
+    """Real insoles over BLE, found by scanning for the insole service and their side
+    (bleak's platform backend); each link closes with ``stack``."""
+    from insole.ble.client import BleInsoleLink
+
+    links: list[tuple[str, InsoleLink]] = []
+    for side in sides:
+        link = BleInsoleLink(side, scan_timeout_s=scan_timeout_s)
+        stack.callback(link.close)
+        links.append((side, link))
+    return links
+
+
 def _open_ble_insoles(
     stack: ExitStack,
     streams: Sequence[FootStream],
     samples_files: Sequence[Path],
     env: dict[str, dict[str, str]],
     log_dir: Path | None,
+    connect: bool,
 ) -> list[tuple[str, InsoleLink]]:
     from insole.ble import bumble_backend
     from insole.ble.bumble_backend import BumbleClient, BumbleScanner
@@ -174,7 +194,7 @@ def _open_ble_insoles(
             )
         )
     links: list[tuple[str, InsoleLink]] = []
-    for stream in streams:
+    for stream in streams if connect else ():
         link = BleInsoleLink(stream.side, scanner_backend=BumbleScanner, client_backend=BumbleClient)
         stack.callback(link.close)
         links.append((stream.side, link))
@@ -240,6 +260,9 @@ class LiveSession:
             assert isinstance(status, Status)
             foot.status = status
             self._absorb(foot, foot.link.drain_inbox())
+            # A BLE link delivers on its own thread and outlives the session: stop
+            # recording its packets before the recording closes.
+            foot.link.on_packet_bytes = None
         if self.writer is not None:
             self.writer.flush()
 

@@ -366,7 +366,8 @@ class InsoleClient:
                 match = packet.type == answer and packet.type in _PLAIN_ANSWERS
             if match:
                 future.set_result(packet)
-                return True
+                # BACKFILL_END also goes on: a recording keeps it (it names lost events).
+                return not isinstance(body, BackfillEnd)
         return False
 
 

@@ -14,12 +14,11 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
-from insole.live import LiveSession, open_simulated_insoles, symmetry_index
+from insole.live import LiveSession, open_simulated_insoles
+from insole.liveview import render
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,28 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.set_defaults(func=run)
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def render(session: LiveSession, elapsed_s: float, duration_s: float, link: str) -> Group:
-    table = Table(title=f"insole demo: simulated walk, {elapsed_s:4.1f} / {duration_s:.0f} s ({link})")
-    for column in ("foot", "samples", "lost", "steps", "cadence (spm)", "stance (ms)", "direction", "heel raises"):
-        table.add_column(column, justify="right")
-    for foot in session.feet:
-        table.add_row(
-            foot.side,
-            str(foot.samples),
-            str(foot.lost_samples),
-            str(foot.step_count),
-            _fmt(foot.cadence_spm(), ".0f"),
-            _fmt(foot.mean_stance_ms(), ".0f"),
-            foot.last_direction,
-            str(len(foot.raises)),
-        )
-    stance = {f.side: f.mean_stance_ms() for f in session.feet}
-    lsi = symmetry_index(stance.get("left"), stance.get("right"))
-    return Group(table, Text(f"stance-time symmetry (LSI): {_fmt(lsi, '.2f')}"))
+def _title(elapsed_s: float, args: argparse.Namespace) -> str:
+    return f"insole demo: simulated walk, {elapsed_s:4.1f} / {args.duration_s:.0f} s ({args.link})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
         session = LiveSession(insoles.links, layouts=insoles.layouts, writer=writer)
         session.start()
         started = time.monotonic()
-        with Live(render(session, 0, args.duration_s, args.link), console=console, refresh_per_second=4) as live:
+        with Live(render(session, _title(0.0, args)), console=console, refresh_per_second=4) as live:
             while (elapsed := time.monotonic() - started) < args.duration_s:
                 session.poll(0.1)
-                live.update(render(session, elapsed, args.duration_s, args.link))
+                live.update(render(session, _title(elapsed, args)))
         session.stop()
+    console.print()
     for foot in session.feet:
         status = foot.status
         console.print(

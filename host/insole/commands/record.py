@@ -1,9 +1,11 @@
 """`insole record`: stream one or two insoles to a recording, packet by packet.
 
-From real boards (``--port left=/dev/ttyACM0 --port right=/dev/ttyACM1``) or from
-simulated ones (``--simulate``, the unix-port firmware replaying a simulated walk as
-its live sensors). Every packet is appended the moment it arrives, so a crash or a
-pulled cable loses at most the frame being written.
+From real boards over USB (``--port left=/dev/ttyACM0 --port right=/dev/ttyACM1``) or
+BLE (``--ble``: the insoles are found by scanning, by side), or from simulated ones
+(``--simulate``, the unix-port firmware replaying a simulated walk as its live sensors;
+with ``--ble`` over the emulated radio). Every packet is appended the moment it
+arrives, so a crash or a pulled cable loses at most the frame being written. Over BLE
+the client reconnects by itself and backfills missed events from the insole's log.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rich.console import Console
 
 from insole.errors import UserError
 from insole.link import SerialLink
-from insole.live import LiveSession, open_simulated_insoles
+from insole.live import InsoleLink, LiveSession, open_ble_insoles, open_simulated_insoles
 from insole.protocol import Command, CommandCode, Layout, PacketType, chz_to_rate_hz
 
 
@@ -26,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("-o", "--output", type=Path, required=True, help="the recording to create")
     p.add_argument("--port", action="append", default=[], metavar="SIDE=PORT", help="left=/dev/ttyACM0 (repeatable)")
     p.add_argument("--simulate", action="store_true", help="record two simulated insoles walking")
+    p.add_argument("--ble", action="store_true", help="over BLE: scan for the insoles (or the emulated radio with --simulate)")
+    p.add_argument("--side", action="append", choices=("left", "right"), help="with --ble: which insoles (default both)")
     p.add_argument("--duration-s", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=run)
@@ -48,17 +52,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output.exists():
         raise UserError(f"{args.output} exists; recordings are never overwritten")
-    if bool(args.port) == bool(args.simulate):
-        raise UserError("give --port SIDE=PORT (real boards) or --simulate")
+    if sum(map(bool, (args.port, args.simulate, args.ble and not args.simulate))) != 1:
+        raise UserError("give --port SIDE=PORT (USB), --ble (real insoles over BLE) or --simulate [--ble]")
     console = Console(stderr=True)
     with ExitStack() as stack:
-        links: list[tuple[str, SerialLink]] = []
+        links: list[tuple[str, InsoleLink]] = []
         layouts: dict[str, Layout] = {}
         if args.simulate:
             from insole.sim import demo_plan, simulate_session
 
             sim = simulate_session(demo_plan(), rate_hz=100.0, seed=args.seed)
-            insoles = open_simulated_insoles(stack, sim.streams)
+            insoles = open_simulated_insoles(stack, sim.streams, ble=args.ble)
             links = insoles.links
             layouts = insoles.layouts
             entries = [
@@ -68,10 +72,13 @@ def run(args: argparse.Namespace) -> int:
             header = make_header(source="simulated", streams=entries)
         else:
             entries = []
-            for side, port in _parse_ports(args.port):
-                link = stack.enter_context(SerialLink(port))
+            if args.ble:
+                links = open_ble_insoles(stack, args.side or ["left", "right"])
+            else:
+                links = [(side, stack.enter_context(SerialLink(port))) for side, port in _parse_ports(args.port)]
+            for side, link in links:
+                port = link.port
                 status = link.command(Command(CommandCode.GET_STATUS), PacketType.STATUS).body
-                links.append((side, link))
                 entries.append(
                     stream_header(
                         side=side,
