@@ -18,6 +18,7 @@ from pathlib import Path
 from insole.cue import apply_cue_options, check_settings, describe
 from insole.errors import DeviceError, LinkTimeout, UserError
 from insole.link import SerialLink
+from insole.live import InsoleLink
 from insole.protocol import SETTINGS_RANGES, Command, CommandCode, ErrorCode, PacketType, Settings
 
 DEFAULT_SIM_SETTINGS_DIR = Path(tempfile.gettempdir()) / "insole-sim-settings"  # the unix board's own default
@@ -84,6 +85,7 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--port", help="serial port of the insole, e.g. /dev/ttyACM0")
     target.add_argument("--simulate", action="store_true", help="a simulated insole (unix-port firmware)")
+    target.add_argument("--ble", choices=("left", "right"), help="the insole of this side, found over BLE")
     p.add_argument(
         "--settings-dir",
         type=Path,
@@ -92,7 +94,14 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _open(stack: ExitStack, args: argparse.Namespace) -> SerialLink:
+def _open(stack: ExitStack, args: argparse.Namespace) -> InsoleLink:
+    if args.ble:
+        from insole.live import open_ble_insoles
+
+        try:
+            return open_ble_insoles(stack, [args.ble])[0][1]
+        except (OSError, LinkTimeout) as exc:
+            raise UserError(f"cannot reach the {args.ble} insole over BLE: {exc}") from exc
     if args.simulate:
         from insole.simboard import SimulatedBoard
 
@@ -108,7 +117,7 @@ def _open(stack: ExitStack, args: argparse.Namespace) -> SerialLink:
     return link
 
 
-def _read(link: SerialLink) -> Settings:
+def _read(link: InsoleLink) -> Settings:
     body = link.command(Command(CommandCode.GET_SETTINGS), PacketType.SETTINGS).body
     assert isinstance(body, Settings)
     return body
