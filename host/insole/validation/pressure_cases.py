@@ -127,15 +127,25 @@ class _Pool:
 
 
 def score_recordings(
-    recordings: Sequence[ReferenceRecording], *, reversed: bool = False, engine: Engine = "firmware"
+    recordings: Sequence[ReferenceRecording],
+    *,
+    reversed: bool = False,
+    engine: Engine = "firmware",
+    with_imu: bool = False,
 ) -> dict[str, Any]:
-    """Pooled and per-foot scores of pressure steps against each recording's reference."""
+    """Pooled and per-foot scores of pressure steps against each recording's reference.
+
+    ``with_imu`` keeps a recording's IMU channels (the whole firmware, as worn: the IMU's
+    stride direction then takes precedence over the roll-over); by default pressure alone.
+    """
     expected = "backward" if reversed else "forward"
     pool = _Pool()
     per_file: list[dict[str, Any]] = []
     replays: list[FootReplay] | None = [] if engine == "firmware" else None
     for recording in recordings:
-        streams = [pressure_only(time_reversed(s) if reversed else s) for s in recording.streams]
+        streams = [time_reversed(s) if reversed else s for s in recording.streams]
+        if not with_imu:
+            streams = [pressure_only(s) for s in streams]
         references = [
             reversed_reference(s, r) if reversed else r
             for s, r in zip(recording.streams, recording.references, strict=True)
@@ -166,9 +176,11 @@ def score_gaitpdb(
     return score_recordings([gaitpdb_reference(f, debounce=debounce) for f in files], reversed=reversed, engine=engine)
 
 
-def score_moticon(files: Sequence[Path], *, reversed: bool = False, engine: Engine = "firmware") -> dict[str, Any]:
+def score_moticon(
+    files: Sequence[Path], *, reversed: bool = False, engine: Engine = "firmware", with_imu: bool = False
+) -> dict[str, Any]:
     """Moticon exports against the vendor's steps (export columns), within the span the vendor scored."""
-    return score_recordings([moticon_reference(f) for f in files], reversed=reversed, engine=engine)
+    return score_recordings([moticon_reference(f) for f in files], reversed=reversed, engine=engine, with_imu=with_imu)
 
 
 @dataclass
