@@ -208,3 +208,28 @@ def test_cli_scan_monitor_and_record_over_ble(tmp_path: Path, capsys: pytest.Cap
     assert [s.side for s in recording.streams] == ["left", "right"]
     assert recording.lost_samples == [0, 0] and recording.bad_frames == 0
     assert min(s.n_samples for s in recording.streams) >= 200
+
+
+def test_cue_on_out_of_band_steps_of_a_walk_with_latency(stack: ExitStack, capsys: pytest.CaptureFixture[str]) -> None:
+    from insole.protocol import Cue, CueOutcome, CueReason
+
+    sim = _walk(60.0, fpa_deg=15.0)  # toe-out 15°
+    insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True)
+    _, link = insoles.links[0]
+    # Target 0° ± 3°: every step is toes-out too far, so each asks "turn the toes in".
+    link.request(Settings(cue_mode=CueMode.FOOT_ANGLE, fpa_target_cdeg=0, fpa_half_width_cdeg=300))
+    time.sleep(10.0)
+    packets = link.drain_inbox()
+    steps = [p.body for p in packets if isinstance(p.body, Step)]
+    cues = [p.body for p in packets if isinstance(p.body, Cue)]
+    with_fpa = [s for s in steps if s.fpa_deg is not None]
+    assert len(with_fpa) >= 4, "the firmware reported no foot angles"
+    assert abs(np.median([s.fpa_deg for s in with_fpa]) - 15.0) < 3.0
+    cued = [c for c in cues if c.outcome == CueOutcome.CUED]
+    assert len(cued) >= len(with_fpa) - 1
+    assert all(c.reason == CueReason.TOE_IN and c.fpa_cdeg is not None and c.fpa_cdeg > 300 for c in cued)
+    latencies_ms = [c.latency_us / 1000.0 for c in cued if c.latency_us is not None]
+    assert latencies_ms and max(latencies_ms) <= 10.0  # motor on within 10 ms of the FPA being known
+    with capsys.disabled():
+        print(f"\nBLE cueing: {len(cued)} cues on {len(with_fpa)} steps, latency max {max(latencies_ms):.3f} ms "
+              f"(device time)")
