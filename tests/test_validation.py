@@ -22,7 +22,14 @@ FLOORS: dict[str, dict[str, tuple[str, float]]] = {
     "gaitpdb time-reversed": {"f1": (">=", 0.9), "direction_pct": (">=", 90.0)},
     "Moticon, both": {"f1": (">=", 0.95), "ic_mae_ms": ("<=", 30.0), "to_mae_ms": ("<=", 30.0)},
     "Moticon time-reversed": {"f1": (">=", 0.9), "direction_pct": (">=", 90.0)},
-    "simulated, FPA": {"direction_pct": (">=", 97.0), "f1": (">=", 0.9)},
+    "gaitmap, IMU only": {"f1": (">=", 0.95), "to_f1": (">=", 0.93), "ic_mae_ms": ("<=", 25.0), "to_mae_ms": ("<=", 25.0)},
+    "gaitmap time-reversed": {"direction_pct": (">=", 90.0), "f1": (">=", 0.9)},
+    "gaitmap FPA": {"fpa_mae_deg": ("<=", 3.0)},
+    "Moticon time-reversed, IMU": {"direction_pct": (">=", 90.0)},
+    "simulated backward": {"direction_pct": (">=", 97.0), "fpa_mae_deg": ("<=", 1.5)},
+    "simulated turns": {"turning_backward": ("<=", 0)},
+    "simulated FPA sweep, IMU tilted": {"fpa_mae_deg": ("<=", 1.5), "direction_pct": (">=", 97.0)},
+    "simulated, FPA": {"direction_pct": (">=", 97.0), "f1": (">=", 0.9), "fpa_mae_deg": ("<=", 1.5)},
     "simulated heel raises": {"raise_count_error": ("<=", 0)},
 }
 
@@ -56,7 +63,7 @@ def test_table_row_meets_its_floor(rows: list[Row], prefix: str) -> None:
 def test_validate_command_prints_the_table_and_fails_on_a_missed_goal(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["validate", "--quick", "--rows", "sim-raises"])
     out = capsys.readouterr().out
-    assert out.startswith("| data | reference | steps | F1 |")
+    assert out.startswith("| data | reference | steps | IC F1 | TO F1 |")
     assert "simulated heel raises" in out
     assert status == (0 if "| yes |" in out else 1)
 

@@ -47,12 +47,12 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     rows, missing = build_rows(names, quick=args.quick, progress=lambda name: console.log(f"validating {name}"))
     # A Markdown table: readable in a terminal at any width and pasteable into notes.
-    headers = ("data", "reference", "steps", "F1", "IC MAE ms", "TO MAE ms", "FPA MAE °", "dir %", "raise err",
+    headers = ("data", "reference", "steps", "IC F1", "TO F1", "IC MAE ms", "TO MAE ms", "FPA MAE °", "dir %", "raise err",
                "goals", "ok")
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
         cells = (
-            row.data, row.reference, str(row.n_reference), _fmt(row.f1, 3), _fmt(row.ic_mae_ms, 1),
+            row.data, row.reference, str(row.n_reference), _fmt(row.f1, 3), _fmt(row.to_f1, 3), _fmt(row.ic_mae_ms, 1),
             _fmt(row.to_mae_ms, 1), _fmt(row.fpa_mae_deg, 2), _fmt(row.direction_pct, 1),
             _fmt(row.raise_count_error, 0), "; ".join(str(g) for g in row.goals), "yes" if row.passed else "NO",
         )

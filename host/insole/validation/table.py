@@ -47,13 +47,15 @@ class Row:
     reference: str
     goals: tuple[Goal, ...]
     n_reference: int = 0  # reference steps (or raises) scored
-    f1: float = math.nan
+    f1: float = math.nan  # initial contacts
+    to_f1: float = math.nan  # toe-offs
     ic_mae_ms: float = math.nan
     to_mae_ms: float = math.nan
     fpa_mae_deg: float = math.nan
     fpa_n: int = 0  # steps with both an estimated and a reference FPA
     direction_pct: float = math.nan  # steps with the expected direction, % of detected steps
     raise_count_error: int | None = None  # detected − true repetitions, summed over feet
+    turning_backward: int | None = None  # steps of turning bouts read as backward
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -112,6 +114,7 @@ class EventScore:
     def fill(self, row: Row) -> Row:
         row.n_reference = self.ic.n_reference
         row.f1 = self.ic.f1
+        row.to_f1 = self.to.f1
         row.ic_mae_ms = self.ic.mae_ms
         row.to_mae_ms = self.to.mae_ms
         if self.direction_total:
