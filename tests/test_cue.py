@@ -339,3 +339,14 @@ def test_unix_board_clock_runs_off_by_insole_clock_ppm(monkeypatch: pytest.Monke
         host_ms = (time.monotonic() - t0) * 1000
     device_ms = last.header.time_ms - first.header.time_ms
     assert device_ms == pytest.approx(host_ms * (1 + ppm * 1e-6), abs=15)
+
+
+def test_mount_yaw_is_set_kept_and_range_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from insole.cli import main
+
+    settings_dir = tmp_path / "settings"
+    assert main(["cue", "set", "--simulate", "--settings-dir", str(settings_dir), "--mount-yaw", "-7.5"]) == 0
+    assert main(["cue", "show", "--simulate", "--settings-dir", str(settings_dir)]) == 0
+    assert "IMU yaw:     -7.5°" in capsys.readouterr().out
+    assert main(["cue", "set", "--simulate", "--settings-dir", str(settings_dir), "--mount-yaw", "31"]) == 2
+    assert "--mount-yaw 31° is outside -30..30°" in capsys.readouterr().err

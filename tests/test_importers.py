@@ -655,3 +655,18 @@ def test_import_gaitpdb_command_end_to_end(tmp_path: Path) -> None:
         scale = back.header["streams"][k]["pressure_scale"]
         np.testing.assert_allclose(stream.pressure, original.streams[k].pressure, atol=scale / 2 + 1e-9)
         assert not stream.has_imu and stream.layout == "gaitpdb8"
+
+
+def test_gaitmap_import_then_hil_writes_foot_angles(tmp_path: Path) -> None:
+    from insole.cli import main
+
+    source = require_shared_data("gaitmap_example", "imu_sample.csv")
+    out = tmp_path / "gaitmap.insole"
+    assert main(["import", "gaitmap", str(source), "-o", str(out)]) == 0
+    steps = tmp_path / "steps.csv"
+    assert main(["hil", str(out), "--steps", str(steps)]) == 0
+    rows = steps.read_text().splitlines()[1:]
+    angles = [float(r.split(",")[3]) for r in rows if r.split(",")[3]]
+    assert len(rows) >= 50 and len(angles) >= 40
+    assert sum(r.endswith(",forward") for r in rows) >= 0.8 * len(rows)
+    assert 0.0 < sorted(angles)[len(angles) // 2] < 25.0  # toe-out, as the subject walks

@@ -311,18 +311,18 @@ TYPICAL_SETTINGS = Settings(
     side=0, cue_mode=1, cue_duty_pct=60, fpa_target_cdeg=500, fpa_half_width_cdeg=300, toe_in_pattern=1,
     toe_out_pattern=2, cue_duration_ms=200, cue_ms_per_deg=50, cue_max_ms=600, schedule=1, fade_every=3,
     fade_probability_pct=50, metronome_pattern=3, block_on_steps=40, block_off_steps=40, seed=1234,
-    metronome_spm=100, metronome_pulse_ms=120, rate_chz=10000, stream_samples=1,
+    metronome_spm=100, metronome_pulse_ms=120, rate_chz=10000, stream_samples=1, imu_yaw_cdeg=-750,
 )  # fmt: skip
-_SETTINGS_FMT = struct.Struct("<BBBBhHBBHHHBBBBHHHHHHBBH")
+_SETTINGS_FMT = struct.Struct("<BBBBhHBBHHHBBBBHHHHHHBBh")
 
 
 def settings_cases() -> list[dict[str, Any]]:
     typical = TYPICAL_SETTINGS
     minimum = Settings(
-        2, 0, 0, 0, -3000, 50, 1, 1, 50, 0, 50, 0, 1, 0, 1, 1, 0, 0, 40, 20, 5000, 0
+        2, 0, 0, 0, -3000, 50, 1, 1, 50, 0, 50, 0, 1, 0, 1, 1, 0, 0, 40, 20, 5000, 0, -3000
     )
     maximum = Settings(
-        2, 1, 2, 100, 3000, 2000, 4, 4, 1000, 1000, 2000, 2, 100, 100, 4, 1000, 1000, 65535, 200, 250, 25000, 1
+        2, 1, 2, 100, 3000, 2000, 4, 4, 1000, 1000, 2000, 2, 100, 100, 4, 1000, 1000, 65535, 200, 250, 25000, 1, 3000
     )
     keep_side = Settings(side=None, cue_mode=2, cue_duty_pct=80, metronome_spm=110, rate_chz=20480, stream_samples=0)
     cases = [
@@ -371,6 +371,8 @@ def settings_cases() -> list[dict[str, Any]]:
         ("rate_low", 20, 4999, 30),
         ("rate_high", 20, 25001, 30),
         ("stream_samples_2", 21, 2, 32),
+        ("imu_yaw_low", 23, -3001, 34),
+        ("imu_yaw_high", 23, 3001, 34),
     ]
     for name, index, value, offset in bad_values:
         values = list(good)

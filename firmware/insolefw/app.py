@@ -403,6 +403,9 @@ class Device:
             # by a settings write since boot.
             self._layout = list(sum(layout_for_side(self.side), ()))
         self._configure_core(live.rate_chz, live.n_pressure, live.imu, self.side)
+        # The mounting-yaw calibration belongs to this insole's own IMU; a replay keeps
+        # the recording's frame.
+        self.core.imu_tracker.yaw_offset_cdeg = self.settings.imu_yaw_cdeg
         self.source = live
         self.mode = MODE_LIVE
         self._live_count = 0

@@ -10,7 +10,7 @@ from insolefw import fast
 from insolefw.protocol import SETTINGS_LEN, NA_U8
 
 SETTINGS_VERSION = const(2)
-_FMT = "<BBBBhHBBHHHBBBBHHHHHHBBH"
+_FMT = "<BBBBhHBBHHHBBBBHHHHHHBBh"
 _FILE = "settings.bin"
 
 CUE_OFF = const(0)
@@ -45,6 +45,7 @@ class Settings:
         self.metronome_pulse_ms = 100
         self.rate_chz = 10000
         self.stream_samples = 1
+        self.imu_yaw_cdeg = 0  # the IMU's mounting yaw, taken off every live foot angle
 
     def encode_into(self, buf, off):
         struct.pack_into(_FMT, buf, off, SETTINGS_VERSION, self.side, self.cue_mode,
@@ -53,7 +54,8 @@ class Settings:
                          self.cue_ms_per_deg, self.cue_max_ms, self.schedule, self.fade_every,
                          self.fade_probability_pct, self.metronome_pattern, self.block_on_steps,
                          self.block_off_steps, self.seed, self.metronome_spm,
-                         self.metronome_pulse_ms, self.rate_chz, self.stream_samples, 0, 0)
+                         self.metronome_pulse_ms, self.rate_chz, self.stream_samples, 0,
+                         self.imu_yaw_cdeg)
 
     def decode_from(self, buf, off):
         """Validates a SETTINGS payload and applies it only if every field is valid.
@@ -63,7 +65,7 @@ class Settings:
         (version, side, mode, duty, target, half_width, toe_in, toe_out, duration,
          ms_per_deg, max_ms, schedule, every, probability, m_pattern, block_on,
          block_off, seed, spm, pulse_ms, rate, stream, reserved8,
-         reserved16) = struct.unpack_from(_FMT, buf, off)
+         imu_yaw) = struct.unpack_from(_FMT, buf, off)
         bad = (0 if version != SETTINGS_VERSION else
                1 if side > 1 and side != NA_U8 else
                2 if mode > CUE_METRONOME else
@@ -86,7 +88,7 @@ class Settings:
                30 if not 5000 <= rate <= 25000 else
                32 if stream > 1 else
                33 if reserved8 else
-               34 if reserved16 else -1)
+               34 if not -3000 <= imu_yaw <= 3000 else -1)
         if bad < 0:
             self.side = side
             self.cue_mode = mode
@@ -109,6 +111,7 @@ class Settings:
             self.metronome_pulse_ms = pulse_ms
             self.rate_chz = rate
             self.stream_samples = stream
+            self.imu_yaw_cdeg = imu_yaw
         return bad
 
     def save(self, directory):

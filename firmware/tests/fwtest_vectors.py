@@ -15,7 +15,8 @@ _SETTINGS_NAMES = ("side", "cue_mode", "cue_duty_pct", "fpa_target_cdeg", "fpa_h
                    "toe_in_pattern", "toe_out_pattern", "cue_duration_ms", "cue_ms_per_deg",
                    "cue_max_ms", "schedule", "fade_every", "fade_probability_pct",
                    "metronome_pattern", "block_on_steps", "block_off_steps", "seed",
-                   "metronome_spm", "metronome_pulse_ms", "rate_chz", "stream_samples")
+                   "metronome_spm", "metronome_pulse_ms", "rate_chz", "stream_samples",
+                   "imu_yaw_cdeg")
 
 
 def test_crc_vectors():

@@ -62,6 +62,7 @@ FIELD_OPTIONS: dict[str, tuple[str, str, float]] = {
     "seed": ("--seed", "", 1),
     "metronome_spm": ("--spm", " steps/min", 1),
     "metronome_pulse_ms": ("--pulse-ms", " ms", 1),
+    "imu_yaw_cdeg": ("--mount-yaw", "°", 100),
 }
 
 
@@ -164,7 +165,8 @@ def apply_cue_options(settings: Settings, **options: Any) -> Settings:
     half_width_deg, toe_in_pattern, toe_out_pattern, metronome_pattern (names or ids),
     duration_ms, scale_ms_per_deg, max_ms, duty_pct, schedule ("every-step" |
     "every-kth" | "probability"), every (k; implies every-kth), probability_pct
-    (implies probability), block ("N", "N:M" or "off"), seed, spm, pulse_ms.
+    (implies probability), block ("N", "N:M" or "off"), seed, spm, pulse_ms,
+    mount_yaw_deg (the IMU's mounting yaw from a calibration, docs/gait-imu.md).
     Raises CueSettingsError for a value the device would refuse.
     """
     changes: dict[str, int] = {}
@@ -172,7 +174,7 @@ def apply_cue_options(settings: Settings, **options: Any) -> Settings:
     unknown = set(given) - {
         "mode", "band", "target_deg", "half_width_deg", "toe_in_pattern", "toe_out_pattern", "metronome_pattern",
         "duration_ms", "scale_ms_per_deg", "max_ms", "duty_pct", "schedule", "every", "probability_pct", "block",
-        "seed", "spm", "pulse_ms",
+        "seed", "spm", "pulse_ms", "mount_yaw_deg",
     }  # fmt: skip
     if unknown:
         raise TypeError(f"unknown cue options: {sorted(unknown)}")
@@ -216,6 +218,8 @@ def apply_cue_options(settings: Settings, **options: Any) -> Settings:
         changes["schedule"] = CueSchedule.PROBABILITY
     if "block" in given:
         changes["block_on_steps"], changes["block_off_steps"] = parse_block(str(given["block"]))
+    if "mount_yaw_deg" in given:
+        changes["imu_yaw_cdeg"] = _cdeg("--mount-yaw", float(given["mount_yaw_deg"]))
     return check_settings(replace(settings, **changes))
 
 
@@ -259,6 +263,7 @@ def describe(settings: Settings) -> list[str]:
         f"schedule:    {schedule}",
         f"metronome:   {s.metronome_spm} steps/min, {pattern(s.metronome_pattern)}, {s.metronome_pulse_ms} ms",
         f"side:        {side}",
+        f"IMU yaw:     {s.imu_yaw_cdeg / 100:+g}° mounting yaw taken off the foot angle (calibration)",
     ]
 
 

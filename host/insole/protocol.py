@@ -471,6 +471,7 @@ SETTINGS_RANGES: dict[str, tuple[int, int, int]] = {
     "metronome_pulse_ms": (28, 20, 250),
     "rate_chz": (30, 5000, 25000),
     "stream_samples": (32, 0, 1),
+    "imu_yaw_cdeg": (34, -3000, 3000),
 }
 
 
@@ -504,6 +505,7 @@ class Settings(_FixedBody):
     metronome_pulse_ms: int = 100
     rate_chz: int = 10000
     stream_samples: int = 1
+    imu_yaw_cdeg: int = 0  # the IMU's mounting yaw (0.01°, counter-clockwise), taken off live foot angles
 
     TYPE: ClassVar[PacketType] = PacketType.SETTINGS
     _FIELDS, _STRUCT = _layout(
@@ -530,7 +532,7 @@ class Settings(_FixedBody):
         _Field("rate_chz", "H"),
         _Field("stream_samples", "B"),
         _Field(None, "B"),
-        _Field(None, "H"),
+        _Field("imu_yaw_cdeg", "h"),
     )
 
     def first_bad_field(self) -> tuple[str, int] | None:

@@ -77,6 +77,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     s.add_argument("--spm", type=int, help="metronome rate, steps per minute (40..200)")
     s.add_argument("--metronome-pattern", metavar="PATTERN", help="metronome pulse pattern")
     s.add_argument("--pulse-ms", type=int, help="metronome pulse length in ms (20..250)")
+    s.add_argument("--mount-yaw", type=float, metavar="DEG", dest="mount_yaw_deg",
+                   help="the IMU's mounting yaw from a calibration walk or roll test (-30..30°, docs/gait-imu.md)")
     s.add_argument("--side", choices=("left", "right", "board"), help="which foot this insole is on ('board': its own)")
     s.set_defaults(func=run_set)
 
@@ -160,6 +162,7 @@ def run_set(args: argparse.Namespace) -> int:
         "spm": args.spm,
         "metronome_pattern": args.metronome_pattern,
         "pulse_ms": args.pulse_ms,
+        "mount_yaw_deg": args.mount_yaw_deg,
     }
     if all(v is None for v in options.values()) and args.side is None:
         raise UserError("nothing to set; give at least one option (see insole cue set --help)")

@@ -2,6 +2,7 @@
 
     insole import moticon FILE -o OUT      Moticon OpenGo text export (both feet, IMU)
     insole import gaitpdb FILE -o OUT      PhysioNet gaitpdb walk (8 force sensors per foot)
+    insole import gaitmap FILE -o OUT      gaitmap example IMU data (both feet, foot frame, 204.8 Hz)
     insole import csv [--left L.csv] [--right R.csv] [--layout NAME] -o OUT
 
 For Moticon exports with vendor step detections, the vendor's initial contacts and
@@ -23,7 +24,7 @@ from insole.model import FootStream, StepRow
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "import",
-        help="convert a third-party recording (Moticon, gaitpdb, CSV) into an .insole recording",
+        help="convert a third-party recording (Moticon, gaitpdb, gaitmap, CSV) into an .insole recording",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -42,6 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     gaitpdb.add_argument("file", type=Path, metavar="FILE")
     common(gaitpdb)
     gaitpdb.set_defaults(func=run_gaitpdb)
+
+    gaitmap = sources.add_parser("gaitmap", help="gaitmap example IMU data (imu_sample*.csv, foot frame)")
+    gaitmap.add_argument("file", type=Path, metavar="FILE")
+    common(gaitmap)
+    gaitmap.set_defaults(func=run_gaitmap)
 
     csv = sources.add_parser(
         "csv",
@@ -129,6 +135,13 @@ def run_gaitpdb(args: argparse.Namespace) -> int:
 
     streams = import_gaitpdb(args.file)
     _write(args, streams, "gaitpdb", args.file.name, None)
+    return 0
+
+
+def run_gaitmap(args: argparse.Namespace) -> int:
+    from insole.importers.gaitmap import import_gaitmap
+
+    _write(args, import_gaitmap(args.file), "gaitmap", args.file.name, None)
     return 0
 
 
