@@ -69,7 +69,9 @@ class Layout:
 class EventQueue:
     """Bounded ring of outgoing event records; the oldest is overwritten when full."""
 
-    def __init__(self, capacity=64, record_len=STEP_LEN):
+    # Events wait here only until the sampling loop's next flush: at most a few strides
+    # even after the IMU FIFO's 2.5 s backlog; the event log keeps the history.
+    def __init__(self, capacity=16, record_len=STEP_LEN):
         self._cap = capacity
         self._rec = record_len
         self._buf = bytearray(capacity * record_len)
