@@ -8,7 +8,6 @@ between the firmware's GATT server and the host's bleak calls.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Iterator

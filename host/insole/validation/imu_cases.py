@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +37,7 @@ from insole.model import FloatArray, FootStream
 from insole.sim import SensorModel, Stand, Walk, fpa_sweep_plan, simulate_session
 from insole.sim.plan import Segment
 from insole.validation.gaitmap import GaitmapWalk, load_gaitmap_walk, mocap_fpa_deg
-from insole.validation.metrics import EventMatch, ScoreSums, match_events, reversed_times_s, time_reversed
+from insole.validation.metrics import EventPool, match_events, reversed_times_s, time_reversed
 from insole.validation.references import ReferenceSteps, moticon_reference
 
 Engine = Literal["firmware", "host"]
@@ -113,45 +113,6 @@ def run(streams: Sequence[FootStream], engine: Engine) -> tuple[list[FootSteps],
     return [host_steps(s) for s in streams], None
 
 
-@dataclass
-class _Pool:
-    ic: ScoreSums = field(default_factory=ScoreSums)
-    to: ScoreSums = field(default_factory=ScoreSums)
-    directions: dict[str, int] = field(default_factory=lambda: {"forward": 0, "backward": 0, "unknown": 0})
-
-    def add(self, ic: EventMatch, to: EventMatch, directions: Sequence[str]) -> None:
-        self.ic.add(ic)
-        self.to.add(to)
-        for d in directions:
-            self.directions[d] += 1
-
-    def summary(self, expected: str) -> dict[str, Any]:
-        n = sum(self.directions.values())
-        wrong = "backward" if expected == "forward" else "forward"
-
-        def pct(count: int) -> float:
-            return 100.0 * count / n if n else math.nan
-
-        def bias_ms(sums: ScoreSums) -> float:
-            return float(np.mean(sums.errors_s) * 1000.0) if sums.errors_s else math.nan
-
-        return {
-            "f1": self.ic.f1,
-            "ic_f1": self.ic.f1,
-            "to_f1": self.to.f1,
-            "ic_mae_ms": self.ic.mae_ms,
-            "to_mae_ms": self.to.mae_ms,
-            "ic_bias_ms": bias_ms(self.ic),
-            "to_bias_ms": bias_ms(self.to),
-            "n_reference": self.ic.n_reference,
-            "n_detected": self.ic.n_detected,
-            "n_direction": n,
-            "direction_pct": pct(self.directions[expected]),
-            "unknown_pct": pct(self.directions["unknown"]),
-            "wrong_direction_pct": pct(self.directions[wrong]),
-        }
-
-
 def reversed_reference(stream: FootStream, reference: ReferenceSteps) -> ReferenceSteps:
     """The reference of ``time_reversed(stream)``: IC and TO swap, the scored span mirrors."""
     lo, hi = reference.score_from_s, reference.score_to_s
@@ -168,7 +129,7 @@ def reversed_reference(stream: FootStream, reference: ReferenceSteps) -> Referen
 
 
 def _score_foot(
-    pool: _Pool,
+    pool: EventPool,
     stream: FootStream,
     steps: FootSteps,
     reference: ReferenceSteps,
@@ -205,7 +166,7 @@ def score_gaitmap_events(
     walk = walk or load_gaitmap_walk()
     streams = [time_reversed(s) if reversed else s for s in walk.streams]
     feet, replays = run(streams, engine)
-    pool = _Pool()
+    pool = EventPool()
     per_foot = []
     for original, stream, steps in zip(walk.streams, streams, feet, strict=True):
         reference = walk.reference_steps(original.side)
@@ -213,7 +174,7 @@ def score_gaitmap_events(
         if reversed:
             reference = reversed_reference(original, reference)
             turns = [tuple(sorted(reversed_times_s(original, [a, b]))) for a, b in turns]  # type: ignore[misc]
-        single = _Pool()
+        single = EventPool()
         _score_foot(single, stream, steps, reference, turns)
         _score_foot(pool, stream, steps, reference, turns)
         per_foot.append({"side": original.side, **single.summary("backward" if reversed else "forward")})
@@ -318,7 +279,7 @@ def _mae(errors: FloatArray) -> float:
 def score_moticon_imu(files: Sequence[Path], *, reversed: bool = False, engine: Engine = "firmware") -> dict[str, Any]:
     """The exports' IMU alone against the vendor's (pressure-based) steps, within the
     span the vendor scored; ``reversed`` plays each foot backwards."""
-    pool = _Pool()
+    pool = EventPool()
     per_file = []
     for path in files:
         recording = moticon_reference(Path(path))
@@ -327,7 +288,7 @@ def score_moticon_imu(files: Sequence[Path], *, reversed: bool = False, engine: 
         for original, stream, reference, steps in zip(recording.streams, streams, recording.references, feet, strict=True):
             if reversed:
                 reference = reversed_reference(original, reference)
-            single = _Pool()
+            single = EventPool()
             _score_foot(single, stream, steps, reference)
             _score_foot(pool, stream, steps, reference)
             per_file.append({"recording": recording.name, "side": original.side, **single.summary(

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -113,6 +115,47 @@ class ScoreSums:
     @property
     def mae_ms(self) -> float:
         return float(np.mean(np.abs(self.errors_s)) * 1000.0) if self.errors_s else float("nan")
+
+
+@dataclass
+class EventPool:
+    """IC and TO matches and step directions pooled over feet and files (one table row)."""
+
+    ic: ScoreSums = field(default_factory=ScoreSums)
+    to: ScoreSums = field(default_factory=ScoreSums)
+    directions: dict[str, int] = field(default_factory=lambda: {"forward": 0, "backward": 0, "unknown": 0})
+
+    def add(self, ic: EventMatch, to: EventMatch, directions: Sequence[str]) -> None:
+        self.ic.add(ic)
+        self.to.add(to)
+        for d in directions:
+            self.directions[d] += 1
+
+    def summary(self, expected: str) -> dict[str, Any]:
+        n = sum(self.directions.values())
+        wrong = "backward" if expected == "forward" else "forward"
+
+        def pct(count: int) -> float:
+            return 100.0 * count / n if n else float("nan")
+
+        def bias_ms(sums: ScoreSums) -> float:
+            return float(np.mean(sums.errors_s) * 1000.0) if sums.errors_s else float("nan")
+
+        return {
+            "f1": self.ic.f1,
+            "ic_f1": self.ic.f1,
+            "to_f1": self.to.f1,
+            "ic_mae_ms": self.ic.mae_ms,
+            "to_mae_ms": self.to.mae_ms,
+            "ic_bias_ms": bias_ms(self.ic),
+            "to_bias_ms": bias_ms(self.to),
+            "n_reference": self.ic.n_reference,
+            "n_detected": self.ic.n_detected,
+            "n_direction": n,
+            "direction_pct": pct(self.directions[expected]),
+            "unknown_pct": pct(self.directions["unknown"]),
+            "wrong_direction_pct": pct(self.directions[wrong]),
+        }
 
 
 def angle_mae_deg(estimated_deg: Sequence[float] | FloatArray, reference_deg: Sequence[float] | FloatArray) -> float:

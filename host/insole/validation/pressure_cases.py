@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +35,7 @@ from insole.gait.pressure import DIRECTION_NAMES, PressureStepDetection
 from insole.hil import FootReplay, replay_recording
 from insole.model import FloatArray, FootStream
 from insole.protocol import choose_pressure_scale
-from insole.validation.metrics import EventMatch, ScoreSums, match_events, reversed_times_s, time_reversed
+from insole.validation.metrics import EventPool, match_events, reversed_times_s, time_reversed
 from insole.validation.references import (
     ReferenceRecording,
     ReferenceSteps,
@@ -88,44 +88,6 @@ def reversed_reference(stream: FootStream, reference: ReferenceSteps) -> Referen
     )
 
 
-@dataclass
-class _Pool:
-    ic: ScoreSums = field(default_factory=ScoreSums)
-    to: ScoreSums = field(default_factory=ScoreSums)
-    directions: dict[str, int] = field(default_factory=lambda: {"forward": 0, "backward": 0, "unknown": 0})
-
-    def add(self, ic: EventMatch, to: EventMatch, directions: Sequence[str]) -> None:
-        self.ic.add(ic)
-        self.to.add(to)
-        for d in directions:
-            self.directions[d] += 1
-
-    def summary(self, expected: str) -> dict[str, Any]:
-        n = sum(self.directions.values())
-        wrong = "backward" if expected == "forward" else "forward"
-
-        def pct(count: int) -> float:
-            return 100.0 * count / n if n else float("nan")
-
-        def bias_ms(sums: ScoreSums) -> float:
-            return float(np.mean(sums.errors_s) * 1000.0) if sums.errors_s else float("nan")
-
-        return {
-            "f1": self.ic.f1,
-            "ic_f1": self.ic.f1,
-            "to_f1": self.to.f1,
-            "ic_mae_ms": self.ic.mae_ms,
-            "to_mae_ms": self.to.mae_ms,
-            "ic_bias_ms": bias_ms(self.ic),
-            "to_bias_ms": bias_ms(self.to),
-            "n_reference": self.ic.n_reference,
-            "n_detected": self.ic.n_detected,
-            "direction_pct": pct(self.directions[expected]),
-            "unknown_pct": pct(self.directions["unknown"]),
-            "wrong_direction_pct": pct(self.directions[wrong]),
-        }
-
-
 def score_recordings(
     recordings: Sequence[ReferenceRecording],
     *,
@@ -139,7 +101,7 @@ def score_recordings(
     stride direction then takes precedence over the roll-over); by default pressure alone.
     """
     expected = "backward" if reversed else "forward"
-    pool = _Pool()
+    pool = EventPool()
     per_file: list[dict[str, Any]] = []
     replays: list[FootReplay] | None = [] if engine == "firmware" else None
     for recording in recordings:
@@ -163,7 +125,7 @@ def score_recordings(
             to = match_events(foot.to_s[scored], reference.to_s)
             directions = [d for d, keep in zip(foot.directions, scored, strict=True) if keep]
             pool.add(ic, to, directions)
-            single = _Pool()
+            single = EventPool()
             single.add(ic, to, directions)
             per_file.append({"recording": recording.name, "side": stream.side, **single.summary(expected)})
     return {**pool.summary(expected), "per_file": per_file, "replays": replays}

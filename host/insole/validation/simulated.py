@@ -14,8 +14,8 @@ import numpy as np
 
 from insole.sim import HeelRaises, Stand, Walk, simulate_session
 from insole.sim.plan import Segment
-from insole.validation.metrics import match_events
-from insole.validation.table import EventScore, Goal, Row, replay_streams, step_directions, step_times_s
+from insole.validation.metrics import EventPool, match_events
+from insole.validation.table import Goal, Row, replay_streams, step_directions, step_times_s
 
 SIM_RATE_HZ = 104.0  # the ESP32 board's IMU rate
 FPA_SWEEP_DEG = (-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
@@ -55,23 +55,21 @@ def simulated_fpa_row(seed: int = 11, steps_per_value: int = 16) -> Row:
     )
     sim = simulate_session(fpa_plan(steps_per_value=steps_per_value), rate_hz=SIM_RATE_HZ, seed=seed)
     replays = replay_streams(sim.streams)
-    score = EventScore()
+    pool = EventPool()
     errors: list[float] = []
     hits = total = 0
     for stream, replay in zip(sim.streams, replays):
         # Events are scored against every ground contact (bout starts and ends too);
         # foot angle and direction against the walking steps, which carry them.
         contacts = [c for c in sim.contacts if c.side == stream.side]
-        score.add_foot(
-            stream,
-            replay,
-            [c.ic_s for c in contacts if c.ic_s is not None],
-            [c.to_s for c in contacts if c.to_s is not None],
+        ic_s, to_s = step_times_s(stream, replay)
+        pool.add(
+            match_events(ic_s, [c.ic_s for c in contacts if c.ic_s is not None]),
+            match_events(to_s, [c.to_s for c in contacts if c.to_s is not None]),
+            [],
         )
         truth = [t for t in sim.step_truth if t.side == stream.side]
-        ref_ic = np.array([t.ic_s for t in truth])
-        ic_s, _ = step_times_s(stream, replay)
-        match = match_events(ic_s, ref_ic)
+        match = match_events(ic_s, [t.ic_s for t in truth])
         directions = step_directions(replay)
         for i, j in zip(match.detected_index, match.reference_index):
             fpa = replay.steps[int(i)].fpa_deg
@@ -79,7 +77,10 @@ def simulated_fpa_row(seed: int = 11, steps_per_value: int = 16) -> Row:
                 errors.append(fpa - truth[int(j)].fpa_deg)
             total += 1
             hits += directions[int(i)] == truth[int(j)].direction
-    score.fill(row)
+    summary = pool.summary("forward")
+    row.n_reference = int(summary["n_reference"])
+    row.f1, row.to_f1 = float(summary["ic_f1"]), float(summary["to_f1"])
+    row.ic_mae_ms, row.to_mae_ms = float(summary["ic_mae_ms"]), float(summary["to_mae_ms"])
     row.fpa_n = len(errors)
     row.fpa_mae_deg = float(np.mean(np.abs(errors))) if errors else float("nan")
     row.direction_pct = 100.0 * hits / total if total else float("nan")

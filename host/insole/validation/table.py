@@ -18,7 +18,6 @@ import numpy as np
 from insole.hil import DIRECTION_NAMES, FootReplay, replay_recording
 from insole.model import FootStream
 from insole.protocol import choose_pressure_scale
-from insole.validation.metrics import ScoreSums, match_events
 
 _OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
 
@@ -83,40 +82,3 @@ def step_times_s(stream: FootStream, replay: FootReplay) -> tuple[np.ndarray, np
 
 def step_directions(replay: FootReplay) -> list[str]:
     return [DIRECTION_NAMES.get(s.direction, "unknown") for s in replay.steps]  # type: ignore[call-overload]
-
-
-@dataclass
-class EventScore:
-    """Pools IC and TO matches and directions over feet and files for one row."""
-
-    ic: ScoreSums = field(default_factory=ScoreSums)
-    to: ScoreSums = field(default_factory=ScoreSums)
-    direction_hits: int = 0
-    direction_total: int = 0
-
-    def add_foot(
-        self,
-        stream: FootStream,
-        replay: FootReplay,
-        reference_ic_s: Sequence[float] | np.ndarray,
-        reference_to_s: Sequence[float] | np.ndarray | None,
-        expected_direction: str | None = None,
-    ) -> None:
-        ic_s, to_s = step_times_s(stream, replay)
-        self.ic.add(match_events(ic_s, reference_ic_s))
-        if reference_to_s is not None:
-            self.to.add(match_events(to_s, reference_to_s))
-        if expected_direction is not None:
-            directions = step_directions(replay)
-            self.direction_hits += sum(d == expected_direction for d in directions)
-            self.direction_total += len(directions)
-
-    def fill(self, row: Row) -> Row:
-        row.n_reference = self.ic.n_reference
-        row.f1 = self.ic.f1
-        row.to_f1 = self.to.f1
-        row.ic_mae_ms = self.ic.mae_ms
-        row.to_mae_ms = self.to.mae_ms
-        if self.direction_total:
-            row.direction_pct = 100.0 * self.direction_hits / self.direction_total
-        return row
