@@ -137,8 +137,14 @@ def test_random_disconnects_mid_walk_lose_no_step_event(stack: ExitStack, capsys
     assert not lost and not link.stats.lost_events
     assert len(numbers) >= 10
     assert sorted(numbers) == list(range(1, max(numbers) + 1)), "a step event is missing or doubled"
+    # Raw samples too: the insole's sample log (~5 s) covers each outage.
+    covered = sorted(i for p in received if isinstance(p.body, Samples)
+                     for i in range(p.body.first_index, p.body.first_index + p.body.count))
+    assert covered == list(range(covered[0], covered[-1] + 1)), "a sample is missing or doubled"
+    assert link.stats.lost_sample_packets == 0
     with capsys.disabled():
-        print(f"\nBLE: {disconnects} random disconnects, {max(numbers)} steps, 0 lost, "
+        print(f"\nBLE: {disconnects} random disconnects, {max(numbers)} steps and {len(covered)} samples, "
+              f"0 lost after backfill ({link.stats.lost_samples} samples were missing before it), "
               f"{link.stats.duplicate_events} duplicates dropped")
 
 

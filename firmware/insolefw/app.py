@@ -22,6 +22,7 @@ MODE_REPLAY = const(2)
 
 _RX_CHUNK = const(512)
 _LIVE_BATCH = const(10)  # samples per SAMPLES packet while streaming live
+_BLE_FULL_PACKET = const(244)  # a notification at the MTU the insole asks for (247)
 _MOTOR_TICK_MS = const(10)  # longest sleep of the motor task while a pattern plays
 _METRONOME_IDLE_MS = const(50)  # how often an unarmed metronome looks again
 # CUE codes of insolefw/cue.py (that module is imported late, see Device.__init__)
@@ -63,6 +64,8 @@ class Device:
         # replay ring (2 KB). The cueing and event-log modules are imported last: on
         # the unix port an import compiles, and its leftovers break up the free heap.
         log_ring = bytearray(40 * getattr(board, "EVENT_LOG_RECORDS", _EVENT_LOG_RECORDS))
+        # Live SAMPLES as sent, for a BLE link's backfill: as many as the board can spare.
+        sample_ring = bytearray(getattr(board, "SAMPLE_LOG_BYTES", 0))
         self.replay = ReplaySource()
         self.settings = Settings()
         self.settings.load(board.SETTINGS_DIR)
@@ -104,8 +107,10 @@ class Device:
         self.samples_total = 0
         gc.collect()
         from insolefw.cue import CueEngine, CuePlayer
-        from insolefw.eventlog import EventLog
+        from insolefw.eventlog import EventLog, SAMPLE_SLOT
         self.eventlog = EventLog(log_ring)
+        self.samplelog = EventLog(sample_ring, SAMPLE_SLOT, (P.T_SAMPLES,))
+        self._resend_buf = bytearray(SAMPLE_SLOT + 2)  # a paced resend's packet (+ CRC room)
         self.cue = CueEngine()
         self.cue.reset(self.settings.seed)
         self.player = CuePlayer(self.motor)
@@ -249,9 +254,11 @@ class Device:
         # unchanged, then BACKFILL_END says how many and which seqs are gone for good.
         ptype, reserved, from_seq, count = struct.unpack_from("<BBHH", buf, off)
         cmd = P.CMD_GET_EVENTS
-        log = self.eventlog
+        log = self.samplelog if ptype == P.T_SAMPLES else self.eventlog
         if not log.logs(ptype):
-            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 2)
+            # SAMPLES is a valid request to a board that keeps no sample log.
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_STATE if ptype == P.T_SAMPLES else P.E_BAD_VALUE,
+                        0 if ptype == P.T_SAMPLES else 2)
             return
         if reserved:
             self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 3)
@@ -259,11 +266,38 @@ class Device:
         if not count:
             self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 6)
             return
-        next_seq = self.builder.next_seq(ptype)
+        # Live SAMPLES are numbered by their own packet builder.
+        builder = self.live_builder if ptype == P.T_SAMPLES else self.builder
+        next_seq = builder.next_seq(ptype)
+        if ptype == P.T_SAMPLES and self._live_count:
+            next_seq = (next_seq - 1) & 0xFFFF  # the packet being filled is not sent yet
         sent, lost = log.plan(ptype, next_seq, from_seq, count)
-        resent = log.resend(ptype, from_seq, sent, self.builder.buf, self.framer.send)
+        if self.framer is self.ble:
+            # A burst would overflow the radio's queues: resend as they drain.
+            asyncio.create_task(self._resend_paced(log, ptype, seq, from_seq, count, sent, lost, next_seq))
+            return
+        resent = log.resend(ptype, from_seq, sent, self._resend_buf, self.framer.send)
         self._send(self.builder.backfill_end(self.clock.now_ms(), ptype, seq, from_seq, count,
                                              resent, from_seq, lost, next_seq))
+
+    async def _resend_paced(self, log, ptype, seq, from_seq, count, sent, lost, next_seq):
+        link = self.ble
+        buf = self._resend_buf
+        resent = 0
+        a = 0
+        while link.connected:
+            a, n = log.next_packet(ptype, from_seq, sent, a, buf)
+            if a < 0:
+                break
+            while link.connected and not link.can_send(ptype, n):
+                await asyncio.sleep_ms(5)
+            if link.send(buf, n):
+                resent += 1
+        while link.connected and link.queued(ptype):
+            await asyncio.sleep_ms(5)  # BACKFILL_END overtakes queued samples otherwise
+        if link.connected:
+            link.send(self.builder.buf, self.builder.backfill_end(
+                self.clock.now_ms(), ptype, seq, from_seq, count, resent, from_seq, lost, next_seq))
 
     def _replay_begin(self, buf, off, seq):
         rate, n_pressure, imu, side = struct.unpack_from("<HBBB", buf, off)
@@ -417,6 +451,7 @@ class Device:
         if self.mode == MODE_LIVE and self.live:
             self.live.stop()
             if self._live_count:
+                self.samplelog.append(self.live_builder.buf, self._live_off)
                 self.out.send(self.live_builder.buf, self._live_off)
                 self._live_count = 0
         self.source = None
@@ -432,6 +467,10 @@ class Device:
             # smaller than a serial frame), at most _LIVE_BATCH.
             record = 2 * n_pressure + 12 * has_imu
             limit = getattr(self.out, "payload_limit", P.MAX_PACKET)
+            if self.out is self.ble and not self.ble.connected:
+                # Nobody listens: batch as for a full notification, which is what the
+                # sample log keeps and a host will backfill.
+                limit = _BLE_FULL_PACKET
             fit = (limit - P.HEADER_LEN - P.SAMPLES_HEADER_LEN) // record
             self._live_batch = fit if fit < _LIVE_BATCH else _LIVE_BATCH
             self._live_first = self.samples_total - 1
@@ -450,6 +489,7 @@ class Device:
         self._live_count += 1
         buf[P.HEADER_LEN + 4] = self._live_count
         if self._live_count >= self._live_batch:
+            self.samplelog.append(buf, off)
             self.out.send(buf, off)
             self._live_count = 0
 

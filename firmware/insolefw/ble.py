@@ -476,6 +476,11 @@ class BleLink:
         ring = self._bulk if ptype == _T_SAMPLES else self._priority
         return ring.room(length)
 
+    def queued(self, ptype):
+        """Packets of this type's queue not yet taken by the stack (samples and answers
+        travel in different queues, answers first: a backfill's end waits for this)."""
+        return (self._bulk if ptype == _T_SAMPLES else self._priority).count
+
     def _queue_rsc(self, step):
         # RSC Measurement from a STEP packet: flags (stride length present, walking),
         # speed in 1/256 m/s, cadence in steps/min of both feet, stride length in cm.

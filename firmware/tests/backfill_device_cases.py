@@ -35,8 +35,11 @@ def test_get_events_resends_identical_bytes_and_reports_what_is_gone():
         if resent:
             assert resent[-1] == mine[-1]
     # Refused requests keep the device answering.
-    for args, detail in ((struct.pack("<BBHH", P.T_SAMPLES, 0, 0, 1), 2),
+    for args, detail in ((struct.pack("<BBHH", P.T_STATUS, 0, 0, 1), 2),
                          (struct.pack("<BBHH", P.T_STEP, 1, 0, 1), 3),
                          (struct.pack("<BBHH", P.T_STEP, 0, 0, 0), 6)):
         error = _command(P.CMD_GET_EVENTS, args)[0]
         assert error[1] == P.T_ERROR and error[12] == P.E_BAD_VALUE and error[13] == detail
+    # Samples are kept only where the board has a sample log (none at the test heap).
+    error = _command(P.CMD_GET_EVENTS, struct.pack("<BBHH", P.T_SAMPLES, 0, 0, 1))[0]
+    assert error[1] == P.T_ERROR and error[12] == P.E_BAD_STATE

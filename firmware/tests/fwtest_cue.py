@@ -290,3 +290,28 @@ def test_event_log_append_does_not_allocate():
     finally:
         micropython.heap_unlock()
     assert log.count == 4 and log.dropped == 6
+
+
+def test_sample_log_keeps_live_samples_packets_and_resends_them_by_seq():
+    from insolefw.eventlog import SAMPLE_SLOT
+
+    log = EventLog(bytearray(SAMPLE_SLOT * 3), SAMPLE_SLOT, (P.T_SAMPLES,))
+    assert log.logs(P.T_SAMPLES) and not log.logs(P.T_STEP)
+    builder = P.PacketBuilder()
+    lengths = []
+    for first in range(0, 40, 8):  # five packets of 8 samples, 8 cells + IMU (28 bytes each)
+        off = builder.samples_header(first, first, 8, 8, 1)
+        n = off + 8 * 28
+        builder.buf[P.HEADER_LEN + 4] = 8
+        log.append(builder.buf, n)
+        lengths.append(n)
+    assert log.count == 3 and log.dropped == 2 and log.total == 5
+    out = bytearray(SAMPLE_SLOT + 2)
+    a, n = log.next_packet(P.T_SAMPLES, 0, 5, 0, out)
+    assert n == lengths[2] and out[2] | out[3] << 8 == 2  # the oldest held: seq 2
+    a, n = log.next_packet(P.T_SAMPLES, 0, 5, a, out)
+    assert out[2] | out[3] << 8 == 3
+    assert log.plan(P.T_SAMPLES, 5, 0, 5) == (5, 2)  # seqs 0 and 1 are gone for good
+    # A packet longer than a slot (a serial batch) is not kept, and says so.
+    log.append(bytearray(SAMPLE_SLOT + 10), SAMPLE_SLOT + 10)
+    assert log.dropped == 3 and log.total == 5

@@ -78,7 +78,7 @@ class _TypeState:
     next: int  # one past the newest unwrapped seq received or known sent
     missing: set[int] = field(default_factory=set)
     lost: set[int] = field(default_factory=set)
-    received: dict[int, DecodedPacket] = field(default_factory=dict)
+    received: dict[int, DecodedPacket | None] = field(default_factory=dict)  # None: SAMPLES, seq only
 
     def unwrap(self, seq: int) -> int:
         diff = (seq - self.anchor_wrapped) % U16_WRAP
@@ -111,10 +111,12 @@ class GapTracker:
             return True
         seq = packet.header.seq
         state = self._state.get(ptype)
+        # Sample packets are many and the caller keeps them: only their seqs are kept here.
+        kept = None if ptype == PacketType.SAMPLES else packet
         if state is None:
             state = _TypeState(anchor_wrapped=seq, anchor=0, next=1)
             self._state[ptype] = state
-            state.received[0] = packet
+            state.received[0] = kept
             return True
         n = state.unwrap(seq)
         if n in state.received:
@@ -125,7 +127,7 @@ class GapTracker:
             state.next = n + 1
         state.missing.discard(n)
         state.lost.discard(n)  # a late arrival of something reported lost: not lost after all
-        state.received[n] = packet
+        state.received[n] = kept
         state.anchor, state.anchor_wrapped = n, seq
         return True
 
@@ -194,11 +196,16 @@ class GapTracker:
         return commands
 
     def events(self, event_type: int) -> list[DecodedPacket]:
-        """Every distinct event of a type received (live or backfilled), in seq order."""
+        """Every distinct event of a type received (live or backfilled), in seq order
+        (SAMPLES packets are not kept here)."""
         state = self._state.get(int(event_type))
         if state is None:
             return []
-        return [state.received[n] for n in sorted(state.received)]
+        return [p for n in sorted(state.received) if (p := state.received[n]) is not None]
+
+    def seen(self, event_type: int) -> bool:
+        """Whether any packet of this type was received or answered for."""
+        return int(event_type) in self._state
 
     @staticmethod
     def _wrap(state: _TypeState, n: int) -> int:

@@ -144,6 +144,11 @@ def open_simulated_insoles(
     return out
 
 
+# Sample log of a simulated insole on the emulated radio: 66 notifications (~5 s at
+# 104 Hz with 8 cells + IMU), within the BLE simulation's larger heap.
+SAMPLE_LOG_BYTES_BLE = 16368
+
+
 def open_ble_insoles(stack: ExitStack, sides: Sequence[str], *, scan_timeout_s: float = 10.0) -> list[tuple[str, InsoleLink]]:
     """Real insoles over BLE, found by scanning for the insole service and their side
     (bleak's platform backend); each link closes with ``stack``."""
@@ -185,6 +190,7 @@ def _open_ble_insoles(
                 script=FIRMWARE_DIR / "boards" / "unix" / "main_unix.py",
                 env={
                     "INSOLE_SIM_SAMPLES": str(samples_file),
+                    "INSOLE_SAMPLE_LOG_BYTES": str(SAMPLE_LOG_BYTES_BLE),
                     "INSOLE_SIM_LAYOUT": ",".join(str(v) for xy in zip(layout.x_mm, layout.y_mm) for v in xy),
                     **env.get(stream.side, {}),
                 },

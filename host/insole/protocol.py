@@ -167,6 +167,9 @@ class CueOutcome(IntEnum):
 
 # Event packets the device keeps in its event log and resends on GET_EVENTS.
 LOGGED_EVENT_TYPES = (PacketType.STEP, PacketType.HEEL_RAISE, PacketType.CUE)
+# What GET_EVENTS may ask for: the event log's types, and live SAMPLES where the
+# device keeps a sample log (else it answers BAD_VALUE).
+BACKFILL_TYPES = (PacketType.SAMPLES, *LOGGED_EVENT_TYPES)
 
 
 STEP_FLAG_CONTACT_PRESSURE = 0x01
@@ -718,7 +721,7 @@ class Command:
     Decoding validates argument ranges like a device (BAD_VALUE, detail = payload
     offset): REPLAY_BEGIN rate_chz 5000..25000, n_pressure 0..16, imu 0/1 with
     pressure or IMU present, side 0/1/n/a; CUE_TEST duration_ms 10..2000, duty_pct 0..100;
-    GET_EVENTS event_type STEP/HEEL_RAISE/CUE, count 1..65535.
+    GET_EVENTS event_type SAMPLES/STEP/HEEL_RAISE/CUE, count 1..65535.
     """
 
     command: int  # CommandCode
@@ -728,7 +731,7 @@ class Command:
     side: int | None = None  # REPLAY_BEGIN: 0 left, 1 right, None n/a
     duration_ms: int | None = None  # CUE_TEST
     duty_pct: int | None = None  # CUE_TEST
-    event_type: int | None = None  # GET_EVENTS: STEP, HEEL_RAISE or CUE
+    event_type: int | None = None  # GET_EVENTS: SAMPLES, STEP, HEEL_RAISE or CUE
     from_seq: int | None = None  # GET_EVENTS
     count: int | None = None  # GET_EVENTS: 1..65535 seqs from from_seq (wrapping)
 
@@ -812,8 +815,10 @@ class Command:
             return cls(code, duration_ms=duration_ms, duty_pct=duty_pct)
         if code == CommandCode.GET_EVENTS:
             event_type, reserved, from_seq, count = _GET_EVENTS_ARGS.unpack_from(payload, 2)
-            if event_type not in LOGGED_EVENT_TYPES:
-                raise _bad_value(f"GET_EVENTS event_type = {event_type:#04x}; the log keeps STEP, HEEL_RAISE and CUE", 2)
+            if event_type not in BACKFILL_TYPES:
+                raise _bad_value(
+                    f"GET_EVENTS event_type = {event_type:#04x}; the logs keep SAMPLES, STEP, HEEL_RAISE and CUE", 2
+                )
             if reserved:
                 raise _bad_value(f"GET_EVENTS reserved byte = {reserved}; must be 0", 3)
             if count == 0:

@@ -33,6 +33,9 @@ SIDE_FILE = "/side.txt"  # written by `insole flash --side left|right`
 # heap. Worst case a STEP and a CUE per step: 1230 steps, 10.25 min at 120 steps/min
 # per insole; 20.5 min at a walking cadence of 120 steps/min (60 per insole).
 EVENT_LOG_RECORDS = 2460
+# Sample log for BLE backfill (insolefw/eventlog.py): 264 notifications of 248 bytes,
+# 8 samples each with 8 cells + IMU: 2112 samples, 20 s at 104 Hz.
+SAMPLE_LOG_BYTES = 65472
 
 # -- configuration ------------------------------------------------------------------
 _PRESSURE_MUX = const(0)  # 0: 8 FSRs on 8 ADC1 pins; 1: 16 FSRs through a CD74HC4067

@@ -28,6 +28,9 @@ SETTINGS_DIR = os.getenv("INSOLE_SETTINGS_DIR") or "/tmp/insole-sim-settings"
 # Event log slots (x 40 bytes): 64 = 32 steps with a cue each; the 128K heap keeps
 # >= 40 KB free after start-up. INSOLE_EVENT_LOG_RECORDS overrides (tests of losses).
 EVENT_LOG_RECORDS = int(os.getenv("INSOLE_EVENT_LOG_RECORDS") or 64)
+# Live SAMPLES kept for a BLE backfill (248-byte slots): none at the 128K test heap,
+# set by the host for BLE simulations (which run with a larger heap).
+SAMPLE_LOG_BYTES = int(os.getenv("INSOLE_SAMPLE_LOG_BYTES") or 0)
 _poll_out = select.poll()
 _poll_out.register(sys.stdout.buffer, select.POLLOUT)
 

@@ -44,12 +44,14 @@ from insole.clocksync import ClockSync
 from insole.errors import DeviceError, LinkTimeout
 from insole.eventlog import GapTracker, SeqRange
 from insole.protocol import (
+    BACKFILL_TYPES,
     Ack,
     BackfillEnd,
     Body,
     Command,
     DecodedPacket,
     Error,
+    ErrorCode,
     PacketType,
     ProtocolError,
     Samples,
@@ -136,9 +138,10 @@ def _client_class(backend: type[BaseBleakClient] | None) -> type[BleakClient]:
 class LinkStats:
     connections: int = 0
     disconnects: int = 0
-    duplicate_events: int = 0
-    lost_events: list[SeqRange] = field(default_factory=list)
-    lost_samples: int = 0
+    duplicate_events: int = 0  # events and SAMPLES packets received twice (resent), dropped
+    lost_events: list[SeqRange] = field(default_factory=list)  # STEP/HEEL_RAISE/CUE gone for good
+    lost_sample_packets: int = 0  # SAMPLES packets the insole no longer held
+    lost_samples: int = 0  # sample indices skipped in the stream as it arrived
 
 
 class InsoleClient:
@@ -164,7 +167,9 @@ class InsoleClient:
         self._reconnect = reconnect
         self.client: BleakClient | None = None
         self.name = ""
-        self.tracker = GapTracker()
+        # Live SAMPLES are tracked too: an insole with a sample log backfills them.
+        self.tracker = GapTracker(BACKFILL_TYPES)
+        self._samples_backfill = True  # until the insole says it keeps no sample log
         self.clock = ClockSync()
         self.stats = LinkStats()
         self._rx: asyncio.Queue[tuple[float, str, bytes]] = asyncio.Queue()
@@ -307,19 +312,32 @@ class InsoleClient:
         # resends the radio dropped stays a gap and is asked again.
         tail = True
         for _ in range(MAX_BACKFILL_ROUNDS):
-            commands = self.tracker.requests(tail=tail, tail_count=BACKFILL_CHUNK)
+            commands = [c for c in self.tracker.requests(tail=tail, tail_count=BACKFILL_CHUNK) if self._wanted(c)]
             if not commands:
                 break
             for command in commands:
                 for part in _chunks(command):
-                    reply = await self.request(part, PacketType.BACKFILL_END)
+                    try:
+                        reply = await self.request(part, PacketType.BACKFILL_END)
+                    except DeviceError as exc:
+                        if part.event_type == PacketType.SAMPLES and exc.code == ErrorCode.BAD_STATE:
+                            self._samples_backfill = False  # this insole keeps no sample log
+                            break
+                        raise
                     assert isinstance(reply.body, BackfillEnd)
-                    await self._drain_rx()  # resent events were queued before the answer
+                    await self._drain_rx()  # resent packets were queued before the answer
                     self.tracker.on_backfill_end(reply.body)
             tail = False
         lost = [r for r in self.tracker.lost_ if any((r.event_type, s) not in lost_before for s in r.seqs())]
-        self.stats.lost_events.extend(lost)
+        self.stats.lost_events.extend(r for r in lost if r.event_type != PacketType.SAMPLES)
+        self.stats.lost_sample_packets += sum(r.count for r in lost if r.event_type == PacketType.SAMPLES)
         return lost
+
+    def _wanted(self, command: Command) -> bool:
+        if command.event_type != PacketType.SAMPLES:
+            return True
+        # Samples from before the host first heard the stream were never its to lose.
+        return self._samples_backfill and self.tracker.seen(PacketType.SAMPLES)
 
     # -- consumer --------------------------------------------------------------------
 
@@ -342,14 +360,14 @@ class InsoleClient:
             return
         if isinstance(body, (Samples, Status)):
             self.clock.add(packet.header.time_ms, arrival_s)
-        if isinstance(body, Samples):
-            if self._next_sample >= 0 and body.first_index > self._next_sample:
-                self.stats.lost_samples += body.first_index - self._next_sample
-            self._next_sample = body.first_index + body.count
         if packet.type in self.tracker.event_types:
             if not self.tracker.observe(packet):
                 self.stats.duplicate_events += 1
                 return
+        if isinstance(body, Samples):
+            if self._next_sample >= 0 and body.first_index > self._next_sample:
+                self.stats.lost_samples += body.first_index - self._next_sample
+            self._next_sample = max(self._next_sample, body.first_index + body.count)
         self.on_packet(packet, data, arrival_s)
 
     def _answers(self, packet: DecodedPacket) -> bool:
