@@ -27,6 +27,7 @@ from insole.ble.virtual import BridgedPeripheral, VirtualRadio
 from insole.clocksync import ClockSync
 from insole.live import LiveSession, open_simulated_insoles
 from insole.paths import FIRMWARE_DIR
+from insole.recording import RecordingWriter, make_header, read_recording, stream_header_for
 from insole.protocol import (
     Command,
     CommandCode,
@@ -148,22 +149,30 @@ def test_random_disconnects_mid_walk_lose_no_step_event(stack: ExitStack, capsys
               f"{link.stats.duplicate_events} duplicates dropped")
 
 
-def test_two_insoles_share_one_timeline_despite_clock_skew(stack: ExitStack, capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_insoles_share_one_timeline_despite_clock_skew(
+    stack: ExitStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sim = _walk(60.0)
     skew_ppm = {"left": 200.0, "right": -200.0}
     insoles = open_simulated_insoles(
         stack, sim.streams, ble=True, env={side: {"INSOLE_CLOCK_PPM": str(ppm)} for side, ppm in skew_ppm.items()}
     )
-    for _, link in insoles.links:
-        link.command(Command(CommandCode.PING))
-    time.sleep(20.0)
+    header = make_header(source="simulated", streams=[stream_header_for(s, k) for s, k in
+                                                       zip(sim.streams, insoles.pressure_scales)])
+    recording = tmp_path / "skewed.insole"
+    with RecordingWriter(recording, header) as writer:
+        session = LiveSession(insoles.links, layouts=insoles.layouts, writer=writer)
+        session.start()
+        started = time.monotonic()
+        while time.monotonic() - started < 20.0:
+            session.poll(0.1)
+        session.stop()
+    assert all(foot.samples > 1500 for foot in session.feet)
     report: list[str] = []
     errors_ms: list[float] = []
     for side, link in insoles.links:
         assert isinstance(link, BleInsoleLink)
         fit = run_on_radio(_fit(link.client.clock))
-        samples = [p.body for p in link.drain_inbox() if isinstance(p.body, Samples)]
-        assert len(samples) > 100
         # A device clock fast by p ppm gives host = offset + (1 - p·1e-6) × device time.
         # 20 s of packets pin the drift to tens of ppm (the fit keeps improving with time).
         error_ppm = fit.drift_ppm + skew_ppm[side]
@@ -176,6 +185,17 @@ def test_two_insoles_share_one_timeline_despite_clock_skew(stack: ExitStack, cap
     alignment_ms = sum(errors_ms)
     assert alignment_ms < 8.0
     report.append(f"left/right alignment error ≤ {alignment_ms:.1f} ms")
+    # The recording puts both feet on the host's clock: the simulated sensors sample at
+    # exactly 104 Hz, which the device clocks (±200 ppm) would otherwise misreport.
+    # 20 s of packets on a loaded machine pin the rate to ~100 ppm; say it in ms: where
+    # the recording's last sample lands against where it was measured.
+    read = read_recording(recording)
+    for stream, timeline in zip(read.streams, read.timelines):
+        assert timeline is not None and stream.t0_s == timeline.t0_s
+        end_error_ms = abs(stream.n_samples / stream.rate_hz - stream.n_samples / RATE_HZ) * 1000.0
+        assert end_error_ms < 15.0, (stream.side, stream.rate_hz, timeline)
+        report.append(f"recorded {stream.side} at {stream.rate_hz:.4f} Hz (true {RATE_HZ:g}): "
+                      f"{end_error_ms:.1f} ms off after {stream.n_samples / RATE_HZ:.0f} s")
     with capsys.disabled():
         print("\nclock sync over BLE: " + "; ".join(report))
 

@@ -69,3 +69,45 @@ def test_needs_two_packets() -> None:
     sync.add(5, 1.0)
     with pytest.raises(ValueError, match="two packets"):
         sync.fit()
+
+
+def _live_packets(rng: np.random.Generator, start_s: float, clock_ppm: float, imu_ppm: float,
+                  duration_s: float = 120.0, rate_hz: float = 104.0, per_packet: int = 8):
+    """SAMPLES packets of one insole: (first index, device time ms, host arrival ms), and the
+    true host time of its sample 0 and its true sample rate."""
+    true_rate = rate_hz * (1 + imu_ppm * 1e-6)
+    first = np.arange(0, int(duration_s * rate_hz), per_packet)
+    sampled_s = start_s + first / true_rate
+    # Packed when the FIFO is drained (bursts of up to 77 ms), sent, then carried by the radio.
+    packed_s = sampled_s + rng.uniform(0.0, 0.077, len(first)) * (rng.random(len(first)) < 0.8)
+    device_ms = np.floor((packed_s - 3.0) * (1 + clock_ppm * 1e-6) * 1000.0).astype(np.int64) + 777_000
+    host_ms = np.floor((packed_s + 0.004 + rng.exponential(0.008, len(first))) * 1000.0).astype(np.int64)
+    return first, device_ms, host_ms, start_s, true_rate
+
+
+def test_live_samples_land_on_the_host_timeline_within_a_few_ms() -> None:
+    from insole.clocksync import sample_timeline
+
+    rng = np.random.default_rng(5)
+    feet = [_live_packets(rng, 10.0, 200.0, 40.0), _live_packets(rng, 10.137, -200.0, -60.0)]
+    errors_ms = []
+    for first, device_ms, host_ms, start_s, true_rate in feet:
+        timeline = sample_timeline(first, device_ms, host_ms, 104.0)
+        assert timeline is not None
+        assert abs(timeline.rate_hz / true_rate - 1.0) < 20e-6
+        k = np.arange(0, 12_000, 500)  # sample times over the two minutes
+        mapped = timeline.t0_s + k / timeline.rate_hz
+        errors_ms.append((mapped - (start_s + k / true_rate)) * 1000.0)
+    # Each foot: within the radio's minimum latency (4 ms) + 2 ms, everywhere.
+    for error in errors_ms:
+        assert np.all(np.abs(error - 4.0) < 2.0), error
+    # Left against right: the same true instant lands within 2 ms on both.
+    assert np.max(np.abs(errors_ms[0] - errors_ms[1])) < 2.0
+
+
+def test_a_converted_recording_without_device_times_keeps_its_own_timeline() -> None:
+    from insole.clocksync import sample_timeline
+
+    first = np.arange(0, 4000, 8)
+    assert sample_timeline(first, np.zeros(len(first), dtype=np.int64), first * 10, 100.0) is None
+    assert sample_timeline(first[:5], first[:5] * 10, first[:5] * 10, 100.0) is None

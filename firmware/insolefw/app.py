@@ -454,6 +454,10 @@ class Device:
                 self.samplelog.append(self.live_builder.buf, self._live_off)
                 self.out.send(self.live_builder.buf, self._live_off)
                 self._live_count = 0
+            if self.out is self.ble:
+                # Samples still queued belong to the stream that ends here; the answer to
+                # the stop must be the last the host hears of it.
+                self.ble.drop_samples()
         self.source = None
         self.mode = MODE_IDLE
 

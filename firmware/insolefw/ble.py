@@ -414,6 +414,11 @@ class BleLink:
             if self._conn < 0:
                 self._advertise()
 
+    def drop_samples(self):
+        """Forgets the SAMPLES packets still queued (a stream was stopped: what follows
+        on the link is the next stream's). Returns how many."""
+        return self._bulk.clear()
+
     def disconnect(self):
         """Ends the link from this side (the insole advertises again); False if none."""
         if self._conn < 0:

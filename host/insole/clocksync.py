@@ -66,28 +66,79 @@ class ClockSync:
     def fit(self) -> ClockFit:
         if len(self) < 2:
             raise ValueError("clock sync needs at least two packets")
-        device = self.device_s()
-        diff = np.asarray(self._host_s) - device
-        window = np.floor((device - device[0]) / self.window_s).astype(np.int64)
-        minima_idx = np.array([np.flatnonzero(window == w)[np.argmin(diff[window == w])] for w in np.unique(window)])
-        x = device[minima_idx]
-        y = diff[minima_idx]
-        keep = np.ones(len(x), dtype=bool)
-        for _ in range(3):
-            slope, intercept = _line(x[keep], y[keep])
-            above = y - (intercept + slope * x)
-            new_keep = above <= self.outlier_ms / 1000.0
-            if new_keep.sum() < 2 or np.array_equal(new_keep, keep):
-                break
-            keep = new_keep
+        return lower_envelope_fit(self.device_s(), np.asarray(self._host_s), self.window_s, self.outlier_ms)
+
+
+def lower_envelope_fit(x_s: FloatArray, y_s: FloatArray, window_s: float = 2.0, outlier_ms: float = 3.0) -> ClockFit:
+    """y = offset + (1 + drift) · x through the lower envelope of y − x.
+
+    y is x plus a positive delay of varying size (a packet's latency, a sample's wait
+    in the FIFO): the smallest y − x in each window of x are the samples of the line.
+    """
+    diff = y_s - x_s
+    window = np.floor((x_s - x_s[0]) / window_s).astype(np.int64)
+    minima_idx = np.array([np.flatnonzero(window == w)[np.argmin(diff[window == w])] for w in np.unique(window)])
+    x = x_s[minima_idx]
+    y = diff[minima_idx]
+    keep = np.ones(len(x), dtype=bool)
+    for _ in range(3):
         slope, intercept = _line(x[keep], y[keep])
-        residual = y[keep] - (intercept + slope * x[keep])
-        return ClockFit(
-            offset_s=float(intercept),
-            drift=float(slope),
-            residual_ms=float(np.sqrt(np.mean(residual**2)) * 1000.0),
-            n_windows=int(keep.sum()),
-        )
+        new_keep = y - (intercept + slope * x) <= outlier_ms / 1000.0
+        if new_keep.sum() < 2 or np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    slope, intercept = _line(x[keep], y[keep])
+    residual = y[keep] - (intercept + slope * x[keep])
+    return ClockFit(
+        offset_s=float(intercept),
+        drift=float(slope),
+        residual_ms=float(np.sqrt(np.mean(residual**2)) * 1000.0),
+        n_windows=int(keep.sum()),
+    )
+
+
+@dataclass(frozen=True)
+class SampleTimeline:
+    """Where a live stream's samples fall on the host's clock: sample k at
+    ``t0_s + k / rate_hz`` (host seconds since the recording's start)."""
+
+    t0_s: float
+    rate_hz: float
+    device_to_host: ClockFit
+    index_to_device: ClockFit
+
+
+MIN_PACKETS = 20
+MIN_SPAN_S = 2.0
+MAX_DRIFT = 2e-3  # crystals and IMU oscillators are within a few hundred ppm
+
+
+def sample_timeline(
+    first_index: npt.ArrayLike, device_ms: npt.ArrayLike, host_ms: npt.ArrayLike, nominal_rate_hz: float
+) -> SampleTimeline | None:
+    """The host time of a stream's samples from its SAMPLES packets: each carries the
+    index of its first sample and the device time it was made; the recording notes
+    when it arrived. Two lower-envelope fits compose: sample index → device time (a
+    sample is packed after it was measured) and device time → host time (a packet
+    arrives after it was sent). None when the packets span too little time."""
+    index = np.asarray(first_index, dtype=np.float64)
+    host_s = np.asarray(host_ms, dtype=np.float64) / 1000.0
+    if len(index) < MIN_PACKETS or np.ptp(host_s) < MIN_SPAN_S:
+        return None
+    device_s = unwrap_counter([int(v) for v in np.asarray(device_ms)], DEVICE_TIME_MODULUS_MS).astype(np.float64) / 1000.0
+    if np.ptp(device_s) < MIN_SPAN_S:
+        return None  # no device clock in the packets (e.g. written by a converter)
+    to_host = lower_envelope_fit(device_s, host_s)
+    to_device = lower_envelope_fit(index / nominal_rate_hz, device_s)
+    if max(abs(to_host.drift), abs(to_device.drift)) > MAX_DRIFT:
+        return None  # not clocks running side by side: leave the stream's own time base
+    scale = (1.0 + to_host.drift) * (1.0 + to_device.drift)
+    return SampleTimeline(
+        t0_s=to_host.offset_s + (1.0 + to_host.drift) * to_device.offset_s,
+        rate_hz=nominal_rate_hz / scale,
+        device_to_host=to_host,
+        index_to_device=to_device,
+    )
 
 
 def _line(x: FloatArray, y: FloatArray) -> tuple[float, float]:

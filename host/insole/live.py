@@ -228,8 +228,6 @@ class LiveSession:
         self.layouts = layouts or {}
         self.writer = writer
         self._t0 = time.monotonic()
-        for foot in self.feet:
-            foot.link.on_packet_bytes = self._recorder(foot)
 
     def _recorder(self, foot: FootState):  # type: ignore[no-untyped-def]
         def record(packet: bytes) -> None:
@@ -242,15 +240,19 @@ class LiveSession:
         for foot in self.feet:
             status = foot.link.command(Command(CommandCode.GET_STATUS), PacketType.STATUS).body
             assert isinstance(status, Status)
+            if status.mode == Mode.LIVE:
+                # An insole with a radio measures from power-on: end that stream, so the
+                # session's stream (and recording) starts at sample 0 with this layout.
+                foot.link.command(Command(CommandCode.STOP_STREAM))
             layout = self.layouts.get(foot.side)
             if layout is not None:
-                if status.mode == Mode.LIVE:
-                    # An insole with a radio measures from power-on; the layout can only
-                    # change between streams.
-                    foot.link.command(Command(CommandCode.STOP_STREAM))
                 foot.link.request(layout)
             foot.status = status
             foot.rate_hz = chz_to_rate_hz(status.rate_chz) if status.rate_chz else foot.rate_hz
+            foot.link.drain_inbox()  # what came before belongs to no stream of this session
+            # Recording starts with the stream (a BLE insole may have been streaming since
+            # power-on: that stream ended with its STOP answer above).
+            foot.link.on_packet_bytes = self._recorder(foot)
             foot.link.command(Command(CommandCode.START_STREAM))
             self._absorb(foot, foot.link.drain_inbox())
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from insole.clocksync import SampleTimeline, sample_timeline
 from insole.errors import ProtocolError, UnsupportedVersionError, UserError
 from insole.model import FloatArray, FootStream
 from insole.protocol import (
@@ -447,6 +448,8 @@ class Recording:
     bad_packets: Counter[str] = field(default_factory=Counter)
     lost_events: list[LostEvents] = field(default_factory=list)
     duplicate_events: int = 0
+    # Per stream: where its samples fall on the host clock (live recordings), else None.
+    timelines: list[SampleTimeline | None] = field(default_factory=list)
 
     def stream(self, side: str) -> FootStream:
         for s in self.streams:
@@ -538,6 +541,7 @@ def read_recording(path: Path) -> Recording:
     frames = decoder.feed(memoryview(data)[body_start:])
     bad_packets: Counter[str] = Counter()
     sample_payloads: list[list[bytes]] = [[] for _ in entries]
+    sample_clocks: list[list[tuple[int, int, int]]] = [[] for _ in entries]
     events: list[DecodedPacket] = []
     samples_type = int(PacketType.SAMPLES)
     logged_types = {int(t) for t in LOGGED_EVENT_TYPES}
@@ -552,6 +556,14 @@ def read_recording(path: Path) -> Recording:
             continue
         if packet[0] == PROTOCOL_VERSION and packet[1] == samples_type:
             sample_payloads[stream_id].append(packet[HEADER_LEN:])  # validated in bulk below
+            if len(packet) >= HEADER_LEN + 4:  # (first index, device time, host time): the clock
+                sample_clocks[stream_id].append(
+                    (
+                        int.from_bytes(packet[HEADER_LEN : HEADER_LEN + 4], "little"),
+                        int.from_bytes(packet[4:8], "little"),
+                        int.from_bytes(raw[1:RECORD_PREFIX_LEN], "little"),
+                    )
+                )
             continue
         try:
             decoded = decode_packet(packet)
@@ -574,12 +586,18 @@ def read_recording(path: Path) -> Recording:
 
     streams: list[FootStream] = []
     lost: list[int] = []
-    for entry, payloads in zip(entries, sample_payloads):
+    timelines: list[SampleTimeline | None] = []
+    for entry, payloads, clocks in zip(entries, sample_payloads, sample_clocks):
         indices, pressure_counts, imu_raw = _decode_stream_samples(
             payloads, int(entry["n_pressure"]), bool(entry["imu"]), bad_packets
         )
         stream, n_lost = _stream_from_samples(entry, indices, pressure_counts, imu_raw, origin)
+        timeline = _live_timeline(stream, clocks)
+        if timeline is not None:
+            # A live stream: its samples on the host's clock, so that feet line up.
+            stream = replace(stream, t0_s=timeline.t0_s, rate_hz=timeline.rate_hz)
         streams.append(stream)
+        timelines.append(timeline)
         lost.append(n_lost)
     return Recording(
         path=path,
@@ -592,4 +610,14 @@ def read_recording(path: Path) -> Recording:
         bad_packets=bad_packets,
         lost_events=lost_events,
         duplicate_events=duplicates,
+        timelines=timelines,
     )
+
+
+def _live_timeline(stream: FootStream, clocks: list[tuple[int, int, int]]) -> SampleTimeline | None:
+    """The stream's host timeline when it was recorded live (packets with arrival times)."""
+    if not clocks:
+        return None
+    index, device_ms, host_ms = (np.array(column, dtype=np.int64) for column in zip(*clocks))
+    order = np.argsort(host_ms, kind="stable")  # backfilled packets arrive late: still fine
+    return sample_timeline(index[order], device_ms[order], host_ms[order], stream.rate_hz)
