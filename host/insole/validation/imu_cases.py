@@ -38,7 +38,7 @@ from insole.sim import SensorModel, Stand, Walk, fpa_sweep_plan, simulate_sessio
 from insole.sim.plan import Segment
 from insole.validation.gaitmap import GaitmapWalk, load_gaitmap_walk, mocap_fpa_deg
 from insole.validation.metrics import EventPool, match_events, reversed_times_s, time_reversed
-from insole.validation.references import ReferenceSteps, moticon_reference
+from insole.validation.references import ReferenceSteps, moticon_reference, reversed_reference
 
 Engine = Literal["firmware", "host"]
 Arithmetic = Literal["fixed", "float"]
@@ -111,21 +111,6 @@ def run(streams: Sequence[FootStream], engine: Engine) -> tuple[list[FootSteps],
         replays = replay_recording(streams, [1.0] * len(streams))
         return [firmware_steps(r) for r in replays], replays
     return [host_steps(s) for s in streams], None
-
-
-def reversed_reference(stream: FootStream, reference: ReferenceSteps) -> ReferenceSteps:
-    """The reference of ``time_reversed(stream)``: IC and TO swap, the scored span mirrors."""
-    lo, hi = reference.score_from_s, reference.score_to_s
-    if np.isfinite(lo) and np.isfinite(hi):
-        lo, hi = (float(v) for v in reversed_times_s(stream, [hi, lo]))
-    return ReferenceSteps(
-        reference.side,
-        np.sort(reversed_times_s(stream, reference.to_s)),
-        np.sort(reversed_times_s(stream, reference.ic_s)),
-        reference.source + ", time-reversed",
-        score_from_s=lo,
-        score_to_s=hi,
-    )
 
 
 def _score_foot(

@@ -35,12 +35,12 @@ from insole.gait.pressure import DIRECTION_NAMES, PressureStepDetection
 from insole.hil import FootReplay, replay_recording
 from insole.model import FloatArray, FootStream
 from insole.protocol import choose_pressure_scale
-from insole.validation.metrics import EventPool, match_events, reversed_times_s, time_reversed
+from insole.validation.metrics import EventPool, match_events, time_reversed
 from insole.validation.references import (
     ReferenceRecording,
-    ReferenceSteps,
     gaitpdb_reference,
     moticon_reference,
+    reversed_reference,
 )
 
 Engine = Literal["firmware", "host"]
@@ -71,21 +71,6 @@ def host_events(stream: FootStream) -> FootEvents:
 def pressure_only(stream: FootStream) -> FootStream:
     """The stream without its IMU, so that contacts and direction come from pressure alone."""
     return dataclasses.replace(stream, acc_ms2=None, gyro_dps=None)
-
-
-def reversed_reference(stream: FootStream, reference: ReferenceSteps) -> ReferenceSteps:
-    """The reference of ``time_reversed(stream)``: IC and TO swap, the scored span mirrors."""
-    lo, hi = reference.score_from_s, reference.score_to_s
-    if np.isfinite(lo) and np.isfinite(hi):
-        lo, hi = (float(v) for v in reversed_times_s(stream, [hi, lo]))
-    return ReferenceSteps(
-        reference.side,
-        np.sort(reversed_times_s(stream, reference.to_s)),
-        np.sort(reversed_times_s(stream, reference.ic_s)),
-        reference.source + ", time-reversed",
-        score_from_s=lo,
-        score_to_s=hi,
-    )
 
 
 def score_recordings(

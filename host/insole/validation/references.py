@@ -32,6 +32,7 @@ import numpy.typing as npt
 from insole.importers.gaitpdb import read_gaitpdb
 from insole.importers.moticon import read_gait_report, read_moticon
 from insole.model import FloatArray, FootStream, Side
+from insole.validation.metrics import reversed_times_s
 
 IntArray = npt.NDArray[np.int64]
 
@@ -175,3 +176,18 @@ MOTICON_REPORTS = {
     "230927_102114": "gait_report_230927_10_21_14.xlsx",
     "230927_102137": "gait_report_230927_10_21_37.xlsx",
 }
+
+
+def reversed_reference(stream: FootStream, reference: ReferenceSteps) -> ReferenceSteps:
+    """The reference of ``time_reversed(stream)``: IC and TO swap, the scored span mirrors."""
+    lo, hi = reference.score_from_s, reference.score_to_s
+    if np.isfinite(lo) and np.isfinite(hi):
+        lo, hi = (float(v) for v in reversed_times_s(stream, [hi, lo]))
+    return ReferenceSteps(
+        reference.side,
+        np.sort(reversed_times_s(stream, reference.to_s)),
+        np.sort(reversed_times_s(stream, reference.ic_s)),
+        reference.source + ", time-reversed",
+        score_from_s=lo,
+        score_to_s=hi,
+    )
