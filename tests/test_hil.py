@@ -57,3 +57,33 @@ def test_simulated_walk_hil_matches_ground_truth_counts(tmp_path: Path) -> None:
         # Each true contact has a detected one within 100 ms.
         matched = sum(any(abs(f.ic_s - e.ic_s) <= 0.1 for f in found) for e in expected)
         assert matched >= len(expected) - 2, (side, matched, len(expected))
+
+
+def test_simulated_demo_hil_writes_accurate_angles_directions_and_raises(tmp_path: Path) -> None:
+    """The demo session (toe-out walking, a turn, backward walking, weight shifts, heel
+    raises) through `insole hil`: the rows carry the foot angle, the direction and the
+    repetitions the simulator knows exactly."""
+    from insole.events import read_raises_csv
+
+    recording = tmp_path / "demo.insole"
+    assert main(["simulate", "-o", str(recording), "--plan", "demo", "--seed", "2"]) == 0
+    truth = read_steps_csv(recording.with_suffix(".steps.csv"))
+    true_raises = read_raises_csv(recording.with_suffix(".raises.csv"))
+    steps_csv, raises_csv = tmp_path / "steps.csv", tmp_path / "raises.csv"
+    assert main(["hil", str(recording), "--steps", str(steps_csv), "--heel-raises", str(raises_csv)]) == 0
+    steps = read_steps_csv(steps_csv)
+    errors, directions = [], []
+    for expected in truth:
+        near = [s for s in steps if s.side == expected.side and abs(s.ic_s - expected.ic_s) <= 0.1]
+        if not near:
+            continue
+        found = near[0]
+        directions.append(found.direction == expected.direction)
+        if found.fpa_deg is not None and expected.fpa_deg is not None:
+            errors.append(abs(found.fpa_deg - expected.fpa_deg))
+    assert len(directions) >= 0.95 * len(truth)
+    assert sum(directions) >= 0.97 * len(directions)  # forward and backward bouts, and a turn
+    assert len(errors) >= 0.8 * len(truth) and sum(errors) / len(errors) < 1.5
+    raises = read_raises_csv(raises_csv)
+    for side in ("left", "right"):
+        assert len([r for r in raises if r.side == side]) == len([r for r in true_raises if r.side == side])
