@@ -4,8 +4,8 @@ Every packet carries the device's ``time_ms`` when it was made; the host notes w
 arrived. Arrival = made + latency, and latency is never negative, so the smallest
 ``host − device`` differences lie on a line ``offset + drift × device`` (the device
 crystal's error is the drift, typically ±20…200 ppm). We take the minimum difference
-in each window of device time and fit a line through those minima, then drop minima
-far above the line (a window without one fast packet) and fit again.
+in each window of device time and fit a line through those minima robustly (a
+window without one fast packet sits above the line and must not tilt it).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class ClockFit:
 
     offset_s: float
     drift: float  # relative rate error of the device clock (2e-4 = 200 ppm fast host-side)
-    residual_ms: float  # RMS of the window minima about the line: a floor on the alignment error
+    residual_ms: float  # median distance of the window minima from the line
     n_windows: int
 
     @property
@@ -47,7 +47,6 @@ class ClockSync:
     """
 
     window_s: float = 2.0
-    outlier_ms: float = 3.0
     _device_ms: list[int] = field(default_factory=list)
     _host_s: list[float] = field(default_factory=list)
 
@@ -66,35 +65,41 @@ class ClockSync:
     def fit(self) -> ClockFit:
         if len(self) < 2:
             raise ValueError("clock sync needs at least two packets")
-        return lower_envelope_fit(self.device_s(), np.asarray(self._host_s), self.window_s, self.outlier_ms)
+        return lower_envelope_fit(self.device_s(), np.asarray(self._host_s), self.window_s)
 
 
-def lower_envelope_fit(x_s: FloatArray, y_s: FloatArray, window_s: float = 2.0, outlier_ms: float = 3.0) -> ClockFit:
+def lower_envelope_fit(x_s: FloatArray, y_s: FloatArray, window_s: float = 2.0) -> ClockFit:
     """y = offset + (1 + drift) · x through the lower envelope of y − x.
 
     y is x plus a positive delay of varying size (a packet's latency, a sample's wait
     in the FIFO): the smallest y − x in each window of x are the samples of the line.
+    A window whose fastest packet was still slow (a busy host, a radio retry) sits
+    above it, so the line is fitted robustly: the median of the pairwise slopes
+    (Theil–Sen) and the median offset of the window minima.
     """
     diff = y_s - x_s
-    window = np.floor((x_s - x_s[0]) / window_s).astype(np.int64)
+    window = np.floor((x_s - np.min(x_s)) / window_s).astype(np.int64)
     minima_idx = np.array([np.flatnonzero(window == w)[np.argmin(diff[window == w])] for w in np.unique(window)])
     x = x_s[minima_idx]
     y = diff[minima_idx]
-    keep = np.ones(len(x), dtype=bool)
-    for _ in range(3):
-        slope, intercept = _line(x[keep], y[keep])
-        new_keep = y - (intercept + slope * x) <= outlier_ms / 1000.0
-        if new_keep.sum() < 2 or np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
-    slope, intercept = _line(x[keep], y[keep])
-    residual = y[keep] - (intercept + slope * x[keep])
+    slope = _theil_sen_slope(x, y)
+    intercept = float(np.median(y - slope * x))
+    residual = y - (intercept + slope * x)
     return ClockFit(
-        offset_s=float(intercept),
-        drift=float(slope),
-        residual_ms=float(np.sqrt(np.mean(residual**2)) * 1000.0),
-        n_windows=int(keep.sum()),
+        offset_s=intercept,
+        drift=slope,
+        residual_ms=float(np.median(np.abs(residual)) * 1000.0),
+        n_windows=len(x),
     )
+
+
+def _theil_sen_slope(x: FloatArray, y: FloatArray) -> float:
+    if len(x) < 2 or np.ptp(x) == 0.0:
+        return 0.0
+    i, j = np.triu_indices(len(x), k=1)
+    dx = x[j] - x[i]
+    ok = dx != 0.0
+    return float(np.median((y[j] - y[i])[ok] / dx[ok]))
 
 
 @dataclass(frozen=True)
@@ -139,10 +144,3 @@ def sample_timeline(
         device_to_host=to_host,
         index_to_device=to_device,
     )
-
-
-def _line(x: FloatArray, y: FloatArray) -> tuple[float, float]:
-    if len(x) < 2 or np.ptp(x) == 0.0:
-        return 0.0, float(np.min(y))
-    slope, intercept = np.polyfit(x, y, 1)
-    return float(slope), float(intercept)
