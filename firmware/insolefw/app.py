@@ -60,7 +60,7 @@ class Device:
 
     def __init__(self, reader, writer, wait_writable, ble=None):
         # The large buffers first, while the heap is least fragmented: the event log's
-        # ring (board.EVENT_LOG_RECORDS x 40 bytes; 98 KB on the ESP32-S3) and the
+        # ring (board.EVENT_LOG_RECORDS x 40 bytes; 56 KB on the ESP32-S3) and the
         # replay ring (2 KB). The cueing and event-log modules are imported last: on
         # the unix port an import compiles, and its leftovers break up the free heap.
         log_ring = bytearray(40 * getattr(board, "EVENT_LOG_RECORDS", _EVENT_LOG_RECORDS))

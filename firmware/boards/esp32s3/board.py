@@ -29,13 +29,15 @@ NAME = "esp32s3-insole-v1"
 HAS_IMU = True
 SETTINGS_DIR = "/settings"
 SIDE_FILE = "/side.txt"  # written by `insole flash --side left|right`
-# Event log (insolefw/eventlog.py): 2460 slots x 40 bytes = 98,400 bytes of the ~300 KB
-# heap. Worst case a STEP and a CUE per step: 1230 steps, 10.25 min at 120 steps/min
-# per insole; 20.5 min at a walking cadence of 120 steps/min (60 per insole).
-EVENT_LOG_RECORDS = 2460
-# Sample log for BLE backfill (insolefw/eventlog.py): 264 notifications of 248 bytes,
-# 8 samples each with 8 cells + IMU: 2112 samples, 20 s at 104 Hz.
-SAMPLE_LOG_BYTES = 65472
+# The logs share a heap that NimBLE also draws on and that has no PSRAM: together
+# 88 KB, allocated first at start-up, while large blocks are still free.
+# Event log (insolefw/eventlog.py): 1400 slots x 40 bytes = 56,000 bytes. A STEP and a
+# CUE per step: 700 steps, 10 min at a walking cadence of 140 steps/min (70 per
+# insole); 23 min of STEPs alone at 60 per insole per minute.
+EVENT_LOG_RECORDS = 1400
+# Sample log for BLE backfill (insolefw/eventlog.py): 132 notifications of 248 bytes,
+# 8 samples each with 8 cells + IMU: 1056 samples, 10 s at 104 Hz.
+SAMPLE_LOG_BYTES = 32736
 
 # -- configuration ------------------------------------------------------------------
 _PRESSURE_MUX = const(0)  # 0: 8 FSRs on 8 ADC1 pins; 1: 16 FSRs through a CD74HC4067
