@@ -2,34 +2,5 @@
 # metronome) with synthetic foot angles: the stride analysis is replaced on the
 # instance, so these tests do not wait for the FPA estimator. The tests are in
 # cue_device_cases.py, compiled after the Device is made.
-import gc
-
-import board
-
-board.EVENT_LOG_RECORDS = 12  # small, so that a walk overflows it
-
-from insolefw.app import Device  # noqa: E402
-
-
-class _Sink:
-    def __init__(self):
-        self.data = bytearray()
-
-    def write(self, buf, off, n):
-        self.data.extend(memoryview(buf)[off:off + n])
-        return n
-
-
-gc.collect()  # as app.main() does before making the Device
-_SINK = _Sink()
-_DEVICE = Device(None, _SINK, lambda: None)
-
-# The tests drive the Device with a stub gait core (cue_device_harness.StubCore): free
-# the real one, whose buffers the compiler below can use.
-_DEVICE.core = None
-gc.collect()  # the compiler needs pieces of a few KB
-import cue_device_harness  # noqa: E402
-
-cue_device_harness.setup(_DEVICE, _SINK)
-gc.collect()
+import device_fixture  # noqa: F401  (makes the Device first)
 from cue_device_cases import *  # noqa: E402,F401,F403  (the test_* functions)
