@@ -451,6 +451,7 @@ class Device:
         if self.mode == MODE_LIVE and self.live:
             self.live.stop()
             if self._live_count:
+                self._seal_live_packet()
                 self.samplelog.append(self.live_builder.buf, self._live_off)
                 self.out.send(self.live_builder.buf, self._live_off)
                 self._live_count = 0
@@ -460,6 +461,12 @@ class Device:
                 self.ble.drop_samples()
         self.source = None
         self.mode = MODE_IDLE
+
+    def _seal_live_packet(self):
+        # time_ms of a live SAMPLES packet: when its last sample was added, i.e. when it
+        # goes out. The host's clock sync then sees the link's latency alone, not also
+        # how long the batch took to fill (docs/protocol.md).
+        struct.pack_into("<I", self.live_builder.buf, 4, self.clock.now_ms())
 
     def _stream_sample(self, pressure, imu):
         # Appends one sample to the outgoing SAMPLES packet; sends it when full.
@@ -493,6 +500,7 @@ class Device:
         self._live_count += 1
         buf[P.HEADER_LEN + 4] = self._live_count
         if self._live_count >= self._live_batch:
+            self._seal_live_packet()
             self.samplelog.append(buf, off)
             self.out.send(buf, off)
             self._live_count = 0

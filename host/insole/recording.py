@@ -556,10 +556,11 @@ def read_recording(path: Path) -> Recording:
             continue
         if packet[0] == PROTOCOL_VERSION and packet[1] == samples_type:
             sample_payloads[stream_id].append(packet[HEADER_LEN:])  # validated in bulk below
-            if len(packet) >= HEADER_LEN + 4:  # (first index, device time, host time): the clock
+            if len(packet) >= HEADER_LEN + 5:  # (last index, device time, host time): the clock
                 sample_clocks[stream_id].append(
                     (
-                        int.from_bytes(packet[HEADER_LEN : HEADER_LEN + 4], "little"),
+                        # A live packet's time is when its last sample was added.
+                        int.from_bytes(packet[HEADER_LEN : HEADER_LEN + 4], "little") + packet[HEADER_LEN + 4] - 1,
                         int.from_bytes(packet[4:8], "little"),
                         int.from_bytes(raw[1:RECORD_PREFIX_LEN], "little"),
                     )
