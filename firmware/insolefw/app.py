@@ -20,7 +20,7 @@ MODE_IDLE = const(0)
 MODE_LIVE = const(1)
 MODE_REPLAY = const(2)
 
-_RX_CHUNK = const(512)
+_RX_CHUNK = const(256)
 _LIVE_BATCH = const(10)  # samples per SAMPLES packet while streaming live
 _BLE_FULL_PACKET = const(244)  # a notification at the MTU the insole asks for (247)
 _MOTOR_TICK_MS = const(10)  # longest sleep of the motor task while a pattern plays
@@ -61,7 +61,7 @@ class Device:
     def __init__(self, reader, writer, wait_writable, ble=None):
         # The large buffers first, while the heap is least fragmented: the event log's
         # ring (board.EVENT_LOG_RECORDS x 40 bytes; 56 KB on the ESP32-S3) and the
-        # replay ring (2 KB). The cueing and event-log modules are imported last: on
+        # replay ring (1 KB). The cueing and event-log modules are imported last: on
         # the unix port an import compiles, and its leftovers break up the free heap.
         log_ring = bytearray(40 * getattr(board, "EVENT_LOG_RECORDS", _EVENT_LOG_RECORDS))
         # Live SAMPLES as sent, for a BLE link's backfill: as many as the board can spare.
@@ -110,7 +110,7 @@ class Device:
         from insolefw.eventlog import EventLog, SAMPLE_SLOT
         self.eventlog = EventLog(log_ring)
         self.samplelog = EventLog(sample_ring, SAMPLE_SLOT, (P.T_SAMPLES,))
-        self._resend_buf = bytearray(SAMPLE_SLOT + 2)  # a paced resend's packet (+ CRC room)
+
         self.cue = CueEngine()
         self.cue.reset(self.settings.seed)
         self.player = CuePlayer(self.motor)
@@ -272,17 +272,18 @@ class Device:
         if ptype == P.T_SAMPLES and self._live_count:
             next_seq = (next_seq - 1) & 0xFFFF  # the packet being filled is not sent yet
         sent, lost = log.plan(ptype, next_seq, from_seq, count)
+        # The packet being resent (+ CRC room): made per request, off the sampling path.
+        out = bytearray(log.slot + 2)
         if self.framer is self.ble:
             # A burst would overflow the radio's queues: resend as they drain.
-            asyncio.create_task(self._resend_paced(log, ptype, seq, from_seq, count, sent, lost, next_seq))
+            asyncio.create_task(self._resend_paced(log, out, ptype, seq, from_seq, count, sent, lost, next_seq))
             return
-        resent = log.resend(ptype, from_seq, sent, self._resend_buf, self.framer.send)
+        resent = log.resend(ptype, from_seq, sent, out, self.framer.send)
         self._send(self.builder.backfill_end(self.clock.now_ms(), ptype, seq, from_seq, count,
                                              resent, from_seq, lost, next_seq))
 
-    async def _resend_paced(self, log, ptype, seq, from_seq, count, sent, lost, next_seq):
+    async def _resend_paced(self, log, buf, ptype, seq, from_seq, count, sent, lost, next_seq):
         link = self.ble
-        buf = self._resend_buf
         resent = 0
         a = 0
         while link.connected:

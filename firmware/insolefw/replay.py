@@ -6,9 +6,9 @@ from micropython import const
 from insolefw import fast
 from insolefw.protocol import sample_record_len
 
-# Two SAMPLES packets' worth: a packet's payload is at most 1008 bytes of records, and
-# the link drains each packet through the core before it acknowledges it.
-_RING_BYTES = const(2048)
+# One SAMPLES packet's worth: a packet's payload is at most 1008 bytes of records, and
+# the link drains each packet through the core before it takes the next.
+_RING_BYTES = const(1024)
 
 
 class ReplaySource:
