@@ -46,6 +46,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from insole.gait.units import samples_for_ms
 from insole.model import STANDARD_GRAVITY_MS2, FootStream, Side
 from insole.protocol import NA_I16, acc_ms2_to_raw, gyro_dps_to_raw, rate_hz_to_chz
 
@@ -82,8 +83,8 @@ COUNTS_PER_DPS = 10.0
 
 
 def samples_for_s(seconds: float, rate_hz: float) -> int:
-    """The firmware's ``units.samples_for_ms`` (round half up, rate in 0.01 Hz)."""
-    return (int(round(seconds * 1000.0)) * rate_hz_to_chz(rate_hz) + 50000) // 100000
+    """The firmware's ``units.samples_for_ms`` of a time in seconds."""
+    return samples_for_ms(int(round(seconds * 1000.0)), rate_hz_to_chz(rate_hz))
 
 
 def sixteenths_for_s(seconds: float, rate_hz: float) -> int:

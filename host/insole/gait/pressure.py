@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from insole.gait.units import ms_for_samples, samples_for_ms
 from insole.hil import layout_packet, stream_counts
 from insole.model import FootStream
 from insole.protocol import NA_U16, choose_pressure_scale, rate_hz_to_chz
@@ -41,16 +42,6 @@ NA_I16 = -32768
 HISTORY = 64  # samples of history in the firmware (backtracking, windows)
 MAX_WINDOW = 32
 DIRECTION_NAMES = ("unknown", "forward", "backward")  # protocol Direction codes 0, 1, 2
-
-
-def samples_for_ms(ms: int, rate_chz: int) -> int:
-    """``insolefw.units.samples_for_ms``."""
-    return (ms * rate_chz + 50000) // 100000
-
-
-def ms_for_samples(n: int, rate_chz: int) -> int:
-    """``insolefw.units.ms_for_samples``."""
-    return (n * 100000 + rate_chz // 2) // rate_chz
 
 
 @dataclass(frozen=True)

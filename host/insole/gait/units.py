@@ -1,0 +1,18 @@
+"""``insolefw.units`` on the host: sample counts ↔ milliseconds at a rate in 0.01 Hz.
+
+The same integer arithmetic as the firmware (rates taken in steps of 0.04 Hz so that
+the device stays within small ints), so that host reference and device agree to the
+sample at any rate.
+"""
+
+from __future__ import annotations
+
+
+def samples_for_ms(ms: int, rate_chz: int) -> int:
+    return (ms * (rate_chz >> 2) + 12500) // 25000
+
+
+def ms_for_samples(n: int, rate_chz: int) -> int:
+    blocks = n // rate_chz
+    n -= blocks * rate_chz
+    return blocks * 100000 + (n * 25000 + (rate_chz >> 3)) // (rate_chz >> 2)
