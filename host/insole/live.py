@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -132,7 +132,7 @@ def open_simulated_insoles(
         out.layouts[stream.side] = layout_packet(stream)
         out.pressure_scales.append(scale)
     if ble:
-        out.links.extend(_open_ble_insoles(stack, streams, samples_files, env or {}, log_dir, connect))
+        out.links.extend(_open_ble_insoles(stack, streams, samples_files, out.layouts, env or {}, log_dir, connect))
         return out
     for stream, samples_file in zip(streams, samples_files):
         board = stack.enter_context(
@@ -149,14 +149,15 @@ def open_simulated_insoles(
 SAMPLE_LOG_BYTES_BLE = 24552
 
 
-def open_ble_insoles(stack: ExitStack, sides: Sequence[str], *, scan_timeout_s: float = 10.0) -> list[tuple[str, InsoleLink]]:
-    """Real insoles over BLE, found by scanning for the insole service and their side
-    (bleak's platform backend); each link closes with ``stack``."""
+def open_ble_insoles(stack: ExitStack, sides: Sequence[str], **client_options: Any) -> list[tuple[str, InsoleLink]]:
+    """Insoles over BLE, found by scanning for the insole service and their side (bleak's
+    platform backend unless ``client_options`` name others); each link closes with
+    ``stack``."""
     from insole.ble.client import BleInsoleLink
 
     links: list[tuple[str, InsoleLink]] = []
     for side in sides:
-        link = BleInsoleLink(side, scan_timeout_s=scan_timeout_s)
+        link = BleInsoleLink(side, **client_options)
         stack.callback(link.close)
         links.append((side, link))
     return links
@@ -166,13 +167,14 @@ def _open_ble_insoles(
     stack: ExitStack,
     streams: Sequence[FootStream],
     samples_files: Sequence[Path],
+    layouts: dict[str, Layout],
     env: dict[str, dict[str, str]],
     log_dir: Path | None,
     connect: bool,
 ) -> list[tuple[str, InsoleLink]]:
     from insole.ble import bumble_backend
     from insole.ble.bumble_backend import BumbleClient, BumbleScanner
-    from insole.ble.client import BleInsoleLink, run_on_radio
+    from insole.ble.client import run_on_radio
     from insole.ble.virtual import BridgedPeripheral, VirtualRadio
     from insole.paths import FIRMWARE_DIR
     from insole.simboard import BLE_HEAP
@@ -182,7 +184,7 @@ def _open_ble_insoles(
     # Unwinds after the links and insoles: the host's radio leaves its controller last.
     stack.callback(lambda: run_on_radio(bumble_backend.shutdown(), timeout_s=10.0))
     for i, (stream, samples_file) in enumerate(zip(streams, samples_files)):
-        layout = layout_packet(stream)
+        layout = layouts[stream.side]
         stack.enter_context(
             BridgedPeripheral(
                 radio.transports[1 + i],
@@ -199,12 +201,11 @@ def _open_ble_insoles(
                 log_path=None if log_dir is None else log_dir / f"firmware-{stream.side}.log",
             )
         )
-    links: list[tuple[str, InsoleLink]] = []
-    for stream in streams if connect else ():
-        link = BleInsoleLink(stream.side, scanner_backend=BumbleScanner, client_backend=BumbleClient)
-        stack.callback(link.close)
-        links.append((stream.side, link))
-    return links
+    if not connect:
+        return []
+    return open_ble_insoles(
+        stack, [s.side for s in streams], scanner_backend=BumbleScanner, client_backend=BumbleClient
+    )
 
 
 def symmetry_index(left: float | None, right: float | None) -> float | None:
