@@ -330,10 +330,6 @@ class BridgedPeripheral:
         if self._own_settings:
             shutil.rmtree(self.settings_dir, ignore_errors=True)
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in (self.bridge, self.firmware) if p is not None and p.poll() is None]
-
     def __enter__(self) -> BridgedPeripheral:
         return self.start()
 

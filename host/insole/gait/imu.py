@@ -186,10 +186,6 @@ class SwingEvents:
     to_index: int
     ic_index: int
 
-    @property
-    def forward_swing(self) -> bool:
-        return self.swing_deg < 0
-
 
 class ImuEventDetection:
     """Toe-off and initial contact of one stride from the zero crossings of its swing lobe.

@@ -37,14 +37,6 @@ class EventMatch:
         return len(self.detected_index)
 
     @property
-    def precision(self) -> float:
-        return self.true_positives / self.n_detected if self.n_detected else float("nan")
-
-    @property
-    def recall(self) -> float:
-        return self.true_positives / self.n_reference if self.n_reference else float("nan")
-
-    @property
     def f1(self) -> float:
         total = self.n_detected + self.n_reference
         return 2.0 * self.true_positives / total if total else float("nan")
@@ -156,14 +148,6 @@ class EventPool:
             "unknown_pct": pct(self.directions["unknown"]),
             "wrong_direction_pct": pct(self.directions[wrong]),
         }
-
-
-def angle_mae_deg(estimated_deg: Sequence[float] | FloatArray, reference_deg: Sequence[float] | FloatArray) -> float:
-    """Mean absolute difference of paired angles, ignoring pairs where either is NaN."""
-    est = np.asarray(estimated_deg, dtype=np.float64)
-    ref = np.asarray(reference_deg, dtype=np.float64)
-    ok = np.isfinite(est) & np.isfinite(ref)
-    return float(np.mean(np.abs(est[ok] - ref[ok]))) if ok.any() else float("nan")
 
 
 def time_reversed(stream: FootStream) -> FootStream:

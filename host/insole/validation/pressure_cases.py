@@ -145,10 +145,6 @@ class Agreement:
         """Paired steps with the same TO, of all steps either side found."""
         return self.same_to / max(self.n_firmware, self.n_host, 1)
 
-    @property
-    def direction_share(self) -> float:
-        return self.same_direction / self.paired if self.paired else float("nan")
-
 
 def agreement(stream: FootStream, replay: FootReplay) -> Agreement:
     """How closely the firmware's STEP records match the host reference on the same stream."""

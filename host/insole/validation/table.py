@@ -61,9 +61,6 @@ class Row:
     def passed(self) -> bool:
         return all(goal.met(self) for goal in self.goals)
 
-    def failed_goals(self) -> list[Goal]:
-        return [goal for goal in self.goals if not goal.met(self)]
-
 
 def pressure_scales(streams: Sequence[FootStream]) -> list[float]:
     return [1.0 if s.pressure is None else choose_pressure_scale(s.pressure) for s in streams]
