@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from insole.paths import FIRMWARE_DIR, SHARED_DATA_DIR
-from insole.simboard import HEAP, micropython_env, micropython_executable
+from insole.resources import DATA_DIR_ENV, FIRMWARE_DIR
+from insole.emulation.board import HEAP, micropython_env, micropython_executable
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROTOCOL_VECTORS = REPO_ROOT / "docs" / "protocol-vectors.json"
+# The real recordings beside the checkout; commands run by the tests (insole validate)
+# find them there too, wherever pytest was started.
+SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+os.environ.setdefault(DATA_DIR_ENV, str(SHARED_DATA_DIR))
 
 
 def require_shared_data(*relative: str) -> Path:

@@ -24,9 +24,9 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
 
-from insole.ble import bumble_backend
-from insole.ble.bumble_backend import BumbleClient, BumbleScanner
-from insole.ble.gatt import (
+from insole.emulation import bumble_backend
+from insole.emulation.bumble_backend import BumbleClient, BumbleScanner
+from insole.link.gatt import (
     BATTERY_LEVEL_UUID,
     CONTROL_UUID,
     EVENTS_UUID,
@@ -42,8 +42,9 @@ from insole.ble.gatt import (
     control_write,
     device_name,
 )
-from insole.ble.virtual import BridgedPeripheral, VirtualRadio
-from insole.paths import FIRMWARE_DIR
+from insole.emulation.peripheral import BridgedPeripheral
+from insole.emulation.radio import VirtualRadio
+from insole.resources import FIRMWARE_DIR
 from insole.protocol import Ack, Command, CommandCode, PacketType, Samples, Status, decode_packet
 
 pytestmark = pytest.mark.ble
@@ -51,7 +52,15 @@ pytestmark = pytest.mark.ble
 HOST, LEFT, RIGHT = 0, 1, 2  # controller per device on the emulated link
 STREAM_PACKETS = 400
 SAMPLES_PER_PACKET = 5  # 16 pressure channels + IMU (44 bytes) in a 244-byte notification
-_OUR_PROGRAMS = ("insole.ble.virtual", "insole.ble.peripheral_bridge", "ble_echo_peripheral.py")
+_OUR_PROGRAMS = ("insole.emulation.radio", "insole.emulation.bridge", "ble_echo_peripheral.py")
+
+
+ECHO_PERIPHERAL = FIRMWARE_DIR / "tests" / "ble_echo_peripheral.py"
+
+
+def echo_peripheral(controller: str, **options: Any) -> BridgedPeripheral:
+    """The firmware tests' echo peripheral (not the insole firmware) on the emulated radio."""
+    return BridgedPeripheral(controller, script=ECHO_PERIPHERAL, python_path=(FIRMWARE_DIR / "tests",), **options)
 
 
 def _our_children() -> list[str]:
@@ -70,7 +79,7 @@ def radio() -> Iterator[VirtualRadio]:
 def no_leaked_processes(radio: VirtualRadio) -> Iterator[None]:
     # Every test ends its bridges and MicroPython programs; only the radio stays.
     yield
-    leftover = [p for p in _our_children() if "insole.ble.virtual" not in p]
+    leftover = [p for p in _our_children() if "insole.emulation.radio" not in p]
     assert not leftover, f"processes left running: {leftover}"
 
 
@@ -142,7 +151,7 @@ def _run(radio: VirtualRadio, scenario: Callable[[], Any]) -> Any:
 
 
 def test_scan_by_service_and_side_connect_and_read_standard_services(radio: VirtualRadio) -> None:
-    with BridgedPeripheral(radio.transports[LEFT], side="left") as left:
+    with echo_peripheral(radio.transports[LEFT], side="left") as left:
         assert left.firmware_line() == "ready insole-L"
 
         async def scenario() -> None:
@@ -173,7 +182,7 @@ def test_scan_by_service_and_side_connect_and_read_standard_services(radio: Virt
 
 
 def test_control_write_refused_unencrypted_then_accepted_after_pairing(radio: VirtualRadio) -> None:
-    with BridgedPeripheral(radio.transports[LEFT], side="left") as left:
+    with echo_peripheral(radio.transports[LEFT], side="left") as left:
         assert left.firmware_line().startswith("ready")
 
         async def scenario() -> None:
@@ -223,7 +232,7 @@ def _check_stream(samples: list[bytes]) -> int:
 
 
 def test_notification_throughput_no_loss(radio: VirtualRadio) -> None:
-    with BridgedPeripheral(radio.transports[LEFT], side="left",
+    with echo_peripheral(radio.transports[LEFT], side="left",
                            env={"INSOLE_BLE_STREAM_PACKETS": str(STREAM_PACKETS)}) as left:
         assert left.firmware_line().startswith("ready")
 
@@ -263,7 +272,7 @@ def test_notification_throughput_no_loss(radio: VirtualRadio) -> None:
 
 
 def test_disconnect_reconnect_and_bond_survives_firmware_restart(radio: VirtualRadio) -> None:
-    with BridgedPeripheral(radio.transports[LEFT], side="left") as left:
+    with echo_peripheral(radio.transports[LEFT], side="left") as left:
         assert left.firmware_line().startswith("ready")
 
         async def write_ping(client: BleakClient, seq: int) -> None:
@@ -311,8 +320,8 @@ def test_disconnect_reconnect_and_bond_survives_firmware_restart(radio: VirtualR
 
 def test_two_insoles_at_once(radio: VirtualRadio) -> None:
     env = {"INSOLE_BLE_STREAM_PACKETS": "150"}
-    with BridgedPeripheral(radio.transports[LEFT], side="left", env=env) as left, \
-            BridgedPeripheral(radio.transports[RIGHT], side="right", env=env) as right:
+    with echo_peripheral(radio.transports[LEFT], side="left", env=env) as left, \
+            echo_peripheral(radio.transports[RIGHT], side="right", env=env) as right:
         assert left.firmware_line() == "ready insole-L"
         assert right.firmware_line() == "ready insole-R"
 
@@ -346,7 +355,7 @@ def test_two_insoles_at_once(radio: VirtualRadio) -> None:
 
 
 def test_events_as_indications(radio: VirtualRadio) -> None:
-    with BridgedPeripheral(radio.transports[RIGHT], side="right", args=["--indicate"],
+    with echo_peripheral(radio.transports[RIGHT], side="right", args=["--indicate"],
                            env={"INSOLE_BLE_STREAM_PACKETS": "100"}) as right:
         assert right.firmware_line() == "ready insole-R"
 

@@ -2,7 +2,7 @@
 
 Each insole is the unix-port firmware (`boards/unix/main_unix.py`) walking a simulated
 walk from its sample file, with its radio bridged to a bumble virtual controller; the
-host is `insole.ble.client` (bleak through the bumble backend). Nothing is mocked
+host is `insole.link.ble` (bleak through the bumble backend). Nothing is mocked
 between the firmware's GATT server and the host's bleak calls.
 """
 
@@ -19,14 +19,16 @@ import pytest
 from bleak import BleakClient
 from bleak.exc import BleakGATTProtocolError, BleakGATTProtocolErrorCode
 
-from insole.ble import bumble_backend
-from insole.ble.bumble_backend import BumbleClient, BumbleScanner
-from insole.ble.client import BleInsoleLink, find_insole, run_on_radio
-from insole.ble.gatt import CONTROL_UUID, control_write
-from insole.ble.virtual import BridgedPeripheral, VirtualRadio
-from insole.clocksync import ClockSync
-from insole.live import LiveSession, open_simulated_insoles
-from insole.paths import FIRMWARE_DIR
+from insole.emulation import bumble_backend
+from insole.emulation.bumble_backend import BumbleClient, BumbleScanner
+from insole.link.ble import BleInsoleLink, find_insole, run_on_radio
+from insole.link.gatt import CONTROL_UUID, control_write
+from insole.emulation.peripheral import BridgedPeripheral
+from insole.emulation.radio import VirtualRadio
+from insole.link.clocksync import ClockSync
+from insole.session.live import LiveSession
+from insole.emulation.insoles import open_simulated_insoles
+from insole.resources import FIRMWARE_DIR
 from insole.recording import RecordingWriter, make_header, read_recording, stream_header_for
 from insole.protocol import (
     Command,
@@ -40,7 +42,7 @@ from insole.protocol import (
     Step,
 )
 from insole.sim import Stand, Walk, simulate_session
-from insole.simboard import BLE_HEAP
+from insole.emulation.board import BLE_HEAP
 
 pytestmark = pytest.mark.ble
 

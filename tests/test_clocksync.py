@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from insole.clocksync import ClockSync
+from insole.link.clocksync import ClockSync
 
 
 def _packets(rng: np.random.Generator, drift: float, offset_s: float, duration_s: float = 600.0, rate_hz: float = 10.0,
@@ -86,7 +86,7 @@ def _live_packets(rng: np.random.Generator, start_s: float, clock_ppm: float, im
 
 
 def test_live_samples_land_on_the_host_timeline_within_a_few_ms() -> None:
-    from insole.clocksync import sample_timeline
+    from insole.link.clocksync import sample_timeline
 
     rng = np.random.default_rng(5)
     feet = [_live_packets(rng, 10.0, 200.0, 40.0), _live_packets(rng, 10.137, -200.0, -60.0)]
@@ -106,7 +106,7 @@ def test_live_samples_land_on_the_host_timeline_within_a_few_ms() -> None:
 
 
 def test_a_converted_recording_without_device_times_keeps_its_own_timeline() -> None:
-    from insole.clocksync import sample_timeline
+    from insole.link.clocksync import sample_timeline
 
     first = np.arange(0, 4000, 8)
     assert sample_timeline(first, np.zeros(len(first), dtype=np.int64), first * 10, 100.0) is None

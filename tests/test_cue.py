@@ -11,19 +11,17 @@ from pathlib import Path
 import pytest
 
 from insole.commands import cue as cue_command
-from insole.cue import (
-    CueDecisions,
+from insole.gait.cue import CueDecisions, pattern_edges_ms, xorshift16
+from insole.settings import (
     CueSettingsError,
     apply_cue_options,
     check_settings,
     describe,
     parse_band,
     parse_block,
-    pattern_edges_ms,
-    xorshift16,
 )
 from insole.errors import DeviceError, UserError
-from insole.link import SerialLink
+from insole.link import PendingRequest, SerialLink
 from insole.protocol import (
     Command,
     CommandCode,
@@ -41,7 +39,7 @@ from insole.protocol import (
     encode_packet,
     frame,
 )
-from insole.simboard import SimulatedBoard
+from insole.emulation.board import SimulatedBoard
 
 # --------------------------------------------------------------------------- the host's model
 
@@ -197,7 +195,7 @@ def test_device_refuses_bad_settings_keeps_the_old_and_persists_nothing(link: Se
         payload[offset : offset + len(value)] = value
         link.write_raw(frame(encode_packet(PacketType.SETTINGS, 900 + offset, 0, bytes(payload))))
         with pytest.raises(DeviceError) as info:
-            link.wait_for(PacketType.ACK, 900 + offset, PacketType.SETTINGS)
+            link.wait_for(PendingRequest(PacketType.SETTINGS, 900 + offset))
         assert (info.value.code, info.value.detail) == (ErrorCode.BAD_VALUE, offset)
     assert _settings(link) == good
     assert (settings_dir / "settings.bin").read_bytes() == stored
@@ -260,7 +258,7 @@ def test_metronome_beats_at_the_set_rate_while_streaming(link: SerialLink) -> No
 def test_replayed_walk_outside_the_band_is_cued_on_the_device(link: SerialLink) -> None:
     """Toes out 20° against a band of 5° ± 2°: every step with a foot angle needs "toe in"."""
     from insole.hil import replay_foot
-    from insole.protocol import choose_pressure_scale
+    from insole.quantise import choose_pressure_scale
     from insole.sim import SensorModel, Walk, simulate_session
 
     session = simulate_session([Walk(n_steps=16, fpa_deg=20.0, fpa_sd_deg=0.5)], seed=4, sensors=SensorModel.ideal())
@@ -303,7 +301,7 @@ def test_faded_schedule_on_the_device_matches_the_reference_model(link: SerialLi
     """Probability 50 % (seeded) inside no-feedback blocks: the device logs every
     out-of-band step with its outcome, and the host's model predicts each one."""
     from insole.hil import replay_foot
-    from insole.protocol import choose_pressure_scale
+    from insole.quantise import choose_pressure_scale
     from insole.sim import SensorModel, Walk, simulate_session
 
     session = simulate_session([Walk(n_steps=24, fpa_deg=20.0, fpa_sd_deg=0.5)], seed=5, sensors=SensorModel.ideal())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from insole.paths import FIRMWARE_DIR, LAYOUTS_DIR
+from insole.resources import FIRMWARE_DIR, LAYOUTS_DIR
 
 from conftest import micropython_env, micropython_executable
 

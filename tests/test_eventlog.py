@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insole.eventlog import GapTracker, SeqRange, backfill
-from insole.link import SerialLink
+from insole.link.backfill import GapTracker, SeqRange, backfill
+from insole.link import PendingRequest, SerialLink
 from insole.protocol import (
     BackfillEnd,
     Command,
@@ -24,7 +24,7 @@ from insole.protocol import (
     decode_packet,
 )
 from insole.recording import LostEvents, RecordingWriter, make_header, read_recording, stream_header
-from insole.simboard import SimulatedBoard
+from insole.emulation.board import SimulatedBoard
 
 STEP = int(PacketType.STEP)
 CUE = int(PacketType.CUE)
@@ -138,7 +138,7 @@ def test_backfill_recovers_identical_bytes_and_reports_what_is_gone(small_log_li
     assert [p.header.seq for p in tracker.events(STEP)] == [s for s in range(n) if s not in range(4, 9)]
     # Asking again for what the host already has: resent, recognised as duplicates.
     seq = link.send(Command.get_events(STEP, n - 3, 3))
-    end = link.wait_for(PacketType.BACKFILL_END, seq, PacketType.COMMAND).body
+    end = link.wait_for(PendingRequest(PacketType.COMMAND, seq, PacketType.BACKFILL_END)).body
     assert isinstance(end, BackfillEnd) and (end.resent, end.lost_count, end.next_seq) == (3, 0, n)
     assert [tracker.observe(p) for p in link.drain_inbox() if p.header.type == STEP] == [False, False, False]
 
@@ -159,6 +159,6 @@ def test_get_events_for_the_future_or_a_never_used_type_loses_nothing(small_log_
     link = small_log_link
     for ptype, first in ((STEP, 0), (CUE, 100)):
         seq = link.send(Command.get_events(ptype, first, 50))
-        end = link.wait_for(PacketType.BACKFILL_END, seq, PacketType.COMMAND).body
+        end = link.wait_for(PendingRequest(PacketType.COMMAND, seq, PacketType.BACKFILL_END)).body
         assert isinstance(end, BackfillEnd)
         assert (end.event_type, end.resent, end.lost_count, end.next_seq) == (ptype, 0, 0, 0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from insole.commands import export
-from insole.errors import UserError
+from insole.errors import InsoleError, UserError
 from insole.model import FootStream
 from insole.recording import read_recording, write_recording
 
@@ -103,5 +103,8 @@ def test_export_errors_are_user_errors(tmp_path: Path) -> None:
         run_export(str(not_recording), "-o", str(tmp_path / "y.csv"))
     future = tmp_path / "future.insole"
     future.write_bytes(b"INSOLE-RECORDING 3\n{}\n")
-    with pytest.raises(UserError, match="version 3 is not supported"):
+    # A version error is no UserError (it is an UnsupportedVersionError), but the CLI
+    # treats it as one: printed plainly, with the exit status of unusable input.
+    with pytest.raises(InsoleError, match="version 3 is not supported") as info:
         run_export(str(future), "-o", str(tmp_path / "z.csv"))
+    assert info.value.exit_code == UserError.exit_code == 2

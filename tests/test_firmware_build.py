@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from insole.flash import MARCH, mpy_cross_executable
-from insole.paths import FIRMWARE_DIR, REPO_ROOT
+from conftest import REPO_ROOT
+from insole.resources import FIRMWARE_DIR
 
 FIRMWARE_FILES = sorted(p for p in FIRMWARE_DIR.rglob("*.py") if "__pycache__" not in p.parts)
 NATIVE_DECORATORS = ("@micropython.viper", "@micropython.native", "@micropython.asm_xtensa")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from insole.paths import FIRMWARE_DIR
+from insole.resources import FIRMWARE_DIR
 
 from conftest import run_micropython
 

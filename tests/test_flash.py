@@ -35,7 +35,7 @@ from insole.flash import (
     run_mpremote,
     upload,
 )
-from insole.paths import FIRMWARE_DIR
+from insole.resources import FIRMWARE_DIR
 
 from conftest import micropython_env, micropython_executable
 

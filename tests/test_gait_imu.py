@@ -283,7 +283,7 @@ def test_mounting_yaw_from_a_roll_test(yaw_deg: float, tilt_deg: float, roll_deg
 def test_pressure_steps_carry_the_imu_stride() -> None:
     # With pressure, steps come from the pressure contacts and the IMU's stride result
     # attaches to the stance it ended in (stride_end_index): angle, length, direction.
-    from insole.protocol import choose_pressure_scale
+    from insole.quantise import choose_pressure_scale
     from insole.sim import Stand, Walk, simulate_session
 
     sim = simulate_session(

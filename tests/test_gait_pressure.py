@@ -19,7 +19,8 @@ from insole.gait.pressure import HeelRaiseDetection, PressureStepDetection, hold
 from insole.hil import FootReplay, replay_recording
 from insole.importers.moticon import read_moticon
 from insole.model import FootStream
-from insole.protocol import NA_U16, choose_pressure_scale
+from insole.protocol import NA_U16
+from insole.quantise import choose_pressure_scale
 from insole.sim import SensorModel, Stand, Subject, Walk, simulate_session
 from insole.validation.metrics import match_events, time_reversed
 from insole.validation.pressure_cases import agreement, pressure_only, score_gaitpdb, score_moticon, score_recordings

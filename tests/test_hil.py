@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from insole.cli import main
-from insole.events import read_steps_csv
+from insole.export.events_csv import read_steps_csv
 
 from conftest import require_shared_data
 
@@ -63,7 +63,7 @@ def test_simulated_demo_hil_writes_accurate_angles_directions_and_raises(tmp_pat
     """The demo session (toe-out walking, a turn, backward walking, weight shifts, heel
     raises) through `insole hil`: the rows carry the foot angle, the direction and the
     repetitions the simulator knows exactly."""
-    from insole.events import read_raises_csv
+    from insole.export.events_csv import read_raises_csv
 
     recording = tmp_path / "demo.insole"
     assert main(["simulate", "-o", str(recording), "--plan", "demo", "--seed", "2"]) == 0

@@ -636,7 +636,7 @@ def test_import_moticon_command_end_to_end(tmp_path: Path, moticon: dict[str, Mo
         assert stream.t0_s == pytest.approx(original.t0_s) and stream.layout == "moticon16"
         np.testing.assert_allclose(stream.pressure, original.pressure, atol=1e-6)  # 0.25 N/cm² steps survive
         np.testing.assert_allclose(stream.acc_ms2, original.acc_ms2, atol=0.01)
-    from insole.events import read_steps_csv
+    from insole.export.events_csv import read_steps_csv
 
     steps = read_steps_csv(tmp_path / "moticon.vendor-steps.csv")
     assert sum(s.side == "left" for s in steps) == len(source.reference_events["left"].ic_s)

@@ -38,7 +38,8 @@ def test_mount_yaw_setting_is_taken_off_live_foot_angles() -> None:
     import time
     from contextlib import ExitStack
 
-    from insole.live import LiveSession, open_simulated_insoles
+    from insole.session.live import LiveSession
+    from insole.emulation.insoles import open_simulated_insoles
     from insole.protocol import Settings
     from insole.sim import Stand, Walk, simulate_session
 

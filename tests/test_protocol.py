@@ -13,11 +13,8 @@ import numpy as np
 import pytest
 
 from insole.errors import ProtocolError, UnsupportedVersionError
-from insole.paths import PROTOCOL_VECTORS, REPO_ROOT
+from conftest import PROTOCOL_VECTORS, REPO_ROOT
 from insole.protocol import (
-    MAX_PACKET_LEN,
-    NA_I16,
-    NA_U16,
     Ack,
     BackfillEnd,
     Command,
@@ -27,6 +24,9 @@ from insole.protocol import (
     FrameDecoder,
     HeelRaise,
     Layout,
+    MAX_PACKET_LEN,
+    NA_I16,
+    NA_U16,
     PacketError,
     PacketStream,
     PacketType,
@@ -35,26 +35,28 @@ from insole.protocol import (
     Settings,
     Status,
     Step,
-    acc_ms2_to_raw,
     body_from_fields,
-    choose_pressure_scale,
-    counts_to_pressure,
     crc16,
     decode_packet,
     decode_sample_batches,
     encode_packet,
     encode_samples,
     frame,
-    gyro_dps_to_raw,
-    imu_to_raw,
     max_encoded_frame_len,
     max_samples_per_packet,
+)
+from insole.quantise import (
+    acc_ms2_to_raw,
+    choose_pressure_scale,
+    counts_to_pressure,
+    gyro_dps_to_raw,
+    imu_to_raw,
     pressure_to_counts,
     raw_to_acc_ms2,
     raw_to_gyro_dps,
     raw_to_imu,
-    unwrap_counter,
 )
+from insole.link.clocksync import unwrap_counter
 
 # --------------------------------------------------------------------------- golden vectors
 

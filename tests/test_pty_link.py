@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from insole.errors import DeviceError
-from insole.link import SerialLink
+from insole.link import PendingRequest, SerialLink
 from insole.protocol import (
     Ack,
     Command,
@@ -26,7 +26,7 @@ from insole.protocol import (
     encode_packet,
     frame,
 )
-from insole.simboard import SimulatedBoard, write_sample_file
+from insole.emulation.board import SimulatedBoard, write_sample_file
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_garbage_and_truncated_frames_are_refused_and_change_nothing(link: Seria
 def test_unknown_version_is_refused_with_its_code(link: SerialLink) -> None:
     link.write_raw(frame(encode_packet(PacketType.COMMAND, 77, 0, bytes([CommandCode.PING, 0]), version=2)))
     with pytest.raises(DeviceError) as info:
-        link.wait_for(PacketType.ACK, 77, PacketType.COMMAND)
+        link.wait_for(PendingRequest(PacketType.COMMAND, 77))
     assert info.value.code == ErrorCode.UNSUPPORTED_VERSION
 
 
@@ -125,7 +125,7 @@ def test_unknown_version_is_refused_with_its_code(link: SerialLink) -> None:
 def test_bad_commands_get_error_codes_and_keep_state(link: SerialLink, payload: bytes, code: int) -> None:
     link.write_raw(frame(encode_packet(PacketType.COMMAND, 1000, 0, payload)))
     with pytest.raises(DeviceError) as info:
-        link.wait_for(PacketType.ACK, 1000, PacketType.COMMAND)
+        link.wait_for(PendingRequest(PacketType.COMMAND, 1000))
     assert info.value.code == code
     assert _status(link).mode == 0
 
@@ -149,7 +149,7 @@ def test_settings_are_validated_and_persist_across_restart(tmp_path: Path) -> No
         bad = good.payload()[:6] + (5000).to_bytes(2, "little") + good.payload()[8:]  # half-width 50°: out of range
         seq = _raw_settings(link, bad)
         with pytest.raises(DeviceError) as info:
-            link.wait_for(PacketType.ACK, seq, PacketType.SETTINGS)
+            link.wait_for(PendingRequest(PacketType.SETTINGS, seq))
         assert info.value.code == ErrorCode.BAD_VALUE and info.value.detail == 6
     with SimulatedBoard(settings_dir=settings_dir) as board, SerialLink(board.port) as link:
         link.command(Command(CommandCode.PING), timeout_s=10)

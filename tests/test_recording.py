@@ -14,18 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insole.errors import UnsupportedVersionError, UserError
+from insole.errors import InsoleError, UnsupportedVersionError, UserError
 from insole.model import FootStream
-from insole.protocol import (
-    Ack,
-    PacketType,
-    Settings,
-    Step,
-    counts_to_pressure,
-    encode_samples,
-    imu_to_raw,
-    pressure_to_counts,
-)
+from insole.protocol import Ack, PacketType, Settings, Step, encode_samples
+from insole.quantise import counts_to_pressure, imu_to_raw, pressure_to_counts
 from insole.recording import (
     NotARecordingError,
     RecordingWriter,
@@ -316,7 +308,8 @@ def test_not_a_recording_and_other_versions(tmp_path: Path) -> None:
     future.write_bytes(b'INSOLE-RECORDING 2\n{"format":"insole-recording","format_version":2}\n')
     with pytest.raises(UnsupportedVersionError, match="format version 2 is not supported; this side reads version 1") as v:
         read_recording(future)
-    assert isinstance(v.value, UserError)  # the CLI prints it without a traceback
+    # The CLI prints it without a traceback, with the exit status of unusable input.
+    assert isinstance(v.value, InsoleError) and v.value.exit_code == UserError.exit_code == 2
     header = live_header(1)
     header["protocol_version"] = 2
     newer_protocol = tmp_path / "protocol2.insole"

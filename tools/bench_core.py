@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from insole.hil import replay_recording, stream_counts
+from insole.hil import replay_recording
+from insole.quantise import stream_counts
 from insole.layouts import load_layout
 from insole.model import FootStream
-from insole.protocol import choose_pressure_scale, rate_hz_to_chz
+from insole.quantise import choose_pressure_scale, rate_hz_to_chz
 from insole.sim import HeelRaises, Stand, Walk, simulate_session
-from insole.simboard import HEAP, micropython_env, micropython_executable, write_sample_file
+from insole.emulation.board import HEAP, micropython_env, micropython_executable, write_sample_file
 
 ROOT = Path(__file__).resolve().parent.parent
 MPY_SCRIPT = ROOT / "tools" / "bench_core_mpy.py"

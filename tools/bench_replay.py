@@ -19,7 +19,7 @@ from insole.link import SerialLink
 from insole.protocol import Command, CommandCode, PacketType
 from insole.recording import read_recording, write_recording
 from insole.sim import Walk, simulate_session
-from insole.simboard import SimulatedBoard
+from insole.emulation.board import SimulatedBoard
 
 
 def main() -> None:

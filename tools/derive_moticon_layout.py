@@ -39,9 +39,10 @@ import numpy as np
 
 from insole.importers.moticon import MoticonRecording, read_moticon
 from insole.model import FloatArray
-from insole.paths import LAYOUTS_DIR, SHARED_DATA_DIR
+from insole.resources import shared_data_dir
 
-DATA_DIR = SHARED_DATA_DIR / "moticon_opengo"
+DATA_DIR = shared_data_dir() / "moticon_opengo"
+LAYOUTS_DIR = Path(__file__).resolve().parents[1] / "hardware" / "layouts"
 SIZE7_FILES = ("230927_102114.txt", "230927_102137.txt")
 INSOLE_LENGTH_MM = 290.0
 INSOLE_WIDTH_MM = 100.0

@@ -23,10 +23,8 @@ from typing import Any
 import numpy as np
 from cobs import cobs
 
-from insole.paths import PROTOCOL_VECTORS
+
 from insole.protocol import (
-    NA_I16,
-    NA_U16,
     Ack,
     BackfillEnd,
     Command,
@@ -35,11 +33,13 @@ from insole.protocol import (
     CueOutcome,
     CuePattern,
     CueReason,
-    Error,
     ErrorCode,
+    ErrorReply,
     FrameDecoder,
     HeelRaise,
     Layout,
+    NA_I16,
+    NA_U16,
     PacketError,
     PacketType,
     PacketVersionError,
@@ -51,6 +51,8 @@ from insole.protocol import (
     decode_packet,
     frame,
 )
+
+PROTOCOL_VECTORS = Path(__file__).resolve().parents[1] / "docs" / "protocol-vectors.json"
 
 SCHEMA: dict[str, Any] = {
     "about": (
@@ -492,11 +494,11 @@ def ack_error_cases() -> list[dict[str, Any]]:
         _ok_packet("ack_max", Ack(255, 255, 65535).encode(seq=65535, time_ms=0xFFFFFFFF)),
         _ok_packet(
             "error_bad_value",
-            Error(PacketType.SETTINGS, 0, 3, ErrorCode.BAD_VALUE, 12).encode(seq=0, time_ms=1234),
+            ErrorReply(PacketType.SETTINGS, 0, 3, ErrorCode.BAD_VALUE, 12).encode(seq=0, time_ms=1234),
         ),
-        _ok_packet("error_bad_frame", Error(0, 0, 0, ErrorCode.BAD_FRAME, 0).encode(seq=1, time_ms=1300)),
-        _ok_packet("error_min", Error(0, 0, 0, 0, 0).encode(seq=0, time_ms=0)),
-        _ok_packet("error_max", Error(255, 255, 65535, 255, 255).encode(seq=65535, time_ms=0xFFFFFFFF)),
+        _ok_packet("error_bad_frame", ErrorReply(0, 0, 0, ErrorCode.BAD_FRAME, 0).encode(seq=1, time_ms=1300)),
+        _ok_packet("error_min", ErrorReply(0, 0, 0, 0, 0).encode(seq=0, time_ms=0)),
+        _ok_packet("error_max", ErrorReply(255, 255, 65535, 255, 255).encode(seq=65535, time_ms=0xFFFFFFFF)),
         _refused_packet("ack_short", _raw(PacketType.ACK, b"\x06\x04\x2a"), "truncated"),
         _refused_packet("ack_long", _raw(PacketType.ACK, b"\x06\x04\x2a\x00\x00"), "bad_length"),
         _refused_packet("error_short", _raw(PacketType.ERROR, b"\x05\x00\x03\x00\x04"), "truncated"),

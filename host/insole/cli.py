@@ -1,4 +1,9 @@
-"""The `insole` command line. Each subcommand lives in its own module under `insole.commands`."""
+"""The `insole` command line. Each subcommand lives in its own module under `insole.commands`.
+
+Errors: an :class:`~insole.errors.InsoleError` ends a command with one line (what went
+wrong, and what to do about it) and its ``exit_code`` (2 for unusable input); Ctrl-C
+with 130. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from insole.errors import UserError
+from insole.errors import InsoleError
 
 # Module names under insole.commands; each defines add_parser(subparsers).
 COMMAND_MODULES = ("demo", "simulate", "import_", "record", "export", "hil", "validate", "cue", "scan", "monitor", "flash")
@@ -27,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except UserError as exc:
-        print(f"insole {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except InsoleError as exc:
+        print(f"insole {args.command}: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

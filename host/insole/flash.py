@@ -34,7 +34,7 @@ from pathlib import Path
 import serial  # pyserial
 
 from insole.errors import UserError
-from insole.paths import FIRMWARE_DIR
+from insole.resources import FIRMWARE_DIR
 
 BOARD = "esp32s3"
 MARCH = "xtensawin"

@@ -17,29 +17,24 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
+from insole.emulation.board import SimulatedBoard
 from insole.errors import DeviceError
-from insole.layouts import load_layout
-from insole.link import SerialLink
+from insole.layouts import layout_packet
+from insole.link import PendingRequest, SerialLink
 from insole.model import FootStream, HeelRaiseRow, StepRow
 from insole.protocol import (
     Command,
     CommandCode,
     DecodedPacket,
     Direction,
-    Error,
+    ErrorReply,
     HeelRaise,
-    Layout,
     PacketType,
     Step,
-    acc_ms2_to_raw,
     encode_sample_payloads,
-    gyro_dps_to_raw,
-    pressure_to_counts,
-    rate_hz_to_chz,
 )
-from insole.simboard import SimulatedBoard
+from insole.quantise import rate_hz_to_chz, stream_counts
 
 SIDE_CODES = {"left": 0, "right": 1}
 DIRECTION_NAMES = {Direction.FORWARD: "forward", Direction.BACKWARD: "backward"}
@@ -65,24 +60,6 @@ class FootReplay:
         return self.samples / self.elapsed_s if self.elapsed_s > 0 else float("nan")
 
 
-def layout_packet(stream: FootStream) -> Layout:
-    """The LAYOUT packet that tells the firmware where the stream's sensors are."""
-    positions = load_layout(stream.layout).positions_mm(stream.side)
-    if len(positions) != stream.n_pressure:
-        raise ValueError(f"layout {stream.layout} has {len(positions)} channels, the stream {stream.n_pressure}")
-    xy = np.rint(positions).astype(int)
-    return Layout(tuple(int(v) for v in xy[:, 0]), tuple(int(v) for v in xy[:, 1]))
-
-
-def stream_counts(stream: FootStream, pressure_scale: float) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The stream in protocol counts, as the device would have measured it."""
-    pressure = None if stream.pressure is None else pressure_to_counts(stream.pressure, pressure_scale)
-    imu = None
-    if stream.acc_ms2 is not None and stream.gyro_dps is not None:
-        imu = np.hstack([acc_ms2_to_raw(stream.acc_ms2), gyro_dps_to_raw(stream.gyro_dps)])
-    return pressure, imu
-
-
 def replay_foot(
     link: SerialLink,
     stream: FootStream,
@@ -95,7 +72,7 @@ def replay_foot(
     result = FootReplay(stream.side)
     side_code = SIDE_CODES[stream.side]
     if stream.n_pressure:
-        link.request(layout_packet(stream))
+        link.set_layout(layout_packet(stream))
     link.command(
         Command(
             CommandCode.REPLAY_BEGIN,
@@ -122,7 +99,7 @@ def replay_foot(
     link.command(Command(CommandCode.REPLAY_END))
     result.elapsed_s = time.perf_counter() - started
     _collect_events(link, result)
-    status = link.command(Command(CommandCode.GET_STATUS), PacketType.STATUS).body
+    status = link.get_status()
     result.samples = acked_samples
     result.dropped_samples = int(status.dropped_samples)
     result.free_heap = status.free_heap
@@ -133,7 +110,7 @@ def replay_foot(
 
 def _await_ack(link: SerialLink, in_flight: deque[tuple[int, int]], result: FootReplay) -> int:
     seq, count = in_flight[0]
-    link.wait_for(PacketType.ACK, seq, PacketType.SAMPLES)
+    link.wait_for(PendingRequest(PacketType.SAMPLES, seq))
     in_flight.popleft()
     _collect_events(link, result)
     return count
@@ -149,7 +126,7 @@ def _collect_events(link: SerialLink, result: FootReplay) -> None:
             result.steps.append(body)
         elif isinstance(body, HeelRaise):
             result.raises.append(body)
-        elif isinstance(body, Error) and body.ref_type != PacketType.SAMPLES:
+        elif isinstance(body, ErrorReply) and body.ref_type != PacketType.SAMPLES:
             raise DeviceError(f"device reported {body.error_name()} during replay", body.error, body.detail)
         else:
             keep.append(packet)

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from insole.errors import UserError
-from insole.model import FloatArray, Side
-from insole.paths import LAYOUTS_DIR
+from insole.model import FloatArray, FootStream, Side
+from insole.protocol import Layout as LayoutPacket
+from insole.resources import LAYOUTS_DIR
 
 MAX_CHANNELS = 16
 GENERIC_FOOT_LENGTH_MM = 260.0
@@ -196,3 +197,12 @@ def list_layouts(layouts_dir: Path = LAYOUTS_DIR, include_generic: bool = True) 
     if include_generic:
         names += [f"generic{n}" for n in range(1, MAX_CHANNELS + 1) if f"generic{n}" not in names]
     return names
+
+
+def layout_packet(stream: FootStream) -> LayoutPacket:
+    """The LAYOUT packet that tells the firmware where the stream's sensors are (whole mm)."""
+    positions = load_layout(stream.layout).positions_mm(stream.side)
+    if len(positions) != stream.n_pressure:
+        raise ValueError(f"layout {stream.layout} has {len(positions)} channels, the stream {stream.n_pressure}")
+    xy = np.rint(positions).astype(int)
+    return LayoutPacket(tuple(int(v) for v in xy[:, 0]), tuple(int(v) for v in xy[:, 1]))

@@ -8,13 +8,18 @@ counts on the way to disk and back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 Side = Literal["left", "right"]
-FloatArray = npt.NDArray[np.float64]
+# numpy arrays by dtype, for signatures throughout the package.
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+IntArray: TypeAlias = npt.NDArray[np.int64]
+U16Array: TypeAlias = npt.NDArray[np.uint16]
+I16Array: TypeAlias = npt.NDArray[np.int16]
+U32Array: TypeAlias = npt.NDArray[np.uint32]
 
 STANDARD_GRAVITY_MS2 = 9.80665
 

@@ -15,11 +15,10 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from insole.cue import apply_cue_options, check_settings, describe
-from insole.errors import DeviceError, LinkTimeout, UserError
-from insole.link import SerialLink
-from insole.live import InsoleLink
-from insole.protocol import SETTINGS_RANGES, Command, CommandCode, ErrorCode, PacketType, Settings
+from insole.errors import DeviceError, LinkError, UserError
+from insole.link import InsoleLink, SerialLink
+from insole.protocol import SETTINGS_RANGES, ErrorCode, Settings
+from insole.settings import apply_cue_options, check_settings, describe
 
 DEFAULT_SIM_SETTINGS_DIR = Path(tempfile.gettempdir()) / "insole-sim-settings"  # the unix board's own default
 # "--band -10:2": argparse takes "-10:2" for an option unless it looks like a negative number.
@@ -98,14 +97,14 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 def _open(stack: ExitStack, args: argparse.Namespace) -> InsoleLink:
     if args.ble:
-        from insole.live import open_ble_insoles
+        from insole.link.ble import open_ble_insoles
 
         try:
             return open_ble_insoles(stack, [args.ble])[0][1]
-        except (OSError, LinkTimeout) as exc:
+        except (OSError, LinkError) as exc:
             raise UserError(f"cannot reach the {args.ble} insole over BLE: {exc}") from exc
     if args.simulate:
-        from insole.simboard import SimulatedBoard
+        from insole.emulation.board import SimulatedBoard
 
         board = stack.enter_context(SimulatedBoard(settings_dir=args.settings_dir))
         port = board.port
@@ -113,16 +112,10 @@ def _open(stack: ExitStack, args: argparse.Namespace) -> InsoleLink:
         port = args.port
     try:
         link = stack.enter_context(SerialLink(port))
-        link.command(Command(CommandCode.PING), timeout_s=10)
-    except (OSError, LinkTimeout) as exc:
+        link.ping(timeout_s=10)
+    except (OSError, LinkError) as exc:
         raise UserError(f"cannot reach an insole on {port}: {exc}") from exc
     return link
-
-
-def _read(link: InsoleLink) -> Settings:
-    body = link.command(Command(CommandCode.GET_SETTINGS), PacketType.SETTINGS).body
-    assert isinstance(body, Settings)
-    return body
 
 
 def _print(settings: Settings) -> None:
@@ -132,7 +125,7 @@ def _print(settings: Settings) -> None:
 
 def run_show(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
-        _print(_read(_open(stack, args)))
+        _print(_open(stack, args).get_settings())
     return 0
 
 
@@ -168,14 +161,14 @@ def run_set(args: argparse.Namespace) -> int:
         raise UserError("nothing to set; give at least one option (see insole cue set --help)")
     with ExitStack() as stack:
         link = _open(stack, args)
-        current = _read(link)
+        current = link.get_settings()
         wanted = apply_cue_options(current, **options)
         if args.side is not None:
             from dataclasses import replace
 
             wanted = check_settings(replace(wanted, side={"left": 0, "right": 1}.get(args.side)))
         try:
-            link.request(wanted)
+            link.set_settings(wanted)
         except DeviceError as exc:
             if exc.code == ErrorCode.BAD_VALUE:
                 raise UserError(
@@ -186,7 +179,7 @@ def run_set(args: argparse.Namespace) -> int:
                     "the insole applied the settings but could not persist them (flash write failed)"
                 ) from exc
             raise UserError(f"the insole refused the settings: {exc}") from exc
-        stored = _read(link)
+        stored = link.get_settings()
         if stored != wanted:
             raise UserError("the insole reports other settings than were written; check its firmware version")
         _print(stored)

@@ -17,8 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from insole.live import LiveSession, open_simulated_insoles
-from insole.liveview import render
+from insole.session.live import LiveSession
+from insole.emulation.insoles import open_simulated_insoles
+from insole.session.terminal import render
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
-import numpy as np
-
-from insole.errors import UnsupportedVersionError, UserError
-from insole.model import FootStream
-from insole.recording import Recording, read_recording
-
-IMU_COLUMNS = ("ax", "ay", "az", "gx", "gy", "gz")
+from insole.export.samples_csv import export_csv
+from insole.recording import read_recording
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,75 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        recording = read_recording(args.recording)
-    except UnsupportedVersionError as exc:
-        raise UserError(str(exc)) from exc
+    recording = read_recording(args.recording)
     rows = export_csv(recording, args.output, args.stream)
     print(f"wrote {rows} rows to {args.output}")
     return 0
-
-
-def _decimals(step: float, limit: int = 9) -> int:
-    """Fewest decimals that print multiples of ``step`` exactly (0.001 → 3, 2.5 → 1)."""
-    for decimals in range(limit + 1):
-        scaled = step * 10**decimals
-        if math.isclose(scaled, round(scaled), rel_tol=1e-9, abs_tol=1e-9):
-            return decimals
-    return limit
-
-
-def _time_decimals(rate_hz: float) -> int:
-    # The sample period's own decimals (100 Hz → 3), at most µs (204.8 Hz → 6).
-    return min(6, max(3, _decimals(1.0 / rate_hz)))
-
-
-def export_csv(recording: Recording, output: Path, side: str = "all") -> int:
-    """Write ``side`` ("left", "right" or "all") of ``recording`` to ``output``; returns the row count."""
-    streams = [s for s in recording.streams if side in ("all", s.side)]
-    if not streams:
-        present = ", ".join(s.side for s in recording.streams)
-        raise UserError(f"{recording.path} has no {side} stream (it has: {present})")
-    order = {"left": 0, "right": 1}
-    streams.sort(key=lambda s: order.get(s.side, 2))
-    n_pressure = max(s.n_pressure for s in streams)
-    with_imu = any(s.has_imu for s in streams)
-    columns = ["side", "index", "t_s"] + [f"p{k + 1}" for k in range(n_pressure)]
-    if with_imu:
-        columns += IMU_COLUMNS
-    scales = [float(e.get("pressure_scale", 1.0)) for e in recording.header["streams"]]
-    scale_of = {id(s): scale for s, scale in zip(recording.streams, scales)}
-    rows = 0
-    try:
-        with open(output, "w", newline="") as f:
-            f.write(",".join(columns) + "\n")
-            for stream in streams:
-                f.write(_format_block(stream, n_pressure, with_imu, scale_of.get(id(stream), 1.0)))
-                rows += stream.n_samples
-    except OSError as exc:
-        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from exc
-    return rows
-
-
-def _format_block(stream: FootStream, n_pressure: int, with_imu: bool, pressure_scale: float) -> str:
-    """All rows of one stream as CSV text: one %-format over the whole block, no loop per row."""
-    n = stream.n_samples
-    blocks: list[np.ndarray] = [np.arange(n, dtype=np.float64)[:, None], stream.times_s()[:, None]]
-    formats = ["%d", f"%.{_time_decimals(stream.rate_hz)}f"]
-    pressure = np.full((n, n_pressure), np.nan)
-    if stream.pressure is not None:
-        pressure[:, : stream.n_pressure] = stream.pressure
-    blocks.append(pressure)
-    formats += [f"%.{_decimals(pressure_scale)}f"] * n_pressure
-    if with_imu:
-        imu = np.full((n, 6), np.nan)
-        if stream.acc_ms2 is not None and stream.gyro_dps is not None:
-            imu[:, :3] = stream.acc_ms2
-            imu[:, 3:] = stream.gyro_dps
-        blocks.append(imu)
-        # 1 mg ≈ 0.0098 m/s²: 5 decimals keep it; gyro counts are 0.1 deg/s exactly.
-        formats += ["%.5f"] * 3 + ["%.1f"] * 3
-    values = np.hstack(blocks)
-    row_format = stream.side + "," + ",".join(formats) + "\n"
-    # NaN prints as "nan", which no number or side name contains: blank it in one pass.
-    return ((row_format * n) % tuple(values.ravel().tolist())).replace("nan", "")

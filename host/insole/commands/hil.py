@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from insole.errors import UserError
-from insole.events import write_raises_csv, write_steps_csv
+from insole.export.events_csv import write_raises_csv, write_steps_csv
 from insole.hil import raise_rows, replay_recording, step_rows
 
 

@@ -104,7 +104,7 @@ def _vendor_steps(ic_s: np.ndarray, to_s: np.ndarray, side: str) -> list[StepRow
 
 
 def run_moticon(args: argparse.Namespace) -> int:
-    from insole.events import write_steps_csv
+    from insole.export.events_csv import write_steps_csv
     from insole.importers.moticon import read_moticon
 
     recording = read_moticon(args.file)

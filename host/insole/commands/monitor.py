@@ -9,8 +9,10 @@ from contextlib import ExitStack
 from rich.console import Console
 from rich.live import Live
 
-from insole.live import LiveSession, open_ble_insoles, open_simulated_insoles
-from insole.liveview import render
+from insole.session.live import LiveSession
+from insole.link.ble import open_ble_insoles
+from insole.emulation.insoles import open_simulated_insoles
+from insole.session.terminal import render
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -18,9 +18,10 @@ from pathlib import Path
 from rich.console import Console
 
 from insole.errors import UserError
-from insole.link import SerialLink
-from insole.live import InsoleLink, LiveSession, open_ble_insoles, open_simulated_insoles
-from insole.protocol import Command, CommandCode, Layout, PacketType, chz_to_rate_hz
+from insole.link import InsoleLink, SerialLink
+from insole.protocol import Layout
+from insole.quantise import chz_to_rate_hz
+from insole.session.live import LiveSession
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         links: list[tuple[str, InsoleLink]] = []
         layouts: dict[str, Layout] = {}
         if args.simulate:
+            from insole.emulation.insoles import open_simulated_insoles
             from insole.sim import demo_plan, simulate_session
 
             sim = simulate_session(demo_plan(), rate_hz=100.0, seed=args.seed)
@@ -73,12 +75,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             entries = []
             if args.ble:
-                links = open_ble_insoles(stack, args.side or ["left", "right"])
+                from insole.link.ble import open_ble_insoles
+
+                links = list(open_ble_insoles(stack, args.side or ["left", "right"]))
             else:
                 links = [(side, stack.enter_context(SerialLink(port))) for side, port in _parse_ports(args.port)]
             for side, link in links:
-                port = link.port
-                status = link.command(Command(CommandCode.GET_STATUS), PacketType.STATUS).body
+                status = link.get_status()
                 entries.append(
                     stream_header(
                         side=side,
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                         pressure_unit="counts",
                         layout="insole8" if status.n_pressure == 8 else "",
                         firmware_version=f"{status.fw_major}.{status.fw_minor}.{status.fw_patch}",
-                        device=port,
+                        device=link.port,
                     )
                 )
             header = make_header(

@@ -16,19 +16,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def run(args: argparse.Namespace) -> int:
-    from insole.ble.client import run_on_radio, scan_insoles
+    from insole.link.ble import run_on_radio, scan_insoles
 
     console = Console()
     with ExitStack() as stack:
         scanner_backend = None
         if args.simulate:
-            from insole.ble.bumble_backend import BumbleScanner
-            from insole.live import open_simulated_insoles
+            from insole.emulation.insoles import open_simulated_insoles
             from insole.sim import Walk, simulate_session
 
             sim = simulate_session([Walk(duration_s=20.0)], rate_hz=100.0)
             # Only the insoles: their links would take the advertisements off the air.
             open_simulated_insoles(stack, sim.streams, ble=True, connect=False)
+            from insole.emulation.bumble_backend import BumbleScanner
+
             scanner_backend = BumbleScanner
         found = run_on_radio(scan_insoles(args.timeout_s, scanner_backend=scanner_backend))
     if not found:

@@ -112,7 +112,7 @@ def ground_truth_paths(output: Path) -> tuple[Path, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from insole.events import write_raises_csv, write_steps_csv
+    from insole.export.events_csv import write_raises_csv, write_steps_csv
     from insole.recording import write_recording
     from insole.sim import SensorModel, simulate_session
 

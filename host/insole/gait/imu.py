@@ -48,7 +48,8 @@ import numpy.typing as npt
 
 from insole.gait.units import samples_for_ms
 from insole.model import STANDARD_GRAVITY_MS2, FootStream, Side
-from insole.protocol import NA_I16, acc_ms2_to_raw, gyro_dps_to_raw, rate_hz_to_chz
+from insole.protocol import NA_I16
+from insole.quantise import acc_ms2_to_raw, gyro_dps_to_raw, rate_hz_to_chz
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

@@ -31,9 +31,11 @@ import numpy as np
 import numpy.typing as npt
 
 from insole.gait.units import ms_for_samples, samples_for_ms
-from insole.hil import layout_packet, stream_counts
+from insole.layouts import layout_packet
+from insole.quantise import stream_counts
 from insole.model import FootStream
-from insole.protocol import NA_U16, choose_pressure_scale, rate_hz_to_chz
+from insole.protocol import NA_U16
+from insole.quantise import choose_pressure_scale, rate_hz_to_chz
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

@@ -31,12 +31,16 @@ import numpy as np
 
 from insole.importers.gaitmap import RATE_HZ, import_gaitmap
 from insole.model import FloatArray, FootStream, Side
-from insole.paths import SHARED_DATA_DIR
+from insole.resources import shared_data_dir
 from insole.validation.references import ReferenceRecording, ReferenceSteps
 
-GAITMAP_DIR = SHARED_DATA_DIR / "gaitmap_example"
 MOCAP_RATE_HZ = 100.0
 SCORE_MARGIN_S = 0.1  # detections this far outside the annotated events are scored
+
+
+def gaitmap_dir() -> Path:
+    """gaitmap's example data in the shared data folder."""
+    return shared_data_dir() / "gaitmap_example"
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,9 @@ class MocapStride:
     end_mocap: int
 
 
-def read_strides(folder: Path = GAITMAP_DIR) -> list[MocapStride]:
+def read_strides(folder: Path | None = None) -> list[MocapStride]:
     """Both files of stride references, joined on (foot, start, end)."""
-    folder = Path(folder)
+    folder = folder or gaitmap_dir()
     angles: dict[tuple[str, int, int], dict[str, str]] = {}
     with open(folder / "DERIVED_fpa_reference_from_mocap.csv", newline="") as f:
         for row in csv.DictReader(f):
@@ -87,9 +91,9 @@ def read_strides(folder: Path = GAITMAP_DIR) -> list[MocapStride]:
     return strides
 
 
-def read_markers(folder: Path = GAITMAP_DIR) -> dict[str, FloatArray]:
+def read_markers(folder: Path | None = None) -> dict[str, FloatArray]:
     """``mocap_sample.csv``: marker name → (n, 3) positions [mm], z up, 100 Hz."""
-    path = Path(folder) / "mocap_sample.csv"
+    path = (folder or gaitmap_dir()) / "mocap_sample.csv"
     with open(path) as f:
         names = f.readline().rstrip("\n").split(",")
         axes = f.readline().rstrip("\n").split(",")
@@ -172,6 +176,6 @@ class GaitmapWalk:
         return [(s.start, s.end) for s in self.side_strides(side) if s.turning]
 
 
-def load_gaitmap_walk(folder: Path = GAITMAP_DIR) -> GaitmapWalk:
-    folder = Path(folder)
+def load_gaitmap_walk(folder: Path | None = None) -> GaitmapWalk:
+    folder = folder or gaitmap_dir()
     return GaitmapWalk(import_gaitmap(folder / "imu_sample.csv"), read_strides(folder), read_markers(folder))

@@ -436,9 +436,9 @@ def agreement(
 
 
 def moticon_files() -> list[Path]:
-    from insole.paths import SHARED_DATA_DIR
+    from insole.resources import shared_data_dir
 
-    return [SHARED_DATA_DIR / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
+    return [shared_data_dir() / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
 
 
 def benchmark(engine: Engine = "firmware") -> dict[str, dict[str, Any]]:

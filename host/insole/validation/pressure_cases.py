@@ -34,7 +34,7 @@ import numpy as np
 from insole.gait.pressure import DIRECTION_NAMES, PressureStepDetection
 from insole.hil import FootReplay, replay_recording
 from insole.model import FloatArray, FootStream
-from insole.protocol import choose_pressure_scale
+from insole.quantise import choose_pressure_scale
 from insole.validation.metrics import EventPool, match_events, time_reversed
 from insole.validation.references import (
     ReferenceRecording,
@@ -169,10 +169,10 @@ def agreement(stream: FootStream, replay: FootReplay) -> Agreement:
 
 def shared_data_files() -> tuple[list[Path], list[Path]]:
     """All gaitpdb walks and both Moticon walking exports under ``../shared/data``."""
-    from insole.paths import SHARED_DATA_DIR
+    from insole.resources import shared_data_dir
 
-    gaitpdb = sorted((SHARED_DATA_DIR / "gaitpdb").glob("Ga*.txt"))
-    moticon = [SHARED_DATA_DIR / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
+    gaitpdb = sorted((shared_data_dir() / "gaitpdb").glob("Ga*.txt"))
+    moticon = [shared_data_dir() / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
     return gaitpdb, moticon
 
 

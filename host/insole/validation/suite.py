@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from insole.paths import SHARED_DATA_DIR
+from insole.resources import shared_data_dir
 from insole.validation import imu_cases, pressure_cases, simulated
 from insole.validation.table import Goal, Row
 
@@ -25,12 +25,12 @@ GAITPDB_QUICK = ("GaCo01_01", "GaPt03_01", "GaPt13_10", "GaCo14_10")  # controls
 
 
 def _gaitpdb_files(quick: bool) -> list[Path]:
-    files = sorted((SHARED_DATA_DIR / "gaitpdb").glob("Ga*_*.txt"))
+    files = sorted((shared_data_dir() / "gaitpdb").glob("Ga*_*.txt"))
     return [f for f in files if f.stem in GAITPDB_QUICK] if quick else files
 
 
 def _moticon_files() -> list[Path]:
-    return [SHARED_DATA_DIR / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
+    return [shared_data_dir() / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
 
 
 def _event_row(data: str, reference: str, goals: tuple[Goal, ...], scores: dict[str, Any]) -> Row:
@@ -161,8 +161,8 @@ def build_rows(
     missing: list[tuple[str, str]] = []
     for name in names:
         builder, folder = ROWS[name]
-        if folder is not None and not (SHARED_DATA_DIR / folder).is_dir():
-            missing.append((name, f"{SHARED_DATA_DIR / folder} not found"))
+        if folder is not None and not (shared_data_dir() / folder).is_dir():
+            missing.append((name, f"{shared_data_dir() / folder} not found"))
             continue
         if progress:
             progress(name)

@@ -17,7 +17,7 @@ import numpy as np
 
 from insole.hil import DIRECTION_NAMES, FootReplay, replay_recording
 from insole.model import FootStream
-from insole.protocol import choose_pressure_scale
+from insole.quantise import choose_pressure_scale
 
 _OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
 

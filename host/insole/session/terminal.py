@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from insole.live import LiveSession, symmetry_index
+from insole.session.live import LiveSession, symmetry_index
 
 
 def _fmt(value: float | None, spec: str) -> str:

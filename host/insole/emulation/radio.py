@@ -7,11 +7,9 @@ controller, as after a power cycle: when a host goes away (process ended or kill
 its controller leaves the link and the peers of its connections see them drop with
 "connection timeout", as a central does when an insole's battery dies.
 
-The radio runs in its own process (``python -m insole.ble.virtual --controllers N``)
+The radio runs in its own process (``python -m insole.emulation.radio --controllers N``)
 so that it has a CPU of its own; :class:`VirtualRadio` starts and always kills it.
-:class:`BridgedPeripheral` starts one insole on the emulated link: the peripheral
-bridge (``insole.ble.peripheral_bridge``) plus a MicroPython program under the unix
-port whose ``bluetooth`` module is the stand-in that talks to that bridge.
+Insoles join it through :class:`insole.emulation.peripheral.BridgedPeripheral`.
 """
 
 from __future__ import annotations
@@ -20,19 +18,17 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from insole.paths import FIRMWARE_DIR
+from insole.emulation.process import read_first_line, stop_process
+
 
 LOOPBACK = "127.0.0.1"
-START_TIMEOUT_S = 20.0
 # HCI error "connection timeout": what a central sees when its peripheral vanishes.
 _REASON_CONNECTION_TIMEOUT = 0x08
 
@@ -148,37 +144,7 @@ def _radio_main(argv: Sequence[str] | None = None) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Launchers used by the host (tests, demo)
-
-
-def _read_first_line(process: subprocess.Popen[str], what: str, timeout_s: float = START_TIMEOUT_S) -> str:
-    """The first stdout line of a child that announces its ports, or an error with its stderr."""
-    assert process.stdout is not None
-    result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(timeout_s)
-    line = result[0].strip() if result else ""
-    if not line:
-        process.kill()
-        process.wait(timeout=5)
-        raise RuntimeError(f"{what} did not start within {timeout_s:.0f} s")
-    return line
-
-
-def _stop(process: subprocess.Popen[str] | subprocess.Popen[bytes] | None, grace_s: float = 0.0) -> None:
-    """Ends a child we started: terminate (with a grace period if asked), then kill."""
-    if process is None or process.poll() is not None:
-        return
-    if grace_s > 0:
-        process.terminate()
-        try:
-            process.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-    process.kill()
-    process.wait(timeout=5)
+# The launcher used by the host (tests, demo)
 
 
 class VirtualRadio:
@@ -201,7 +167,7 @@ class VirtualRadio:
         stderr: IO[bytes] | int = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "insole.ble.virtual", "--controllers", str(self.n_controllers)],
+                [sys.executable, "-m", "insole.emulation.radio", "--controllers", str(self.n_controllers)],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
@@ -210,131 +176,20 @@ class VirtualRadio:
             if not isinstance(stderr, int):
                 stderr.close()
         try:
-            self.ports = [int(p) for p in _read_first_line(self.process, "the virtual radio").split()]
+            self.ports = [int(p) for p in read_first_line(self.process, "the virtual radio").split()]
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop_process(self.process)
 
     def __enter__(self) -> VirtualRadio:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-ECHO_PERIPHERAL = FIRMWARE_DIR / "tests" / "ble_echo_peripheral.py"
-
-
-class BridgedPeripheral:
-    """One insole on the emulated link: the peripheral bridge plus a MicroPython program.
-
-    Start-up order: the bridge first (it attaches to its controller and listens on a
-    free loopback port, which it prints), then MicroPython with ``INSOLE_BLE_BRIDGE``
-    set to that port (and ``INSOLE_SETTINGS_DIR``, ``INSOLE_SIDE``). The program is
-    ``script`` (default: the echo peripheral of the tests); the full firmware can run
-    here once its board layer opens the BLE link when ``INSOLE_BLE_BRIDGE`` is set
-    (pass ``capture_stdout=False`` unless the program reports on stdout).
-    ``restart()`` ends both and starts them again with the same
-    address and settings directory, as a firmware reset does; bonds survive because
-    the firmware keeps them (``_IRQ_SET_SECRET``) under its settings directory.
-    """
-
-    def __init__(
-        self,
-        controller: str,
-        *,
-        side: str = "left",
-        address: str | None = None,
-        script: Path = ECHO_PERIPHERAL,
-        args: Sequence[str] = (),
-        settings_dir: Path | None = None,
-        env: dict[str, str] | None = None,
-        log_path: Path | None = None,
-        capture_stdout: bool = True,
-        heap: str | None = None,
-    ) -> None:
-        self.controller = controller
-        self.capture_stdout = capture_stdout  # False: the program's stdout goes to the log
-        self.heap = heap  # MicroPython heap size; default simboard.HEAP
-        self.side = side
-        self.address = address or ("C0:15:01:00:00:01" if side == "left" else "C0:15:01:00:00:02")
-        self.script = script
-        self.args = list(args)
-        self._own_settings = settings_dir is None
-        self.settings_dir = settings_dir or Path(tempfile.mkdtemp(prefix="insole-ble-settings-"))
-        self.extra_env = dict(env or {})
-        self.log_path = log_path
-        self.bridge: subprocess.Popen[str] | None = None
-        self.firmware: subprocess.Popen[str] | None = None
-        self.bridge_port = 0
-
-    def _stderr(self) -> IO[bytes] | int:
-        return open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-
-    def start(self) -> BridgedPeripheral:
-        stderr = self._stderr()
-        try:
-            self._start(stderr)
-        except BaseException:
-            self.stop()  # a half-started insole leaves nothing running
-            raise
-        finally:
-            if not isinstance(stderr, int):
-                stderr.close()
-        return self
-
-    def _start(self, stderr: IO[bytes] | int) -> None:
-        from insole.simboard import HEAP, micropython_env, micropython_executable
-
-        self.bridge = subprocess.Popen(
-            [sys.executable, "-m", "insole.ble.peripheral_bridge", "--controller", self.controller,
-             "--listen", f"{LOOPBACK}:0", "--address", self.address],
-            stdout=subprocess.PIPE, stderr=stderr, text=True,
-        )
-        self.bridge_port = int(_read_first_line(self.bridge, "the peripheral bridge"))
-        env = micropython_env(extra_paths=(FIRMWARE_DIR / "tests",))
-        env["INSOLE_BLE_BRIDGE"] = f"{LOOPBACK}:{self.bridge_port}"
-        env["INSOLE_SETTINGS_DIR"] = str(self.settings_dir)
-        env["INSOLE_SIDE"] = self.side
-        env.update(self.extra_env)
-        self.firmware = subprocess.Popen(
-            [micropython_executable(), "-X", f"heapsize={self.heap or HEAP}", str(self.script), *self.args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if self.capture_stdout else stderr,
-            stderr=stderr, env=env, text=True,
-        )
-
-    def firmware_line(self, timeout_s: float = START_TIMEOUT_S) -> str:
-        """The next line the MicroPython program prints (test scripts report on stdout)."""
-        assert self.firmware is not None
-        return _read_first_line(self.firmware, "the MicroPython program", timeout_s)
-
-    def stop(self) -> None:
-        try:
-            _stop(self.firmware)
-        finally:
-            # The bridge ends by itself once MicroPython is gone; give it a moment to take
-            # its controller off the link cleanly, then make sure.
-            _stop(self.bridge, grace_s=2.0)
-            self.firmware = self.bridge = None
-
-    def restart(self) -> BridgedPeripheral:
-        self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        self.stop()
-        if self._own_settings:
-            shutil.rmtree(self.settings_dir, ignore_errors=True)
-
-    def __enter__(self) -> BridgedPeripheral:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 if __name__ == "__main__":

@@ -10,14 +10,14 @@ window without one fast packet sits above the line and must not tilt it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from insole.protocol import unwrap_counter
+from insole.model import FloatArray
 
-FloatArray = npt.NDArray[np.float64]
 DEVICE_TIME_MODULUS_MS = 1 << 30  # docs/protocol.md: device time_ms is ms since boot modulo 2**30
 
 
@@ -66,6 +66,19 @@ class ClockSync:
         if len(self) < 2:
             raise ValueError("clock sync needs at least two packets")
         return lower_envelope_fit(self.device_s(), np.asarray(self._host_s), self.window_s)
+
+
+def unwrap_counter(values: Iterable[int], modulus: int) -> npt.NDArray[np.int64]:
+    """Unwrap a wrapping counter (seq: 2^16, device time_ms: 2^30) into a monotonic int64 series.
+
+    Each step is taken as the smallest forward-or-backward move modulo ``modulus``.
+    """
+    v = np.asarray(list(values), dtype=np.int64)
+    if v.size == 0:
+        return v
+    steps = np.diff(v) % modulus
+    steps = np.where(steps >= modulus // 2, steps - modulus, steps)
+    return np.concatenate([v[:1], v[0] + np.cumsum(steps)])
 
 
 def lower_envelope_fit(x_s: FloatArray, y_s: FloatArray, window_s: float = 2.0) -> ClockFit:

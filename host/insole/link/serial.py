@@ -12,23 +12,12 @@ from collections.abc import Callable
 
 import serial  # pyserial
 
-from insole.errors import DeviceError, LinkTimeout
-from insole.protocol import (
-    Ack,
-    Body,
-    Command,
-    DecodedPacket,
-    Error,
-    PacketStream,
-    PacketType,
-    encode_packet,
-    frame,
-)
-
-DEFAULT_TIMEOUT_S = 5.0
+from insole.errors import LinkError, LinkTimeout
+from insole.link.base import DEFAULT_TIMEOUT_S, InsoleLink, PendingRequest, SeqCounter
+from insole.protocol import Body, DecodedPacket, PacketStream, PacketType, encode_packet, frame
 
 
-class SerialLink:
+class SerialLink(InsoleLink):
     """One insole over a serial port: send packets, receive decoded packets.
 
     Packets that are not the answer a caller waits for (step events, status pushes)
@@ -37,13 +26,17 @@ class SerialLink:
 
     def __init__(self, port: str, *, baudrate: int = 921600) -> None:
         # The baud rate is ignored by USB CDC and by a pty; it matters for a UART bridge.
-        self._serial = serial.Serial(port, baudrate=baudrate, timeout=0.05, write_timeout=DEFAULT_TIMEOUT_S)
+        try:
+            self._serial = serial.Serial(port, baudrate=baudrate, timeout=0.05, write_timeout=DEFAULT_TIMEOUT_S)
+        except serial.SerialException as exc:
+            raise LinkError(
+                f"cannot open {port}: {exc}", advice="check the cable and the port name (ls /dev/ttyACM*)"
+            ) from exc
         self.port = port
         self.stream = PacketStream()
         self.inbox: deque[DecodedPacket] = deque()
-        # Called with every verified packet's bytes as they arrive (recorders append them).
         self.on_packet_bytes: Callable[[bytes], None] | None = None
-        self._seq = [0] * 256
+        self._seqs = SeqCounter()
         self._t0 = time.monotonic()
 
     def close(self) -> None:
@@ -67,8 +60,7 @@ class SerialLink:
 
     def send_payload(self, packet_type: int, payload: bytes) -> int:
         """Like send() for a payload already encoded (replay sends pre-built SAMPLES)."""
-        seq = self._seq[packet_type]
-        self._seq[packet_type] = (seq + 1) & 0xFFFF
+        seq = self._seqs.take(packet_type)
         self.write_raw(frame(encode_packet(packet_type, seq, self.host_ms & 0xFFFFFFFF, payload)))
         return seq
 
@@ -90,44 +82,28 @@ class SerialLink:
 
     # -- request/answer ----------------------------------------------------------------
 
-    def wait_for(self, ptype: int, ref_seq: int, ref_type: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
-        """Waits for the answer to packet (ref_type, ref_seq): an ACK, an ERROR, or a
-        packet of type ``ptype``. Every other packet stays in ``inbox`` in arrival
-        order, including those that arrived in the same read as the answer. An ERROR
-        raises DeviceError."""
+    def wait_for(self, pending: PendingRequest, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
+        """Waits for the answer to a request sent (see :meth:`PendingRequest.answered_by`).
+        Every other packet stays in ``inbox`` in arrival order, including those that
+        arrived in the same read as the answer. An ERROR raises DeviceError."""
         deadline = time.monotonic() + timeout_s
         checked = 0
         while True:
             while checked < len(self.inbox):
                 packet = self.inbox[checked]
-                if self._answers(packet, ptype, ref_seq, ref_type):
+                if pending.answered_by(packet):
                     del self.inbox[checked]
-                    body = packet.body
-                    if isinstance(body, Error):
-                        raise DeviceError(
-                            f"device refused {PacketType(ref_type).name} #{ref_seq}: {body.error_name()}"
-                            f" (detail {body.detail})",
-                            body.error,
-                            body.detail,
-                        )
-                    return packet
+                    return pending.check(packet, "the device")
                 checked += 1
             if time.monotonic() >= deadline:
-                raise LinkTimeout(f"no answer from {self.port} to {PacketType(ref_type).name} #{ref_seq} in {timeout_s} s")
+                raise LinkTimeout(f"no answer from {self.port} to {pending.name()} in {timeout_s} s")
             self.inbox.extend(self.poll(timeout_s=min(0.2, max(0.0, deadline - time.monotonic()))))
 
-    def _answers(self, packet: DecodedPacket, ptype: int, ref_seq: int, ref_type: int) -> bool:
-        body = packet.body
-        if isinstance(body, (Ack, Error)):
-            return body.ref_seq == ref_seq and body.ref_type == ref_type
-        return packet.type == ptype and ptype != PacketType.ACK
-
-    def request(self, body: Body, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
+    def request(
+        self, body: Body, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> DecodedPacket:
         seq = self.send(body)
-        return self.wait_for(answer, seq, int(body.TYPE), timeout_s)
-
-    def command(self, command: Command, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
-        return self.request(command, answer, timeout_s)
+        return self.wait_for(PendingRequest(int(body.TYPE), seq, answer), timeout_s)
 
     def drain_inbox(self) -> list[DecodedPacket]:
         out = list(self.inbox)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from insole.paths import FIRMWARE_DIR
+from insole.resources import FIRMWARE_DIR
 
 HEAP = "128K"  # the ESP32-S3's MicroPython heap is larger; 128K keeps us honest
 # The whole firmware with BLE on the unix port: 128K plus what only the unix port

@@ -4,7 +4,7 @@ bleak 3.1 has no bumble backend, but ``BleakScanner(backend=...)`` and
 ``BleakClient(backend=...)`` accept any subclass of its base classes::
 
     from bleak import BleakClient, BleakScanner
-    from insole.ble.bumble_backend import BumbleClient, BumbleScanner, use_transport
+    from insole.emulation.bumble_backend import BumbleClient, BumbleScanner, use_transport
 
     use_transport("tcp-client:127.0.0.1:9001")      # or INSOLE_BLE_TRANSPORT in the environment
     device = await BleakScanner.find_device_by_filter(match, service_uuids=[SERVICE_UUID],

@@ -3,7 +3,7 @@
 The firmware under the MicroPython unix port imports ``firmware/boards/unix/bluetooth.py``,
 which forwards every ``BLE`` call over a loopback socket to this bridge. The bridge
 owns a bumble :class:`~bumble.device.Device` attached to one virtual controller
-(``insole.ble.virtual``) and makes it behave as MicroPython's NimBLE port would:
+(``insole.emulation.radio``) and makes it behave as MicroPython's NimBLE port would:
 
 - the GATT database is built from ``gatts_register_services``; the MicroPython flags
   map onto ATT properties and bumble permissions (``FLAG_WRITE_ENCRYPTED`` →
@@ -25,7 +25,7 @@ scan with the advertising data again instead of the scan response, so the bridge
 advertises ``adv_data + resp_data`` together; a scanner sees what a real active scan
 of the device shows, the advertising data and the scan response merged.
 
-Run: ``python -m insole.ble.peripheral_bridge --controller tcp-client:127.0.0.1:P
+Run: ``python -m insole.emulation.bridge --controller tcp-client:127.0.0.1:P
 --listen 127.0.0.1:0 [--address C0:15:01:00:00:01]``. It prints the port it listens
 on, serves one MicroPython connection and exits when that connection closes.
 """

@@ -10,12 +10,11 @@
   resent events are forwarded (duplicates dropped), and what the device no longer
   holds is reported as lost for good.
 - **Clock**: every SAMPLES/STATUS packet's device time and arrival time go to a
-  :class:`~insole.clocksync.ClockSync`, so both feet share one timeline.
+  :class:`~insole.link.clocksync.ClockSync`, so both feet share one timeline.
 
-:class:`BleInsoleLink` runs the client on an event loop thread of its own and offers the
-same calls as :class:`insole.link.SerialLink` (``command``, ``request``, ``poll``,
-``drain_inbox``, ``on_packet_bytes``), so live sessions, recording and the demo use one
-code path for serial and BLE.
+:class:`BleInsoleLink` runs the client on an event loop thread of its own and is an
+:class:`~insole.link.base.InsoleLink`, as :class:`~insole.link.serial.SerialLink` is, so
+live sessions, recording and the demo use one code path for serial and BLE.
 """
 
 from __future__ import annotations
@@ -27,10 +26,11 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import ExitStack
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
@@ -39,21 +39,27 @@ from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
 from bleak_retry_connector import establish_connection
 
-from insole.ble.gatt import CONTROL_UUID, EVENTS_UUID, SAMPLES_UUID, SERVICE_UUID, STATUS_UUID, advertised_side, control_write
-from insole.clocksync import ClockSync
-from insole.errors import DeviceError, LinkTimeout
-from insole.eventlog import GapTracker, SeqRange
+from insole.errors import DeviceError, LinkError, LinkTimeout, ProtocolError
+from insole.link.backfill import GapTracker, SeqRange
+from insole.link.base import DEFAULT_TIMEOUT_S, InsoleLink, PendingRequest, SeqCounter
+from insole.link.clocksync import ClockSync
+from insole.link.gatt import (
+    CONTROL_UUID,
+    EVENTS_UUID,
+    SAMPLES_UUID,
+    SERVICE_UUID,
+    STATUS_UUID,
+    advertised_side,
+    control_write,
+)
 from insole.protocol import (
     BACKFILL_TYPES,
-    Ack,
     BackfillEnd,
     Body,
     Command,
     DecodedPacket,
-    Error,
     ErrorCode,
     PacketType,
-    ProtocolError,
     Samples,
     Status,
     decode_packet,
@@ -61,19 +67,19 @@ from insole.protocol import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SIDES = {"left": 0, "right": 1}
-DEFAULT_TIMEOUT_S = 5.0
 BACKFILL_CHUNK = 16  # seqs per GET_EVENTS: the answer fits the insole's priority queue
 MAX_BACKFILL_ROUNDS = 64
 RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 _NOTIFY_UUIDS = (CONTROL_UUID, EVENTS_UUID, SAMPLES_UUID, STATUS_UUID)
-# Answers to a request that carry no ref_seq: matched to the oldest request waiting for that type.
-_PLAIN_ANSWERS = (PacketType.STATUS, PacketType.SETTINGS, PacketType.LAYOUT)
 
 
 class InsoleNotFound(LinkTimeout):
     """No insole of the asked side advertised within the scan time."""
+
+    advice = "switch the insole on and bring it close; `insole scan` lists the insoles in reach"
 
 
 @dataclass(frozen=True)
@@ -173,8 +179,8 @@ class InsoleClient:
         self.clock = ClockSync()
         self.stats = LinkStats()
         self._rx: asyncio.Queue[tuple[float, str, bytes]] = asyncio.Queue()
-        self._seq = [0] * 256
-        self._pending: deque[tuple[int, int, int, asyncio.Future[DecodedPacket]]] = deque()
+        self._seqs = SeqCounter()
+        self._pending: deque[tuple[PendingRequest, asyncio.Future[DecodedPacket]]] = deque()
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
         self._closing = False
@@ -226,7 +232,7 @@ class InsoleClient:
         if not self._closing:
             self.stats.disconnects += 1
             self._lost.set()
-        for *_, future in self._pending:
+        for _request, future in self._pending:
             if not future.done():
                 future.set_exception(LinkTimeout(f"{self.name}: link lost"))
         self._pending.clear()
@@ -277,26 +283,20 @@ class InsoleClient:
         await asyncio.wait_for(self._connected.wait(), timeout_s)
         assert self.client is not None
         ptype = int(body.TYPE)
-        seq = self._seq[ptype]
-        self._seq[ptype] = (seq + 1) & 0xFFFF
-        packet = encode_packet(ptype, seq, int((time.monotonic() - self._t0) * 1000) & 0xFFFFFFFF, body.payload())
+        pending = PendingRequest(ptype, self._seqs.take(ptype), answer)
+        packet = encode_packet(ptype, pending.seq, int((time.monotonic() - self._t0) * 1000) & 0xFFFFFFFF, body.payload())
         future: asyncio.Future[DecodedPacket] = asyncio.get_running_loop().create_future()
-        self._pending.append((ptype, seq, int(answer), future))
+        entry = (pending, future)
+        self._pending.append(entry)
         try:
             await self.client.write_gatt_char(CONTROL_UUID, control_write(packet), response=True)
             reply = await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
-            raise LinkTimeout(f"no answer from {self.name} to {PacketType(ptype).name} #{seq} in {timeout_s} s") from None
+            raise LinkTimeout(f"no answer from {self.name} to {pending.name()} in {timeout_s} s") from None
         finally:
             with contextlib.suppress(ValueError):
-                self._pending.remove((ptype, seq, int(answer), future))
-        if isinstance(reply.body, Error):
-            raise DeviceError(
-                f"{self.name} refused {PacketType(ptype).name} #{seq}: {reply.body.error_name()} (detail {reply.body.detail})",
-                reply.body.error,
-                reply.body.detail,
-            )
-        return reply
+                self._pending.remove(entry)
+        return pending.check(reply, self.name)
 
     async def command(
         self, command: Command, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S
@@ -371,21 +371,12 @@ class InsoleClient:
         self.on_packet(packet, data, arrival_s)
 
     def _answers(self, packet: DecodedPacket) -> bool:
-        body = packet.body
-        for entry in self._pending:
-            ptype, seq, answer, future = entry
-            if future.done():
-                continue
-            if isinstance(body, (Ack, Error)):
-                match = body.ref_type == ptype and body.ref_seq == seq
-            elif isinstance(body, BackfillEnd):
-                match = answer == PacketType.BACKFILL_END and body.ref_seq == seq
-            else:
-                match = packet.type == answer and packet.type in _PLAIN_ANSWERS
-            if match:
+        """Hands an answer to the request waiting for it; True when the packet is
+        consumed (a BACKFILL_END also goes on: a recording keeps it, it names lost events)."""
+        for pending, future in self._pending:
+            if not future.done() and pending.answered_by(packet):
                 future.set_result(packet)
-                # BACKFILL_END also goes on: a recording keeps it (it names lost events).
-                return not isinstance(body, BackfillEnd)
+                return not isinstance(packet.body, BackfillEnd)
         return False
 
 
@@ -416,9 +407,9 @@ class _RadioLoop:
             return cls._loop
 
 
-def run_on_radio(coro: Any, timeout_s: float | None = None) -> Any:
+def run_on_radio(coro: Coroutine[Any, Any, _T], timeout_s: float | None = None) -> _T:
     """Runs a coroutine on the shared BLE loop and returns its result."""
-    future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, _RadioLoop.get())
+    future: Future[_T] = asyncio.run_coroutine_threadsafe(coro, _RadioLoop.get())
     try:
         return future.result(timeout_s)
     except BaseException:
@@ -426,8 +417,8 @@ def run_on_radio(coro: Any, timeout_s: float | None = None) -> Any:
         raise
 
 
-class BleInsoleLink:
-    """An :class:`InsoleClient` on the shared BLE loop thread, with SerialLink's calls.
+class BleInsoleLink(InsoleLink):
+    """An :class:`InsoleClient` on the shared BLE loop thread, as an :class:`InsoleLink`.
 
     ``port`` is the insole's advertised name; packets that are not answers wait in
     ``inbox`` (and :meth:`poll`) in arrival order.
@@ -437,7 +428,13 @@ class BleInsoleLink:
         self._incoming: queue.Queue[DecodedPacket] = queue.Queue()
         self.inbox: deque[DecodedPacket] = deque()
         self.on_packet_bytes: Callable[[bytes], None] | None = None
-        self.client: InsoleClient = self._call(self._make_client(side, client_options))
+        try:
+            self.client: InsoleClient = run_on_radio(self._make_client(side, client_options))
+        except (BleakError, OSError) as exc:  # no adapter, radio off, connection refused
+            raise LinkError(
+                f"cannot connect to the {side} insole over BLE: {exc}",
+                advice="check that this computer's Bluetooth is on and the insole is within reach",
+            ) from exc
         self.port = self.client.name
 
     async def _make_client(self, side: str, options: dict[str, Any]) -> InsoleClient:
@@ -450,16 +447,11 @@ class BleInsoleLink:
             self.on_packet_bytes(raw)
         self._incoming.put(packet)
 
-    @staticmethod
-    def _call(coro: Any, timeout_s: float | None = None) -> Any:
-        return run_on_radio(coro, timeout_s)
-
-    def request(self, body: Body, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
+    def request(
+        self, body: Body, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> DecodedPacket:
         self.inbox.extend(self.poll())  # what came before the answer stays in order
-        return self._call(self.client.request(body, answer, timeout_s))  # type: ignore[no-any-return]
-
-    def command(self, command: Command, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S) -> DecodedPacket:
-        return self.request(command, answer, timeout_s)
+        return run_on_radio(self.client.request(body, answer, timeout_s))
 
     def poll(self, timeout_s: float = 0.0) -> list[DecodedPacket]:
         out: list[DecodedPacket] = []
@@ -477,20 +469,32 @@ class BleInsoleLink:
         return out
 
     def backfill(self) -> list[SeqRange]:
-        return self._call(self.client.backfill())  # type: ignore[no-any-return]
+        return run_on_radio(self.client.backfill())
 
     def disconnect(self) -> None:
-        self._call(self.client.disconnect())
+        run_on_radio(self.client.disconnect())
 
     @property
     def stats(self) -> LinkStats:
         return self.client.stats
 
     def close(self) -> None:
-        self._call(self.client.close(), timeout_s=10.0)
+        run_on_radio(self.client.close(), timeout_s=10.0)
 
     def __enter__(self) -> BleInsoleLink:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_ble_insoles(stack: ExitStack, sides: Sequence[str], **client_options: Any) -> list[tuple[str, BleInsoleLink]]:
+    """Insoles over BLE, found by scanning for the insole service and their side (bleak's
+    platform backend unless ``client_options`` name others); each link closes with
+    ``stack``."""
+    links: list[tuple[str, BleInsoleLink]] = []
+    for side in sides:
+        link = BleInsoleLink(side, **client_options)
+        stack.callback(link.close)
+        links.append((side, link))
+    return links

@@ -10,7 +10,7 @@ which says which seqs are gone for good (docs/protocol.md, "Event log and backfi
 (:meth:`~GapTracker.observe` says whether an event is new or a duplicate), ask it for the
 GET_EVENTS commands that cover the gaps (:meth:`~GapTracker.requests`), and feed it the
 BACKFILL_END answers (:meth:`~GapTracker.on_backfill_end`). :func:`backfill` runs that
-exchange over a :class:`~insole.link.SerialLink`; a BLE client does the same with its own
+exchange over a :class:`~insole.link.serial.SerialLink`; a BLE client does the same with its own
 request/notification plumbing.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from insole.errors import LinkTimeout
-from insole.link import SerialLink
+from insole.link.serial import SerialLink
 from insole.protocol import (
     LOGGED_EVENT_TYPES,
     U16_WRAP,

@@ -1,0 +1,121 @@
+"""Simulated insoles for the demo, `--simulate` and the tests: the firmware on the unix
+port, its live sensors replaying given streams, reached over a pty or the emulated radio."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from insole.emulation.board import BLE_HEAP, SimulatedBoard, write_sample_file
+from insole.errors import ToolError
+from insole.layouts import layout_packet
+from insole.link import InsoleLink, SerialLink
+from insole.link.ble import open_ble_insoles, run_on_radio
+from insole.model import FootStream
+from insole.protocol import Layout
+from insole.quantise import choose_pressure_scale, rate_hz_to_chz, stream_counts
+
+
+@dataclass
+class SimulatedInsoles:
+    """Simulated insoles whose live sensors replay given streams, ready to stream."""
+
+    links: list[tuple[str, InsoleLink]]
+    layouts: dict[str, Layout]
+    pressure_scales: list[float]
+
+
+def open_simulated_insoles(
+    stack: ExitStack,
+    streams: Sequence[FootStream],
+    *,
+    ble: bool = False,
+    env: dict[str, dict[str, str]] | None = None,
+    log_dir: Path | None = None,
+    connect: bool = True,
+) -> SimulatedInsoles:
+    """One simulated insole per stream (closed by ``stack``), each answering on its link.
+
+    Over a pty (serial) by default; with ``ble`` over the emulated radio: bumble virtual
+    controllers, the firmware's GATT server through the unix port's `bluetooth`
+    stand-in, and the host's normal bleak client through the bumble backend. ``env``
+    adds environment variables per side (e.g. ``INSOLE_CLOCK_PPM``). With ``connect``
+    False (BLE only) the insoles run and advertise but no link is opened.
+    """
+    work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="insole-sim-")))
+    out = SimulatedInsoles([], {}, [])
+    samples_files = []
+    for stream in streams:
+        scale = choose_pressure_scale(stream.pressure) if stream.pressure is not None else 1.0
+        pressure, imu = stream_counts(stream, scale)
+        samples_file = work_dir / f"{stream.side}.ismp"
+        write_sample_file(samples_file, rate_hz_to_chz(stream.rate_hz), pressure, imu)
+        samples_files.append(samples_file)
+        out.layouts[stream.side] = layout_packet(stream)
+        out.pressure_scales.append(scale)
+    if ble:
+        out.links.extend(_open_ble_insoles(stack, streams, samples_files, out.layouts, env or {}, log_dir, connect))
+        return out
+    for stream, samples_file in zip(streams, samples_files):
+        board = stack.enter_context(
+            SimulatedBoard(side=stream.side, samples_file=samples_file, env=(env or {}).get(stream.side))
+        )
+        out.links.append((stream.side, stack.enter_context(SerialLink(board.port))))
+    for _, link in out.links:  # the firmware's first answer also waits out its start-up
+        link.ping(timeout_s=10)
+    return out
+
+
+# Sample log of a simulated insole on the emulated radio: 99 notifications (~7.6 s at
+# 104 Hz with 8 cells + IMU), within the BLE simulation's larger heap.
+SAMPLE_LOG_BYTES_BLE = 24552
+
+
+def _open_ble_insoles(
+    stack: ExitStack,
+    streams: Sequence[FootStream],
+    samples_files: Sequence[Path],
+    layouts: dict[str, Layout],
+    env: dict[str, dict[str, str]],
+    log_dir: Path | None,
+    connect: bool,
+) -> list[tuple[str, InsoleLink]]:
+    try:
+        from insole.emulation import bumble_backend
+    except ImportError as exc:
+        raise ToolError(
+            f"the emulated BLE radio needs bumble ({exc})", advice="pip install 'insole[emulation]', or use a serial link"
+        ) from exc
+    from insole.emulation.bumble_backend import BumbleClient, BumbleScanner
+    from insole.emulation.peripheral import BridgedPeripheral
+    from insole.emulation.radio import VirtualRadio
+
+    radio = stack.enter_context(VirtualRadio(n_controllers=1 + len(streams)))
+    bumble_backend.use_transport(radio.transports[0])
+    # Unwinds after the links and insoles: the host's radio leaves its controller last.
+    stack.callback(lambda: run_on_radio(bumble_backend.shutdown(), timeout_s=10.0))
+    for i, (stream, samples_file) in enumerate(zip(streams, samples_files)):
+        layout = layouts[stream.side]
+        stack.enter_context(
+            BridgedPeripheral(
+                radio.transports[1 + i],
+                side=stream.side,
+                env={
+                    "INSOLE_SIM_SAMPLES": str(samples_file),
+                    "INSOLE_SAMPLE_LOG_BYTES": str(SAMPLE_LOG_BYTES_BLE),
+                    "INSOLE_SIM_LAYOUT": ",".join(str(v) for xy in zip(layout.x_mm, layout.y_mm) for v in xy),
+                    **env.get(stream.side, {}),
+                },
+                capture_stdout=False,
+                heap=BLE_HEAP,
+                log_path=None if log_dir is None else log_dir / f"firmware-{stream.side}.log",
+            )
+        )
+    if not connect:
+        return []
+    return open_ble_insoles(
+        stack, [s.side for s in streams], scanner_backend=BumbleScanner, client_backend=BumbleClient
+    )

@@ -1,0 +1,625 @@
+"""Packet bodies of protocol v1 except SAMPLES: one frozen dataclass per packet type.
+
+The fixed-layout bodies (STATUS, STEP, HEEL_RAISE, SETTINGS, ACK, ERROR, CUE,
+BACKFILL_END) are declared as offset tables (:class:`_Field`: struct code, "n/a"
+sentinel); COMMAND and LAYOUT have a variable length. Each body has ``payload()``,
+``encode(seq, time_ms)`` and ``decode(payload)``.
+
+Decoding checks structure and the value ranges of what a device validates (SETTINGS
+fields, REPLAY_BEGIN, CUE_TEST and GET_EVENTS arguments), with the device's
+BAD_VALUE detail offsets. Fields of device reports (STATUS, STEP, …) are not
+range-checked: a host shows what a device sends. Reserved fields are written 0 and
+ignored when read.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+import numpy as np
+
+from insole.errors import ProtocolError
+from insole.protocol.constants import (
+    BACKFILL_TYPES,
+    COMMAND_ARG_LEN,
+    CUE_TEST_MAX_MS,
+    CUE_TEST_MIN_MS,
+    MAX_PRESSURE_CHANNELS,
+    NA_I16,
+    NA_U8,
+    NA_U16,
+    NA_U32,
+    U16_WRAP,
+    CommandCode,
+    CueMode,
+    CueOutcome,
+    CuePattern,
+    CueSchedule,
+    ErrorCode,
+    PacketType,
+    SETTINGS_VERSION,
+)
+from insole.protocol.header import PacketError, bad_length, bad_value, encode_packet, truncated
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One field of a fixed layout: struct code, and whether it has an n/a sentinel."""
+
+    name: str | None  # None: reserved, written 0 and ignored on read
+    code: str  # struct code: B H I h
+    na: bool = False
+
+
+_RANGES = {"B": (0, 0xFF), "H": (0, 0xFFFF), "I": (0, 0xFFFFFFFF), "h": (-32768, 32767)}
+_SENTINELS = {"B": NA_U8, "H": NA_U16, "I": NA_U32, "h": NA_I16}
+
+
+class _FixedBody:
+    """Shared encode/decode of the fixed-layout packets; subclasses are frozen dataclasses."""
+
+    TYPE: ClassVar[PacketType]
+    _FIELDS: ClassVar[tuple[_Field, ...]]
+    _STRUCT: ClassVar[struct.Struct]
+
+    def payload(self) -> bytes:
+        values: list[int] = []
+        for f in self._FIELDS:
+            if f.name is None:
+                values.append(0)
+                continue
+            value = getattr(self, f.name)
+            values.append(_field_to_int(type(self).__name__, f, value))
+        return self._STRUCT.pack(*values)
+
+    def encode(self, seq: int = 0, time_ms: int = 0) -> bytes:
+        return encode_packet(self.TYPE, seq, time_ms, self.payload())
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Self:
+        return cls(**cls._decode_fixed(payload))
+
+    @classmethod
+    def _decode_fixed(cls, payload: bytes) -> dict[str, int | None]:
+        expected = cls._STRUCT.size
+        if len(payload) != expected:
+            make = truncated if len(payload) < expected else bad_length
+            raise make(f"{cls.TYPE.name} payload is {len(payload)} bytes, expected {expected}")
+        raw = cls._STRUCT.unpack(payload)
+        out: dict[str, int | None] = {}
+        for f, value in zip(cls._FIELDS, raw):
+            if f.name is not None:
+                out[f.name] = None if f.na and value == _SENTINELS[f.code] else value
+        return out
+
+
+def _field_to_int(owner: str, f: _Field, value: int | None) -> int:
+    if value is None:
+        if not f.na:
+            raise ProtocolError(f"{owner}.{f.name} has no n/a value; got None")
+        return _SENTINELS[f.code]
+    value = int(value)
+    low, high = _RANGES[f.code]
+    if not low <= value <= high:
+        raise ProtocolError(f"{owner}.{f.name} = {value} does not fit its field ({low}..{high})")
+    if f.na and value == _SENTINELS[f.code]:
+        raise ProtocolError(f"{owner}.{f.name} = {value} is the n/a sentinel; pass None for 'not available'")
+    return value
+
+
+def _layout(*spec: _Field) -> tuple[tuple[_Field, ...], struct.Struct]:
+    return spec, struct.Struct("<" + "".join(f.code for f in spec))
+
+
+@dataclass(frozen=True)
+class Status(_FixedBody):
+    fw_major: int
+    fw_minor: int
+    fw_patch: int
+    side: int | None  # 0 left, 1 right, None unknown
+    mode: int  # Mode
+    n_pressure: int
+    imu: int
+    battery_pct: int | None
+    rate_chz: int
+    battery_mv: int | None
+    dropped_samples: int
+    sample_count: int
+    free_heap: int | None
+
+    TYPE: ClassVar[PacketType] = PacketType.STATUS
+    _FIELDS, _STRUCT = _layout(
+        _Field("fw_major", "B"),
+        _Field("fw_minor", "B"),
+        _Field("fw_patch", "B"),
+        _Field("side", "B", na=True),
+        _Field("mode", "B"),
+        _Field("n_pressure", "B"),
+        _Field("imu", "B"),
+        _Field("battery_pct", "B", na=True),
+        _Field("rate_chz", "H"),
+        _Field("battery_mv", "H", na=True),
+        _Field("dropped_samples", "I"),
+        _Field("sample_count", "I"),
+        _Field("free_heap", "I", na=True),
+    )
+
+
+@dataclass(frozen=True)
+class Step(_FixedBody):
+    ic_index: int
+    to_index: int
+    stance_ms: int | None
+    swing_ms: int | None
+    fpa_cdeg: int | None  # 0.01°, positive = toe-out
+    direction: int  # Direction
+    flags: int
+    peak_pressure: int | None
+    medial_share: int | None  # 0.5 %
+    stride_mm: int | None
+    speed_mms: int | None
+    step_number: int
+
+    TYPE: ClassVar[PacketType] = PacketType.STEP
+    _FIELDS, _STRUCT = _layout(
+        _Field("ic_index", "I"),
+        _Field("to_index", "I"),
+        _Field("stance_ms", "H", na=True),
+        _Field("swing_ms", "H", na=True),
+        _Field("fpa_cdeg", "h", na=True),
+        _Field("direction", "B"),
+        _Field("flags", "B"),
+        _Field("peak_pressure", "H", na=True),
+        _Field("medial_share", "B", na=True),
+        _Field(None, "B"),
+        _Field("stride_mm", "H", na=True),
+        _Field("speed_mms", "H", na=True),
+        _Field("step_number", "I"),
+    )
+
+
+    @property
+    def fpa_deg(self) -> float | None:
+        return None if self.fpa_cdeg is None else self.fpa_cdeg / 100.0
+
+
+@dataclass(frozen=True)
+class HeelRaise(_FixedBody):
+    start_index: int
+    end_index: int
+    hold_ms: int | None
+    rep: int
+    set: int
+
+    TYPE: ClassVar[PacketType] = PacketType.HEEL_RAISE
+    _FIELDS, _STRUCT = _layout(
+        _Field("start_index", "I"),
+        _Field("end_index", "I"),
+        _Field("hold_ms", "H", na=True),
+        _Field("rep", "H"),
+        _Field("set", "H"),
+        _Field(None, "H"),
+    )
+
+
+# Valid ranges of SETTINGS fields (inclusive), with their payload offsets for BAD_VALUE.
+SETTINGS_RANGES: dict[str, tuple[int, int, int]] = {
+    # name: (offset, low, high)
+    "settings_version": (0, SETTINGS_VERSION, SETTINGS_VERSION),
+    "side": (1, 0, 1),  # or None
+    "cue_mode": (2, 0, 2),
+    "cue_duty_pct": (3, 0, 100),
+    "fpa_target_cdeg": (4, -3000, 3000),
+    "fpa_half_width_cdeg": (6, 50, 2000),
+    "toe_in_pattern": (8, 1, 4),
+    "toe_out_pattern": (9, 1, 4),
+    "cue_duration_ms": (10, 50, 1000),
+    "cue_ms_per_deg": (12, 0, 1000),
+    "cue_max_ms": (14, 50, 2000),  # and >= cue_duration_ms
+    "schedule": (16, 0, 2),
+    "fade_every": (17, 1, 100),
+    "fade_probability_pct": (18, 0, 100),
+    "metronome_pattern": (19, 1, 4),
+    "block_on_steps": (20, 1, 1000),
+    "block_off_steps": (22, 0, 1000),
+    "seed": (24, 0, 0xFFFF),
+    "metronome_spm": (26, 40, 200),
+    "metronome_pulse_ms": (28, 20, 250),
+    "rate_chz": (30, 5000, 25000),
+    "stream_samples": (32, 0, 1),
+    "imu_yaw_cdeg": (34, -3000, 3000),
+}
+
+
+@dataclass(frozen=True)
+class Settings(_FixedBody):
+    """SETTINGS, settings_version 2. The defaults are the device's own defaults.
+
+    Decoding validates every field like the device (BAD_VALUE, detail = payload
+    offset of the first bad field); :mod:`insole.settings` adds readable names and units.
+    """
+
+    settings_version: int = SETTINGS_VERSION
+    side: int | None = None  # None: keep the board's own
+    cue_mode: int = CueMode.OFF
+    cue_duty_pct: int = 60
+    fpa_target_cdeg: int = 0
+    fpa_half_width_cdeg: int = 200
+    toe_in_pattern: int = CuePattern.LONG  # pattern that means "turn the toes in" (FPA above the band)
+    toe_out_pattern: int = CuePattern.SHORT_SHORT
+    cue_duration_ms: int = 300  # fixed length, or the base when scaled
+    cue_ms_per_deg: int = 0  # 0: fixed; else + this many ms per degree beyond the band
+    cue_max_ms: int = 600  # cap of a scaled cue
+    schedule: int = CueSchedule.EVERY_STEP
+    fade_every: int = 2  # EVERY_KTH: cue the k-th, 2k-th, ... out-of-band step
+    fade_probability_pct: int = 50  # PROBABILITY: chance of a cue per out-of-band step
+    metronome_pattern: int = CuePattern.LONG
+    block_on_steps: int = 40  # feedback block length (with block_off_steps > 0)
+    block_off_steps: int = 0  # no-feedback block length; 0: no blocks
+    seed: int = 1  # the schedule's PRNG seed (0 is taken as 0xACE1)
+    metronome_spm: int = 100
+    metronome_pulse_ms: int = 100
+    rate_chz: int = 10000
+    stream_samples: int = 1
+    imu_yaw_cdeg: int = 0  # the IMU's mounting yaw (0.01°, counter-clockwise), taken off live foot angles
+
+    TYPE: ClassVar[PacketType] = PacketType.SETTINGS
+    _FIELDS, _STRUCT = _layout(
+        _Field("settings_version", "B"),
+        _Field("side", "B", na=True),
+        _Field("cue_mode", "B"),
+        _Field("cue_duty_pct", "B"),
+        _Field("fpa_target_cdeg", "h"),
+        _Field("fpa_half_width_cdeg", "H"),
+        _Field("toe_in_pattern", "B"),
+        _Field("toe_out_pattern", "B"),
+        _Field("cue_duration_ms", "H"),
+        _Field("cue_ms_per_deg", "H"),
+        _Field("cue_max_ms", "H"),
+        _Field("schedule", "B"),
+        _Field("fade_every", "B"),
+        _Field("fade_probability_pct", "B"),
+        _Field("metronome_pattern", "B"),
+        _Field("block_on_steps", "H"),
+        _Field("block_off_steps", "H"),
+        _Field("seed", "H"),
+        _Field("metronome_spm", "H"),
+        _Field("metronome_pulse_ms", "H"),
+        _Field("rate_chz", "H"),
+        _Field("stream_samples", "B"),
+        _Field(None, "B"),
+        _Field("imu_yaw_cdeg", "h"),
+    )
+
+    def first_bad_field(self) -> tuple[str, int] | None:
+        """(name, payload offset) of the first field out of range, or None when all are valid."""
+        for name, (offset, low, high) in SETTINGS_RANGES.items():
+            value = getattr(self, name)
+            if name == "side" and value is None:
+                continue
+            if not low <= value <= high:
+                return name, offset
+            if name == "cue_max_ms" and value < self.cue_duration_ms:
+                return name, offset
+        return None
+
+    def problem(self) -> str | None:
+        """Why the first bad field is refused, or None when all are valid."""
+        bad = self.first_bad_field()
+        if bad is None:
+            return None
+        name, _offset = bad
+        value = getattr(self, name)
+        low, high = SETTINGS_RANGES[name][1:]
+        if name == "cue_max_ms" and low <= value <= high:
+            return f"SETTINGS.cue_max_ms = {value} is below cue_duration_ms = {self.cue_duration_ms}"
+        return f"SETTINGS.{name} = {value} is outside {low}..{high}"
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Settings:
+        """Decode and validate: any out-of-range field refuses the packet (BAD_VALUE)."""
+        settings = super().decode(payload)
+        bad = settings.first_bad_field()
+        if bad is not None:
+            raise bad_value(settings.problem() or "", bad[1])
+        return settings
+
+
+@dataclass(frozen=True)
+class Ack(_FixedBody):
+    ref_type: int
+    ref_command: int
+    ref_seq: int
+
+    TYPE: ClassVar[PacketType] = PacketType.ACK
+    _FIELDS, _STRUCT = _layout(_Field("ref_type", "B"), _Field("ref_command", "B"), _Field("ref_seq", "H"))
+
+
+@dataclass(frozen=True)
+class ErrorReply(_FixedBody):
+    """The device's ERROR answer to a refused packet (``error`` is an ErrorCode)."""
+
+    ref_type: int
+    ref_command: int
+    ref_seq: int
+    error: int  # ErrorCode
+    detail: int
+
+    TYPE: ClassVar[PacketType] = PacketType.ERROR
+    _FIELDS, _STRUCT = _layout(
+        _Field("ref_type", "B"),
+        _Field("ref_command", "B"),
+        _Field("ref_seq", "H"),
+        _Field("error", "B"),
+        _Field("detail", "B"),
+    )
+
+
+    def error_name(self) -> str:
+        """The error code's name (e.g. "BAD_VALUE"), or "error N" for an unknown code."""
+        try:
+            return ErrorCode(self.error).name
+        except ValueError:
+            return f"error {self.error}"
+
+
+@dataclass(frozen=True)
+class Cue(_FixedBody):
+    """One cue decision of the device: a cue issued, or an out-of-band step whose cue
+    the schedule suppressed (``outcome``). Times are device times (ms, mod 2^30)."""
+
+    step_number: int | None  # band: the step cued; metronome: beat number; test: None
+    decision_index: int | None  # sample index when decided (metronome: samples so far)
+    decision_ms: int  # device time the FPA became known (metronome: beat due; test: command)
+    motor_start_ms: int | None  # device time the motor started; None when not cued
+    latency_us: int | None  # decision to motor start, µs (saturates at 65534); None when not cued
+    fpa_cdeg: int | None  # the step's foot progression angle, 0.01°
+    target_cdeg: int | None  # band in force at the decision
+    half_width_cdeg: int | None
+    reason: int  # CueReason
+    outcome: int  # CueOutcome
+    pattern: int  # CuePattern
+    duty_pct: int
+    duration_ms: int  # of the pattern (played, or that would have been)
+    out_of_band_steps: int | None  # out-of-band steps since the stream began, this one included
+
+    TYPE: ClassVar[PacketType] = PacketType.CUE
+    _FIELDS, _STRUCT = _layout(
+        _Field("step_number", "I", na=True),
+        _Field("decision_index", "I", na=True),
+        _Field("decision_ms", "I"),
+        _Field("motor_start_ms", "I", na=True),
+        _Field("latency_us", "H", na=True),
+        _Field("fpa_cdeg", "h", na=True),
+        _Field("target_cdeg", "h", na=True),
+        _Field("half_width_cdeg", "H", na=True),
+        _Field("reason", "B"),
+        _Field("outcome", "B"),
+        _Field("pattern", "B"),
+        _Field("duty_pct", "B"),
+        _Field("duration_ms", "H"),
+        _Field("out_of_band_steps", "H", na=True),
+    )
+
+    @property
+    def cued(self) -> bool:
+        return self.outcome == CueOutcome.CUED
+
+    @property
+    def latency_ms(self) -> float | None:
+        return None if self.latency_us is None else self.latency_us / 1000.0
+
+    @property
+    def fpa_deg(self) -> float | None:
+        return None if self.fpa_cdeg is None else self.fpa_cdeg / 100.0
+
+
+@dataclass(frozen=True)
+class BackfillEnd(_FixedBody):
+    """Ends the answer to GET_EVENTS: how many packets were resent and which seqs of
+    the range are gone for good (``lost_count`` seqs from ``lost_from``, wrapping)."""
+
+    event_type: int  # PacketType of the request
+    ref_seq: int  # seq of the GET_EVENTS command
+    from_seq: int
+    count: int
+    resent: int
+    lost_from: int
+    lost_count: int
+    next_seq: int  # the seq the device's next packet of event_type will carry
+
+    TYPE: ClassVar[PacketType] = PacketType.BACKFILL_END
+    _FIELDS, _STRUCT = _layout(
+        _Field("event_type", "B"),
+        _Field(None, "B"),
+        _Field("ref_seq", "H"),
+        _Field("from_seq", "H"),
+        _Field("count", "H"),
+        _Field("resent", "H"),
+        _Field("lost_from", "H"),
+        _Field("lost_count", "H"),
+        _Field("next_seq", "H"),
+    )
+
+    def lost_seqs(self) -> list[int]:
+        return [(self.lost_from + k) % U16_WRAP for k in range(self.lost_count)]
+
+
+# --------------------------------------------------------------------------- variable-length bodies
+
+_COMMAND_HEAD = struct.Struct("<BB")
+_REPLAY_BEGIN_ARGS = struct.Struct("<HBBBB")  # rate_chz, n_pressure, imu, side, reserved
+_CUE_TEST_ARGS = struct.Struct("<HBB")  # duration_ms, duty_pct, reserved
+_GET_EVENTS_ARGS = struct.Struct("<BBHH")  # event_type, reserved, from_seq, count
+# Argument names per command, in wire order (reserved bytes are not named).
+COMMAND_ARGUMENTS: dict[int, tuple[str, ...]] = {
+    CommandCode.REPLAY_BEGIN: ("rate_chz", "n_pressure", "imu", "side"),
+    CommandCode.CUE_TEST: ("duration_ms", "duty_pct"),
+    CommandCode.GET_EVENTS: ("event_type", "from_seq", "count"),
+}
+# Arguments that may be None (n/a) when their command carries them.
+_OPTIONAL_ARGUMENTS = {"side"}
+_ALL_ARGUMENTS = (
+    "rate_chz", "n_pressure", "imu", "side", "duration_ms", "duty_pct", "event_type", "from_seq", "count",
+)  # fmt: skip
+
+
+
+@dataclass(frozen=True)
+class Command:
+    """A COMMAND. Only the arguments of ``command`` are set; the others stay None.
+
+    REPLAY_BEGIN's ``side`` may be None (n/a: the board keeps its own side).
+    Decoding validates argument ranges like a device (BAD_VALUE, detail = payload
+    offset): REPLAY_BEGIN rate_chz 5000..25000, n_pressure 0..16, imu 0/1 with
+    pressure or IMU present, side 0/1/n/a; CUE_TEST duration_ms 10..2000, duty_pct 0..100;
+    GET_EVENTS event_type SAMPLES/STEP/HEEL_RAISE/CUE, count 1..65535.
+    """
+
+    command: int  # CommandCode
+    rate_chz: int | None = None  # REPLAY_BEGIN
+    n_pressure: int | None = None  # REPLAY_BEGIN
+    imu: int | None = None  # REPLAY_BEGIN
+    side: int | None = None  # REPLAY_BEGIN: 0 left, 1 right, None n/a
+    duration_ms: int | None = None  # CUE_TEST
+    duty_pct: int | None = None  # CUE_TEST
+    event_type: int | None = None  # GET_EVENTS: SAMPLES, STEP, HEEL_RAISE or CUE
+    from_seq: int | None = None  # GET_EVENTS
+    count: int | None = None  # GET_EVENTS: 1..65535 seqs from from_seq (wrapping)
+
+    TYPE: ClassVar[PacketType] = PacketType.COMMAND
+
+    @classmethod
+    def replay_begin(cls, rate_chz: int, n_pressure: int, imu: int | bool, side: int | None = None) -> Command:
+        return cls(CommandCode.REPLAY_BEGIN, rate_chz=rate_chz, n_pressure=n_pressure, imu=int(imu), side=side)
+
+    @classmethod
+    def cue_test(cls, duration_ms: int, duty_pct: int) -> Command:
+        return cls(CommandCode.CUE_TEST, duration_ms=duration_ms, duty_pct=duty_pct)
+
+    @classmethod
+    def get_events(cls, event_type: int, from_seq: int, count: int) -> Command:
+        return cls(CommandCode.GET_EVENTS, event_type=int(event_type), from_seq=from_seq % U16_WRAP, count=count)
+
+    def arguments(self) -> dict[str, int | None]:
+        """The arguments this command carries, by name (None for n/a)."""
+        names = COMMAND_ARGUMENTS.get(self.command, ())
+        return {name: getattr(self, name) for name in names}
+
+    def payload(self) -> bytes:
+        names = COMMAND_ARGUMENTS.get(self.command, ())
+        for name in _ALL_ARGUMENTS:
+            given = getattr(self, name) is not None
+            if given and name not in names:
+                raise ProtocolError(f"command {self.command:#04x} takes no argument {name!r}")
+            if not given and name in names and name not in _OPTIONAL_ARGUMENTS:
+                raise ProtocolError(f"command {self.command:#04x} needs the argument {name!r}")
+        if not 0 <= self.command <= 0xFF:
+            raise ProtocolError(f"command code {self.command} does not fit a u8")
+        head = _COMMAND_HEAD.pack(self.command, 0)
+        try:
+            if self.command == CommandCode.REPLAY_BEGIN:
+                if self.side == NA_U8:
+                    raise ProtocolError("REPLAY_BEGIN side 0xFF is the n/a sentinel; pass None")
+                side = NA_U8 if self.side is None else self.side
+                return head + _REPLAY_BEGIN_ARGS.pack(self.rate_chz, self.n_pressure, self.imu, side, 0)
+            if self.command == CommandCode.CUE_TEST:
+                return head + _CUE_TEST_ARGS.pack(self.duration_ms, self.duty_pct, 0)
+            if self.command == CommandCode.GET_EVENTS:
+                return head + _GET_EVENTS_ARGS.pack(self.event_type, 0, self.from_seq, self.count)
+        except struct.error as exc:
+            raise ProtocolError(f"command {self.command:#04x}: argument out of range: {exc}") from exc
+        return head
+
+    def encode(self, seq: int = 0, time_ms: int = 0) -> bytes:
+        return encode_packet(self.TYPE, seq, time_ms, self.payload())
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Command:
+        if len(payload) < _COMMAND_HEAD.size:
+            raise truncated(f"COMMAND payload is {len(payload)} bytes, shorter than its 2-byte head")
+        code = payload[0]
+        if code not in COMMAND_ARG_LEN:
+            raise PacketError(f"unknown command {code:#04x}", ErrorCode.UNKNOWN_COMMAND, reason="unknown_command")
+        expected = _COMMAND_HEAD.size + COMMAND_ARG_LEN[code]
+        if len(payload) != expected:
+            make = truncated if len(payload) < expected else bad_length
+            raise make(f"COMMAND {CommandCode(code).name} payload is {len(payload)} bytes, expected {expected}")
+        if code == CommandCode.REPLAY_BEGIN:
+            rate_chz, n_pressure, imu, side, _reserved = _REPLAY_BEGIN_ARGS.unpack_from(payload, 2)
+            if not 5000 <= rate_chz <= 25000:
+                raise bad_value(f"REPLAY_BEGIN rate_chz = {rate_chz} is outside 5000..25000", 2)
+            if n_pressure > MAX_PRESSURE_CHANNELS:
+                raise bad_value(f"REPLAY_BEGIN n_pressure = {n_pressure}; at most {MAX_PRESSURE_CHANNELS}", 4)
+            if imu > 1 or not (n_pressure or imu):
+                raise bad_value(f"REPLAY_BEGIN imu = {imu} with n_pressure = {n_pressure}: need 0/1 and some data", 5)
+            if side not in (0, 1, NA_U8):
+                raise bad_value(f"REPLAY_BEGIN side = {side}; expected 0, 1 or n/a", 6)
+            return cls(code, rate_chz=rate_chz, n_pressure=n_pressure, imu=imu, side=None if side == NA_U8 else side)
+        if code == CommandCode.CUE_TEST:
+            duration_ms, duty_pct, _reserved = _CUE_TEST_ARGS.unpack_from(payload, 2)
+            if not CUE_TEST_MIN_MS <= duration_ms <= CUE_TEST_MAX_MS:
+                raise bad_value(
+                    f"CUE_TEST duration_ms = {duration_ms} is outside {CUE_TEST_MIN_MS}..{CUE_TEST_MAX_MS}", 2
+                )
+            if duty_pct > 100:
+                raise bad_value(f"CUE_TEST duty_pct = {duty_pct} is outside 0..100", 4)
+            return cls(code, duration_ms=duration_ms, duty_pct=duty_pct)
+        if code == CommandCode.GET_EVENTS:
+            event_type, reserved, from_seq, count = _GET_EVENTS_ARGS.unpack_from(payload, 2)
+            if event_type not in BACKFILL_TYPES:
+                raise bad_value(
+                    f"GET_EVENTS event_type = {event_type:#04x}; the logs keep SAMPLES, STEP, HEEL_RAISE and CUE", 2
+                )
+            if reserved:
+                raise bad_value(f"GET_EVENTS reserved byte = {reserved}; must be 0", 3)
+            if count == 0:
+                raise bad_value("GET_EVENTS count = 0; expected 1..65535", 6)
+            return cls(code, event_type=event_type, from_seq=from_seq, count=count)
+        return cls(code)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Sensor positions: ``x_mm`` toward the toes from the heel centre, ``y_mm`` to the left."""
+
+    x_mm: tuple[int, ...]
+    y_mm: tuple[int, ...]
+
+    TYPE: ClassVar[PacketType] = PacketType.LAYOUT
+
+    @property
+    def n(self) -> int:
+        return len(self.x_mm)
+
+    def payload(self) -> bytes:
+        if len(self.x_mm) != len(self.y_mm):
+            raise ProtocolError(f"LAYOUT has {len(self.x_mm)} x_mm but {len(self.y_mm)} y_mm values")
+        if self.n > MAX_PRESSURE_CHANNELS:
+            raise ProtocolError(f"LAYOUT of {self.n} channels; at most {MAX_PRESSURE_CHANNELS}")
+        xy = np.empty((self.n, 2), dtype=np.int64)
+        xy[:, 0] = self.x_mm
+        xy[:, 1] = self.y_mm
+        if xy.size and (xy.min() < -32768 or xy.max() > 32767):
+            raise ProtocolError("LAYOUT positions must fit i16 (-32768..32767 mm)")
+        return bytes((self.n, 0)) + xy.astype("<i2").tobytes()
+
+    def encode(self, seq: int = 0, time_ms: int = 0) -> bytes:
+        return encode_packet(self.TYPE, seq, time_ms, self.payload())
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Layout:
+        if len(payload) < 2:
+            raise truncated(f"LAYOUT payload is {len(payload)} bytes, shorter than its 2-byte head")
+        n = payload[0]
+        if n > MAX_PRESSURE_CHANNELS:
+            raise bad_value(f"LAYOUT n = {n}; at most {MAX_PRESSURE_CHANNELS} channels", 0)
+        expected = 2 + 4 * n
+        if len(payload) != expected:
+            make = truncated if len(payload) < expected else bad_length
+            raise make(f"LAYOUT of {n} channels needs {expected} payload bytes, got {len(payload)}")
+        xy = np.frombuffer(payload, dtype="<i2", offset=2).reshape(n, 2)
+        return cls(tuple(int(v) for v in xy[:, 0]), tuple(int(v) for v in xy[:, 1]))
+

@@ -1,0 +1,169 @@
+"""Protocol v1 numbers: lengths, "n/a" sentinels and the codes of docs/protocol.md.
+
+The firmware states the same codes as ``const()`` in ``firmware/insolefw/protocol.py``
+(and its cue, settings and IMU modules); ``tests/test_constants_sync.py`` keeps the two
+trees equal.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+PROTOCOL_VERSION = 1
+HEADER_LEN = 8
+MAX_PACKET_LEN = 1024  # header + payload
+CRC_LEN = 2
+MIN_PACKET_LEN = HEADER_LEN
+SAMPLES_HEADER_LEN = 8
+MAX_SAMPLES_PER_PACKET = 255
+MAX_PRESSURE_CHANNELS = 16
+IMU_AXES = 6  # ax ay az gx gy gz
+
+# "n/a" sentinels: a decoder reports these as missing, never as numbers.
+NA_U8 = 0xFF
+NA_U16 = 0xFFFF
+NA_U32 = 0xFFFFFFFF
+NA_I16 = -32768
+
+U16_WRAP = 1 << 16
+U32_WRAP = 1 << 32
+
+
+class PacketType(IntEnum):
+    STATUS = 0x01
+    SAMPLES = 0x02
+    STEP = 0x03
+    HEEL_RAISE = 0x04
+    SETTINGS = 0x05
+    COMMAND = 0x06
+    ACK = 0x07
+    ERROR = 0x08
+    LAYOUT = 0x09
+    CUE = 0x0A
+    BACKFILL_END = 0x0B
+
+
+class CommandCode(IntEnum):
+    PING = 0x01
+    GET_STATUS = 0x02
+    GET_SETTINGS = 0x03
+    START_STREAM = 0x04
+    STOP_STREAM = 0x05
+    REPLAY_BEGIN = 0x06
+    REPLAY_END = 0x07
+    GET_LAYOUT = 0x08
+    CUE_TEST = 0x09
+    EXIT_TO_REPL = 0x0A
+    GET_EVENTS = 0x0B
+
+
+class ErrorCode(IntEnum):
+    UNSUPPORTED_VERSION = 1
+    UNKNOWN_TYPE = 2
+    BAD_LENGTH = 3
+    BAD_VALUE = 4
+    BAD_STATE = 5
+    UNKNOWN_COMMAND = 6
+    BAD_FRAME = 7
+    OVERFLOW = 8
+    NOT_BONDED = 9
+
+
+class Side(IntEnum):
+    LEFT = 0
+    RIGHT = 1
+
+
+class Mode(IntEnum):
+    IDLE = 0
+    LIVE = 1
+    REPLAY = 2
+
+
+class Direction(IntEnum):
+    UNKNOWN = 0
+    FORWARD = 1
+    BACKWARD = 2
+
+
+class CueMode(IntEnum):
+    OFF = 0
+    FOOT_ANGLE = 1
+    METRONOME = 2
+
+
+class CueSchedule(IntEnum):
+    """Which out-of-band steps get a cue (SETTINGS ``schedule``)."""
+
+    EVERY_STEP = 0
+    EVERY_KTH = 1
+    PROBABILITY = 2
+
+
+class CuePattern(IntEnum):
+    """Pulse patterns of the firmware (insolefw/cue.py): on/off segments as weights of the duration."""
+
+    LONG = 1  # on
+    SHORT_SHORT = 2  # on off on, thirds
+    TRIPLE = 3  # on off on off on, fifths
+    LONG_SHORT = 4  # on 2/4, off 1/4, on 1/4
+
+
+# On/off segment weights of each pattern, on first (the firmware's PATTERNS table).
+CUE_PATTERN_WEIGHTS: dict[int, tuple[int, ...]] = {
+    CuePattern.LONG: (1,),
+    CuePattern.SHORT_SHORT: (1, 1, 1),
+    CuePattern.TRIPLE: (1, 1, 1, 1, 1),
+    CuePattern.LONG_SHORT: (2, 1, 1),
+}
+
+
+class CueReason(IntEnum):
+    TOE_IN = 1  # FPA above the band (toes out too far): turn the toes in
+    TOE_OUT = 2  # FPA below the band: turn the toes out
+    METRONOME = 3
+    TEST = 4  # CUE_TEST command
+
+
+class CueOutcome(IntEnum):
+    CUED = 0
+    FADED_EVERY_KTH = 1  # out of band, not the k-th out-of-band step
+    FADED_PROBABILITY = 2  # out of band, the draw said no
+    NO_FEEDBACK_BLOCK = 3  # out of band inside a no-feedback block
+
+
+# Event packets the device keeps in its event log and resends on GET_EVENTS.
+LOGGED_EVENT_TYPES = (PacketType.STEP, PacketType.HEEL_RAISE, PacketType.CUE)
+# What GET_EVENTS may ask for: the event log's types, and live SAMPLES where the
+# device keeps a sample log (else it answers BAD_VALUE).
+BACKFILL_TYPES = (PacketType.SAMPLES, *LOGGED_EVENT_TYPES)
+
+
+STEP_FLAG_CONTACT_PRESSURE = 0x01
+STEP_FLAG_CONTACT_IMU = 0x02
+
+SETTINGS_VERSION = 2  # of the SETTINGS layout (its first byte)
+
+# Fixed payload lengths; SAMPLES, COMMAND and LAYOUT are variable.
+FIXED_PAYLOAD_LEN: dict[int, int] = {
+    PacketType.STATUS: 24,
+    PacketType.STEP: 28,
+    PacketType.HEEL_RAISE: 16,
+    PacketType.SETTINGS: 36,
+    PacketType.ACK: 4,
+    PacketType.ERROR: 6,
+    PacketType.CUE: 32,
+    PacketType.BACKFILL_END: 16,
+}
+
+# Argument bytes after the 2-byte COMMAND head, per command.
+COMMAND_ARG_LEN: dict[int, int] = {code: 0 for code in CommandCode}
+COMMAND_ARG_LEN[CommandCode.REPLAY_BEGIN] = 6
+COMMAND_ARG_LEN[CommandCode.CUE_TEST] = 4
+COMMAND_ARG_LEN[CommandCode.GET_EVENTS] = 6
+
+CUE_TEST_MIN_MS = 10
+CUE_TEST_MAX_MS = 2000
+
+# The IMU columns of a sample record, in wire order (docs/protocol.md field names).
+IMU_FIELD_NAMES = ("ax", "ay", "az", "gx", "gy", "gz")
