@@ -47,7 +47,8 @@ def _run_mpy(sample_file: Path, layout: str) -> dict[str, int]:
 
 
 def _variants(stream: FootStream) -> dict[str, tuple[np.ndarray | None, np.ndarray | None]]:
-    pressure, imu = stream_counts(stream, choose_pressure_scale(stream.pressure))
+    sensed = stream_counts(stream, choose_pressure_scale(stream.pressure))
+    pressure, imu = sensed.pressure, sensed.imu
     return {"pressure+imu": (pressure, imu), "pressure only": (pressure, None), "imu only": (None, imu)}
 
 

@@ -82,8 +82,8 @@ def replay_foot(
             side=side_code,
         )
     )
-    pressure, imu = stream_counts(stream, pressure_scale)
-    payloads = encode_sample_payloads(0, pressure, imu)
+    counts = stream_counts(stream, pressure_scale)
+    payloads = encode_sample_payloads(0, counts.pressure, counts.imu)
     in_flight: deque[tuple[int, int]] = deque()  # (seq, samples in packet)
     acked_samples = 0
     started = time.perf_counter()

@@ -6,18 +6,20 @@
   scale chosen per stream (:func:`choose_pressure_scale`);
 * sampling rate Hz ↔ the protocol's 0.01 Hz.
 
-:func:`stream_counts` turns a whole :class:`~insole.model.FootStream` into the counts the
-firmware would have measured: what replay, recordings and the gait references share.
+:func:`stream_counts` turns a whole :class:`~insole.model.FootStream` into a
+:class:`CountStream`, the counts the firmware would have measured: what replay, the
+simulated insoles and the host's gait twins (``insole.gait``) take.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from insole.model import STANDARD_GRAVITY_MS2, FloatArray, FootStream, I16Array, U16Array
+from insole.model import STANDARD_GRAVITY_MS2, FloatArray, FootStream, I16Array, Side, U16Array
 from insole.protocol.constants import NA_I16, NA_U16
 
 MG_PER_MS2 = 1000.0 / STANDARD_GRAVITY_MS2
@@ -113,11 +115,29 @@ def chz_to_rate_hz(rate_chz: int) -> float:
     return rate_chz / 100.0
 
 
-def stream_counts(stream: FootStream, pressure_scale: float) -> tuple[U16Array | None, I16Array | None]:
-    """The stream in protocol counts, as the device would have measured it: pressure
-    (n, n_pressure) and IMU (n, 6) ``ax ay az gx gy gz``, each None where absent."""
+@dataclass(frozen=True)
+class CountStream:
+    """One foot's samples as the firmware receives them, with what it needs to read them.
+
+    ``pressure`` is (n, n_pressure) u16 counts (0xFFFF n/a), ``imu`` (n, 6) i16
+    ``ax ay az`` [mg] ``gx gy gz`` [0.1 deg/s] (-32768 n/a); either may be None.
+    ``layout`` names the sensor positions (``hardware/layouts``), ``side`` the foot.
+    """
+
+    side: Side
+    layout: str
+    pressure: U16Array | None
+    imu: I16Array | None
+    pressure_scale: float
+
+
+def stream_counts(stream: FootStream, pressure_scale: float | None = None) -> CountStream:
+    """The stream in protocol counts, as the device would have measured it; the pressure
+    scale is :func:`choose_pressure_scale`'s unless given."""
+    if pressure_scale is None:
+        pressure_scale = 1.0 if stream.pressure is None else choose_pressure_scale(stream.pressure)
     pressure = None if stream.pressure is None else pressure_to_counts(stream.pressure, pressure_scale)
     imu = None
     if stream.acc_ms2 is not None and stream.gyro_dps is not None:
         imu = imu_to_raw(stream.acc_ms2, stream.gyro_dps)
-    return pressure, imu
+    return CountStream(stream.side, stream.layout, pressure, imu, pressure_scale)

@@ -16,7 +16,7 @@ from insole.link import InsoleLink, SerialLink
 from insole.link.ble import open_ble_insoles, run_on_radio
 from insole.model import FootStream
 from insole.protocol import Layout
-from insole.quantise import choose_pressure_scale, rate_hz_to_chz, stream_counts
+from insole.quantise import rate_hz_to_chz, stream_counts
 
 
 @dataclass
@@ -49,13 +49,12 @@ def open_simulated_insoles(
     out = SimulatedInsoles([], {}, [])
     samples_files = []
     for stream in streams:
-        scale = choose_pressure_scale(stream.pressure) if stream.pressure is not None else 1.0
-        pressure, imu = stream_counts(stream, scale)
+        counts = stream_counts(stream)
         samples_file = work_dir / f"{stream.side}.ismp"
-        write_sample_file(samples_file, rate_hz_to_chz(stream.rate_hz), pressure, imu)
+        write_sample_file(samples_file, rate_hz_to_chz(stream.rate_hz), counts.pressure, counts.imu)
         samples_files.append(samples_file)
         out.layouts[stream.side] = layout_packet(stream)
-        out.pressure_scales.append(scale)
+        out.pressure_scales.append(counts.pressure_scale)
     if ble:
         out.links.extend(_open_ble_insoles(stack, streams, samples_files, out.layouts, env or {}, log_dir, connect))
         return out

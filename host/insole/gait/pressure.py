@@ -378,7 +378,8 @@ def _counts_and_rate(stream: FootStream, pressure_scale: float | None) -> tuple[
     if stream.pressure is None:
         raise ValueError(f"{stream.side} stream has no pressure channels")
     scale = choose_pressure_scale(stream.pressure) if pressure_scale is None else pressure_scale
-    counts, imu = stream_counts(stream, scale)
+    sensed = stream_counts(stream, scale)
+    counts, imu = sensed.pressure, sensed.imu
     assert counts is not None
     return counts.astype(np.int64), rate_hz_to_chz(stream.rate_hz), None if imu is None else imu.astype(np.int64)
 
