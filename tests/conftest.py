@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from insole.resources import DATA_DIR_ENV, FIRMWARE_DIR
 from insole.emulation.board import HEAP, micropython_env, micropython_executable
+from insole.resources import DATA_DIR_ENV, FIRMWARE_DIR
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -26,6 +26,8 @@ from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolError
 
 from insole.emulation import bumble_backend
 from insole.emulation.bumble_backend import BumbleClient, BumbleScanner
+from insole.emulation.peripheral import BridgedPeripheral
+from insole.emulation.radio import VirtualRadio
 from insole.link.gatt import (
     BATTERY_LEVEL_UUID,
     CONTROL_UUID,
@@ -42,10 +44,8 @@ from insole.link.gatt import (
     control_write,
     device_name,
 )
-from insole.emulation.peripheral import BridgedPeripheral
-from insole.emulation.radio import VirtualRadio
-from insole.resources import FIRMWARE_DIR
 from insole.protocol import Ack, Command, CommandCode, PacketType, Samples, Status, decode_packet
+from insole.resources import FIRMWARE_DIR
 
 pytestmark = pytest.mark.ble
 

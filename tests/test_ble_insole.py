@@ -20,16 +20,14 @@ from bleak import BleakClient
 from bleak.exc import BleakGATTProtocolError, BleakGATTProtocolErrorCode
 
 from insole.emulation import bumble_backend
+from insole.emulation.board import BLE_HEAP
 from insole.emulation.bumble_backend import BumbleClient, BumbleScanner
-from insole.link.ble import BleInsoleLink, find_insole, run_on_radio
-from insole.link.gatt import CONTROL_UUID, control_write
+from insole.emulation.insoles import open_simulated_insoles
 from insole.emulation.peripheral import BridgedPeripheral
 from insole.emulation.radio import VirtualRadio
+from insole.link.ble import BleInsoleLink, find_insole, run_on_radio
 from insole.link.clocksync import ClockSync
-from insole.session.live import LiveSession
-from insole.emulation.insoles import open_simulated_insoles
-from insole.resources import FIRMWARE_DIR
-from insole.recording import RecordingWriter, make_header, read_recording, stream_header_for
+from insole.link.gatt import CONTROL_UUID, control_write
 from insole.protocol import (
     Command,
     CommandCode,
@@ -41,8 +39,10 @@ from insole.protocol import (
     Status,
     Step,
 )
+from insole.recording import RecordingWriter, make_header, read_recording, stream_header_for
+from insole.resources import FIRMWARE_DIR
+from insole.session.live import LiveSession
 from insole.sim import Stand, Walk, simulate_session
-from insole.emulation.board import BLE_HEAP
 
 pytestmark = pytest.mark.ble
 
@@ -160,7 +160,7 @@ def test_two_insoles_share_one_timeline_despite_clock_skew(
         stack, sim.streams, ble=True, env={side: {"INSOLE_CLOCK_PPM": str(ppm)} for side, ppm in skew_ppm.items()}
     )
     header = make_header(source="simulated", streams=[stream_header_for(s, k) for s, k in
-                                                       zip(sim.streams, insoles.pressure_scales)])
+                                                       zip(sim.streams, insoles.pressure_scales, strict=True)])
     recording = tmp_path / "skewed.insole"
     with RecordingWriter(recording, header) as writer:
         session = LiveSession(insoles.links, layouts=insoles.layouts, writer=writer)
@@ -192,7 +192,7 @@ def test_two_insoles_share_one_timeline_despite_clock_skew(
     # 20 s of packets on a loaded machine pin the rate to ~100 ppm; say it in ms: where
     # the recording's last sample lands against where it was measured.
     read = read_recording(recording)
-    for stream, timeline in zip(read.streams, read.timelines):
+    for stream, timeline in zip(read.streams, read.timelines, strict=True):
         assert timeline is not None and stream.t0_s == timeline.t0_s
         end_error_ms = abs(stream.n_samples / stream.rate_hz - stream.n_samples / RATE_HZ) * 1000.0
         assert end_error_ms < 15.0, (stream.side, stream.rate_hz, timeline)

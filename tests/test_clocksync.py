@@ -21,9 +21,9 @@ def _packets(rng: np.random.Generator, drift: float, offset_s: float, duration_s
 @pytest.mark.parametrize("drift_ppm", [200.0, -150.0, 0.0])
 def test_fit_recovers_drift_and_aligns_events_within_a_few_ms(drift_ppm: float) -> None:
     rng = np.random.default_rng(7)
-    true_s, device_ms, host_s = _packets(rng, drift_ppm * 1e-6, offset_s=1234.5)
+    _true_s, device_ms, host_s = _packets(rng, drift_ppm * 1e-6, offset_s=1234.5)
     sync = ClockSync()
-    for d, h in zip(device_ms, host_s):
+    for d, h in zip(device_ms, host_s, strict=True):
         sync.add(int(d), float(h))
     fit = sync.fit()
     assert abs(fit.drift_ppm - drift_ppm) < 10.0
@@ -40,7 +40,7 @@ def test_device_time_wrap_is_unwrapped() -> None:
     _, device_ms, host_s = _packets(rng, 100e-6, offset_s=0.0, duration_s=60.0, start_ms=(1 << 30) - 20_000)
     assert device_ms.min() < 1000 < (1 << 30) - 25_000 < device_ms.max()  # the 2**30 wrap is inside
     sync = ClockSync()
-    for d, h in zip(device_ms, host_s):
+    for d, h in zip(device_ms, host_s, strict=True):
         sync.add(int(d), float(h))
     assert abs(sync.fit().drift_ppm - 100.0) < 40.0
 
@@ -51,7 +51,7 @@ def test_left_and_right_share_one_timeline() -> None:
     for drift_ppm in (200.0, -200.0):
         _, device_ms, host_s = _packets(rng, drift_ppm * 1e-6, offset_s=50.0)
         sync = ClockSync()
-        for d, h in zip(device_ms, host_s):
+        for d, h in zip(device_ms, host_s, strict=True):
             sync.add(int(d), float(h))
         fits.append((drift_ppm, sync.fit()))
     # The same true instant seen by both devices maps to the same host time.

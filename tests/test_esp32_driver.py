@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from insole.resources import FIRMWARE_DIR, LAYOUTS_DIR
-
 from conftest import micropython_env, micropython_executable
+from insole.resources import FIRMWARE_DIR, LAYOUTS_DIR
 
 ESP32_BOARD_DIR = FIRMWARE_DIR / "boards" / "esp32s3"
 
@@ -656,10 +655,10 @@ def test_board_survives_a_gc_pause_and_counts_fifo_overrun(tmp_path: Path) -> No
     # ...and got the nearest pressure there was: stale, but counted. After the stall the
     # FIFO reaches further back than the pressure ring (both ~2.45 s): stale as well.
     errors = _nearest_record_errors(out)
-    stale = [i for (i, *_), e in zip(out["got"], errors) if e > 9605]
+    stale = [i for (i, *_), e in zip(out["got"], errors, strict=True) if e > 9605]
     assert set(in_pause) & set(stale)
     assert abs(out["stale"] - len(stale)) <= 3
-    before_pause = [e for (i, *_), e in zip(out["got"], errors) if i < in_pause[0]]
+    before_pause = [e for (i, *_), e in zip(out["got"], errors, strict=True) if i < in_pause[0]]
     assert max(before_pause) <= 9605
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insole.link.backfill import GapTracker, SeqRange, backfill
+from insole.emulation.board import SimulatedBoard
 from insole.link import PendingRequest, SerialLink
+from insole.link.backfill import GapTracker, SeqRange, backfill
 from insole.protocol import (
     BackfillEnd,
     Command,
@@ -24,7 +25,6 @@ from insole.protocol import (
     decode_packet,
 )
 from insole.recording import LostEvents, RecordingWriter, make_header, read_recording, stream_header
-from insole.emulation.board import SimulatedBoard
 
 STEP = int(PacketType.STEP)
 CUE = int(PacketType.CUE)

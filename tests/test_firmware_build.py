@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from insole.flash import MARCH, mpy_cross_executable
 from conftest import REPO_ROOT
+from insole.flash import MARCH, mpy_cross_executable
 from insole.resources import FIRMWARE_DIR
 
 FIRMWARE_FILES = sorted(p for p in FIRMWARE_DIR.rglob("*.py") if "__pycache__" not in p.parts)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from insole.resources import FIRMWARE_DIR
-
 from conftest import run_micropython
+from insole.resources import FIRMWARE_DIR
 
 FIRMWARE_TESTS = sorted(p.stem for p in (FIRMWARE_DIR / "tests").glob("fwtest_*.py"))
 

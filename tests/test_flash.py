@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import micropython_env, micropython_executable
 from insole.commands import flash as flash_command
 from insole.errors import UserError
 from insole.flash import (
@@ -36,8 +37,6 @@ from insole.flash import (
     upload,
 )
 from insole.resources import FIRMWARE_DIR
-
-from conftest import micropython_env, micropython_executable
 
 MPY_ARCH_XTENSAWIN = 10  # py/persistentcode.h MP_NATIVE_ARCH_XTENSAWIN
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pytest
-
+from conftest import require_shared_data
 from insole.cli import main
 from insole.export.events_csv import read_steps_csv
-
-from conftest import require_shared_data
 
 
 def _hil(recording: Path, tmp_path: Path) -> list:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -65,9 +66,9 @@ def test_generic_layouts_are_built_in_and_spread_along_the_foot() -> None:
     assert x[0] == pytest.approx(26.0) and x[-1] == pytest.approx(234.0)
     assert np.all(g16.positions_mm("right")[:, 1] == 0)
     assert "generic8" in list_layouts()
-    with pytest.raises(UserError, match="1..16"):
+    with pytest.raises(UserError, match=r"1..16"):
         generic_layout(17)
-    with pytest.raises(UserError, match="generic layouts have 1..16 channels, not 17"):
+    with pytest.raises(UserError, match=r"generic layouts have 1..16 channels, not 17"):
         load_layout("generic17")
     with pytest.raises(UserError, match="no layout named"):
         load_layout("nonexistent")
@@ -256,7 +257,7 @@ def test_moticon_gyro_is_right_handed_about_the_acc_axes(moticon: dict[str, Moti
 
 def _stride_profile(signal: np.ndarray, ic_rows: np.ndarray) -> np.ndarray:
     strides = []
-    for a, b in zip(ic_rows[:-1], ic_rows[1:], strict=True):
+    for a, b in itertools.pairwise(ic_rows):
         if a >= 0 and 50 <= b - a <= 300 and not np.isnan(signal[a:b]).any():
             x = np.linspace(0, 1, b - a)
             strides.append(np.column_stack([np.interp(np.linspace(0, 1, 100), x, col) for col in signal[a:b].T]))
@@ -468,7 +469,7 @@ def test_gaitpdb_synthetic_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="expected 100 Hz"):
         read_gaitpdb(path)
     path.write_text(_gaitpdb_text(np.arange(10) / 100).replace("\t80.5\t", "\t81.5\t", 1))
-    with pytest.raises(UserError, match="walk.txt:1: left total 360.5 N differs"):
+    with pytest.raises(UserError, match=r"walk.txt:1: left total 360.5 N differs"):
         read_gaitpdb(path)
     path.write_text("0\t1\t2\n")
     with pytest.raises(UserError, match=r"walk.txt:1: 3 fields, expected 19 .* for a PhysioNet gaitpdb walk"):

@@ -16,7 +16,7 @@ def test_record_simulated_insoles_keeps_every_sample(tmp_path: Path) -> None:
     recording = read_recording(out)
     assert [s.side for s in recording.streams] == ["left", "right"]
     assert recording.bad_frames == 0 and not recording.torn_tail
-    for stream, lost in zip(recording.streams, recording.lost_samples):
+    for stream, lost in zip(recording.streams, recording.lost_samples, strict=True):
         assert lost == 0
         assert stream.n_samples >= 200  # ~3 s at 100 Hz
         assert not np.isnan(stream.pressure).any()
@@ -38,9 +38,9 @@ def test_mount_yaw_setting_is_taken_off_live_foot_angles() -> None:
     import time
     from contextlib import ExitStack
 
-    from insole.session.live import LiveSession
     from insole.emulation.insoles import open_simulated_insoles
     from insole.protocol import Settings
+    from insole.session.live import LiveSession
     from insole.sim import Stand, Walk, simulate_session
 
     sim = simulate_session([Stand(duration_s=1.0), Walk(duration_s=40.0, fpa_deg=10.0)], rate_hz=104.0, seed=2)

@@ -12,9 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from insole.errors import ProtocolError, UnsupportedVersionError
 from conftest import PROTOCOL_VECTORS, REPO_ROOT
+from insole.errors import ProtocolError, UnsupportedVersionError
+from insole.link.clocksync import unwrap_counter
 from insole.protocol import (
+    MAX_PACKET_LEN,
+    NA_I16,
+    NA_U16,
     Ack,
     BackfillEnd,
     Command,
@@ -24,9 +28,6 @@ from insole.protocol import (
     FrameDecoder,
     HeelRaise,
     Layout,
-    MAX_PACKET_LEN,
-    NA_I16,
-    NA_U16,
     PacketError,
     PacketStream,
     PacketType,
@@ -56,7 +57,6 @@ from insole.quantise import (
     raw_to_gyro_dps,
     raw_to_imu,
 )
-from insole.link.clocksync import unwrap_counter
 
 # --------------------------------------------------------------------------- golden vectors
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from insole.emulation.board import SimulatedBoard, write_sample_file
 from insole.errors import DeviceError
 from insole.link import PendingRequest, SerialLink
 from insole.protocol import (
@@ -26,7 +27,6 @@ from insole.protocol import (
     encode_packet,
     frame,
 )
-from insole.emulation.board import SimulatedBoard, write_sample_file
 
 
 @pytest.fixture

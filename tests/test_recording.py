@@ -89,7 +89,7 @@ def test_round_trip_both_feet(tmp_path: Path) -> None:
     assert read_header(path) == header
     scales = [s["pressure_scale"] for s in header["streams"]]
     assert scales == [0.001, 0.001]  # 35 / 60000 → 0.001
-    for original, read, scale in zip([left, right], recording.streams, scales):
+    for original, read, scale in zip([left, right], recording.streams, scales, strict=True):
         assert (read.side, read.rate_hz, read.t0_s, read.layout, read.pressure_unit) == (
             original.side, 100.0, 0.25, "insole8", "N/cm2",
         )  # fmt: skip

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from insole.errors import UserError
 from insole.export.events_csv import read_raises_csv, read_steps_csv
 from insole.layouts import load_layout

@@ -10,11 +10,10 @@ import math
 
 import pytest
 
+from conftest import require_shared_data
 from insole.cli import main
 from insole.validation.suite import ROWS, build_rows
 from insole.validation.table import Row
-
-from conftest import require_shared_data
 
 # row name -> {metric: (op, floor)}; generous against the goals in insole.validation.suite
 FLOORS: dict[str, dict[str, tuple[str, float]]] = {
@@ -36,7 +35,7 @@ FLOORS: dict[str, dict[str, tuple[str, float]]] = {
 
 @pytest.fixture(scope="module")
 def rows() -> list[Row]:
-    for name, (_, folder) in ROWS.items():
+    for _, folder in ROWS.values():
         if folder is not None:
             require_shared_data(folder)
     built, missing = build_rows(list(ROWS), quick=True)

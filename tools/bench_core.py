@@ -20,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from insole.emulation.board import HEAP, micropython_env, micropython_executable, write_sample_file
 from insole.hil import replay_recording
-from insole.quantise import stream_counts
 from insole.layouts import load_layout
 from insole.model import FootStream
-from insole.quantise import choose_pressure_scale, rate_hz_to_chz
+from insole.quantise import choose_pressure_scale, rate_hz_to_chz, stream_counts
 from insole.sim import HeelRaises, Stand, Walk, simulate_session
-from insole.emulation.board import HEAP, micropython_env, micropython_executable, write_sample_file
 
 ROOT = Path(__file__).resolve().parent.parent
 MPY_SCRIPT = ROOT / "tools" / "bench_core_mpy.py"

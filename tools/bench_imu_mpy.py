@@ -12,7 +12,7 @@ import sys
 import time
 from array import array
 
-from insolefw.imu import ImuTracker, IMU_STRIDE
+from insolefw.imu import IMU_STRIDE, ImuTracker
 
 
 def stride(rate):

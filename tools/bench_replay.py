@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from insole.emulation.board import SimulatedBoard
 from insole.hil import replay_recording
 from insole.link import SerialLink
 from insole.protocol import Command, CommandCode, PacketType
 from insole.recording import read_recording, write_recording
 from insole.sim import Walk, simulate_session
-from insole.emulation.board import SimulatedBoard
 
 
 def main() -> None:

@@ -31,8 +31,10 @@ y_mm = −Y · 100 for the left foot (medial is −y there).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -232,7 +234,7 @@ def hand_rule_errors_deg(acc: FloatArray, gyro_dps: FloatArray, rate_hz: float, 
 def stride_profile(signal: FloatArray, ic_rows: np.ndarray, points: int = 100) -> FloatArray:
     """Mean of the strides between consecutive initial contacts, time-normalised."""
     strides = []
-    for a, b in zip(ic_rows[:-1], ic_rows[1:], strict=True):
+    for a, b in itertools.pairwise(ic_rows):
         segment = signal[a:b]
         if 50 <= b - a <= 300 and a >= 0 and not np.isnan(segment).any():
             x = np.linspace(0, 1, len(segment))

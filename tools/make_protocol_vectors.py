@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 from cobs import cobs
 
-
 from insole.protocol import (
+    NA_I16,
+    NA_U16,
     Ack,
     BackfillEnd,
     Command,
@@ -38,8 +39,6 @@ from insole.protocol import (
     FrameDecoder,
     HeelRaise,
     Layout,
-    NA_I16,
-    NA_U16,
     PacketError,
     PacketType,
     PacketVersionError,
@@ -589,7 +588,7 @@ def frame_cases() -> list[dict[str, Any]]:
         _frame_case("frame_samples_255_nonzero", frame(dense), "ok", packet=dense),
         _frame_case("frame_samples_1024_bytes", frame(full), "ok", packet=full),
         _frame_case("frame_version_2", frame(_raw(PacketType.COMMAND, b"\x01\x00", version=2)), "unsupported_version",
-                    packet=_raw(PacketType.COMMAND, b"\x01\x00", version=2)),  # fmt: skip
+                    packet=_raw(PacketType.COMMAND, b"\x01\x00", version=2)),
         _frame_case("frame_settings_bad_rate", frame(settings_bad), "bad_value", packet=settings_bad),
         _frame_case("frame_bad_crc", bytes(crc_flipped), "bad_crc"),
         _frame_case("frame_bad_crc_payload_bit", cobs.encode(bytes(payload_flipped)) + b"\x00", "bad_crc"),
@@ -677,7 +676,7 @@ def stream_cases() -> list[dict[str, Any]]:
             "stream_garbage_between_frames",
             [("bad", garbage), ("frame", ping), ("bad", b"\x11\x22\x33\x00"), ("frame", samples),
              ("raw", b"\x00\x00\x00"), ("bad", bytes(bad_crc)), ("frame", step)],
-        ),  # fmt: skip
+        ),
         _stream_case(
             "stream_starts_mid_frame_and_torn_frame",
             [("bad", frame(samples)[25:]), ("frame", status), ("bad", torn), ("frame", ping)],

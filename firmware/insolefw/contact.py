@@ -1,8 +1,9 @@
 # Contact events and heel raises from pressure, one sample at a time, integers only.
 #
 # update() methods are on the sampling path: they must not allocate. The host keeps a
-# reference implementation of the same state machines (host/insole/gait/pressure.py);
-# change both together (tests/test_gait_pressure.py checks that they agree).
+# twin of the same state machines (host/insole/gait/contact.py, defaults in its
+# *Parameters classes); change both together (tests/test_gait_pressure.py checks that
+# they agree).
 from micropython import const
 import struct
 from array import array

@@ -5,9 +5,9 @@
 # raw samples in a ring, finds still phases and follows the stride's pitch-rate lobes.
 # ImuTracker.analyse() is the per-stride work (levelling, gyro integration in fixed
 # point, displacement, angle; in insolefw/stride.py); the caller runs it outside the
-# sampling path when update() reports IMU_STRIDE. The host keeps a reference of the
-# same algorithms (host/insole/gait/imu.py; method in docs/gait-imu.md): change both
-# together, the tests check that they agree on real data.
+# sampling path when update() reports IMU_STRIDE. The host keeps a twin of the same
+# algorithms (host/insole/gait/imu.py, constants in ImuTrackerParameters; method in
+# docs/gait-imu.md): change both together, the tests check that they agree on real data.
 from micropython import const
 from array import array
 

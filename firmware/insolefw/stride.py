@@ -2,7 +2,7 @@
 # integration, displacement, direction and foot progression angle. Runs once per
 # stride, between samples. ImuTracker imports it when it is built, after the
 # firmware's large buffers: on the unix port every import compiles, and its leftovers
-# break up the free heap. Host reference: host/insole/gait/imu.py (bit for bit).
+# break up the free heap. Host twin: host/insole/gait/stride.py (bit for bit).
 from micropython import const
 import math
 

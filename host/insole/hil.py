@@ -17,7 +17,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from insole.emulation.board import SimulatedBoard
 from insole.errors import DeviceError
 from insole.layouts import layout_packet
@@ -32,6 +31,7 @@ from insole.protocol import (
     HeelRaise,
     PacketType,
     Step,
+    direction_name,
     encode_sample_payloads,
 )
 from insole.quantise import rate_hz_to_chz, stream_counts
@@ -143,7 +143,7 @@ def step_rows(stream: FootStream, replay: FootReplay) -> list[StepRow]:
                 ic_s=stream.t0_s + step.ic_index / stream.rate_hz,
                 to_s=stream.t0_s + step.to_index / stream.rate_hz,
                 fpa_deg=fpa,
-                direction=DIRECTION_NAMES.get(step.direction, "unknown"),  # type: ignore[arg-type]
+                direction=direction_name(step.direction),
             )
         )
     return rows

@@ -14,6 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 Side = Literal["left", "right"]
+WalkingDirection = Literal["forward", "backward", "unknown"]
+SIDES: tuple[Side, ...] = ("left", "right")
+WALKING_DIRECTIONS: tuple[WalkingDirection, ...] = ("forward", "backward", "unknown")
 # numpy arrays by dtype, for signatures throughout the package.
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
@@ -85,7 +88,7 @@ class StepRow:
     ic_s: float
     to_s: float
     fpa_deg: float | None
-    direction: Literal["forward", "backward", "unknown"]
+    direction: WalkingDirection
 
 
 @dataclass(frozen=True)
@@ -96,3 +99,19 @@ class HeelRaiseRow:
     start_s: float
     end_s: float
     hold_s: float
+
+
+def as_side(text: str) -> Side:
+    """``text`` as a :data:`Side`; ValueError for anything else (files, arguments)."""
+    for side in SIDES:
+        if text == side:
+            return side
+    raise ValueError(f"side must be 'left' or 'right', got {text!r}")
+
+
+def as_walking_direction(text: str) -> WalkingDirection:
+    """``text`` as a :data:`WalkingDirection`; ValueError for anything else."""
+    for direction in WALKING_DIRECTIONS:
+        if text == direction:
+            return direction
+    raise ValueError(f"direction must be one of {', '.join(WALKING_DIRECTIONS)}, got {text!r}")

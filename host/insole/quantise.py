@@ -108,7 +108,7 @@ def choose_pressure_scale(pressure: npt.ArrayLike, *, target_max_counts: float =
 
 def rate_hz_to_chz(rate_hz: float) -> int:
     """Sampling rate in Hz → the protocol's 0.01 Hz units (204.8 Hz → 20480)."""
-    return int(round(rate_hz * 100.0))
+    return round(rate_hz * 100.0)
 
 
 def chz_to_rate_hz(rate_chz: int) -> float:

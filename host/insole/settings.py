@@ -10,7 +10,7 @@ option, its unit and its range; :func:`describe` says what the settings do.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from insole.errors import UserError
@@ -18,9 +18,7 @@ from insole.protocol import (
     CUE_PATTERN_WEIGHTS,
     SETTINGS_RANGES,
     CueMode,
-    CueOutcome,
     CuePattern,
-    CueReason,
     CueSchedule,
     Settings,
 )

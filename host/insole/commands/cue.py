@@ -25,7 +25,7 @@ DEFAULT_SIM_SETTINGS_DIR = Path(tempfile.gettempdir()) / "insole-sim-settings"  
 _NEGATIVE_VALUE = re.compile(r"^-\d+(\.\d+)?(:\d+(\.\d+)?)?$")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "cue",
         help="show or set an insole's haptic cue settings (foot-angle band, schedule, metronome)",

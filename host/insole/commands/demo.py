@@ -17,12 +17,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from insole.session.live import LiveSession
 from insole.emulation.insoles import open_simulated_insoles
+from insole.session.live import LiveSession
 from insole.session.terminal import render
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("demo", help="two simulated insoles walking, shown live (no hardware needed)")
     p.add_argument("--duration-s", type=float, default=20.0, help="how long to stream (default 20 s)")
     p.add_argument("-o", "--output", type=Path, help="also record both feet to this .insole file")
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         if args.output:
             header = make_header(
                 source="simulated",
-                streams=[stream_header_for(s, scale) for s, scale in zip(sim.streams, insoles.pressure_scales)],
+                streams=[stream_header_for(s, scale) for s, scale in zip(sim.streams, insoles.pressure_scales, strict=True)],
             )
             writer = stack.enter_context(RecordingWriter(args.output, header))
         session = LiveSession(insoles.links, layouts=insoles.layouts, writer=writer)

@@ -9,7 +9,7 @@ from insole.export.samples_csv import export_csv
 from insole.recording import read_recording
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "export",
         help="write a recording's samples as CSV",

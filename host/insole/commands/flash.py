@@ -15,7 +15,7 @@ from rich.table import Table
 from insole.flash import StagedFile, mpremote_args, prepare, reset_args, upload
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "flash",
         help="compile the firmware (mpy-cross, xtensawin) and copy it to an ESP32-S3 insole with mpremote",

@@ -6,14 +6,14 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from insole.errors import UserError
 from insole.export.events_csv import write_raises_csv, write_steps_csv
 from insole.hil import raise_rows, replay_recording, step_rows
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "hil",
         help="replay a recording through the firmware (simulated board or --port) and write its events",
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:>7}/{task.total} samples"),
         TimeRemainingColumn(), console=console, transient=True,
     ) as progress:
-        tasks = {s.side: progress.add_task(f"{s.side:>5} foot", total=s.n_samples) for s in streams}
+        tasks: dict[str, TaskID] = {s.side: progress.add_task(f"{s.side:>5} foot", total=s.n_samples) for s in streams}
         replays = replay_recording(
             streams,
             scales,
@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
             progress=lambda side, done: progress.update(tasks[side], completed=done),
             log_dir=args.log_dir,
         )
-    steps = [row for s, r in zip(streams, replays) for row in step_rows(s, r)]
+    steps = [row for s, r in zip(streams, replays, strict=True) for row in step_rows(s, r)]
     n_steps = write_steps_csv(args.steps, steps)
     if args.heel_raises:
-        write_raises_csv(args.heel_raises, [row for s, r in zip(streams, replays) for row in raise_rows(s, r)])
+        write_raises_csv(args.heel_raises, [row for s, r in zip(streams, replays, strict=True) for row in raise_rows(s, r)])
     for r in replays:
         console.print(
             f"{r.side:>5}: {len(r.steps)} steps, {len(r.raises)} heel raises, {r.samples} samples "

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from insole.errors import UserError
-from insole.model import FootStream, StepRow
+from insole.model import FootStream, Side, StepRow
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "import",
         help="convert a third-party recording (Moticon, gaitpdb, gaitmap, CSV) into an .insole recording",
@@ -92,14 +92,14 @@ def _write(
     print(f"wrote {output}")
 
 
-def _vendor_steps(ic_s: np.ndarray, to_s: np.ndarray, side: str) -> list[StepRow]:
+def _vendor_steps(ic_s: np.ndarray, to_s: np.ndarray, side: Side) -> list[StepRow]:
     """Pair each initial contact with the first toe-off after it and before the next contact."""
     steps = []
     for k, ic in enumerate(ic_s):
         next_ic = ic_s[k + 1] if k + 1 < len(ic_s) else np.inf
         after = to_s[(to_s > ic) & (to_s < next_ic)]
         if after.size:
-            steps.append(StepRow(side, float(ic), float(after[0]), None, "unknown"))  # type: ignore[arg-type]
+            steps.append(StepRow(side, float(ic), float(after[0]), None, "unknown"))
     return steps
 
 

@@ -9,13 +9,13 @@ from contextlib import ExitStack
 from rich.console import Console
 from rich.live import Live
 
-from insole.session.live import LiveSession
-from insole.link.ble import open_ble_insoles
 from insole.emulation.insoles import open_simulated_insoles
+from insole.link.ble import open_ble_insoles
+from insole.session.live import LiveSession
 from insole.session.terminal import render
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("monitor", help="watch both insoles live over BLE (Ctrl-C to stop)")
     p.add_argument("--side", action="append", choices=("left", "right"), help="which insoles (default both)")
     p.add_argument("--simulate", action="store_true", help="two simulated insoles on the emulated BLE radio")

@@ -24,7 +24,7 @@ from insole.quantise import chz_to_rate_hz
 from insole.session.live import LiveSession
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("record", help="record live insoles (boards or simulated) to an .insole file")
     p.add_argument("-o", "--output", type=Path, required=True, help="the recording to create")
     p.add_argument("--port", action="append", default=[], metavar="SIDE=PORT", help="left=/dev/ttyACM0 (repeatable)")
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             layouts = insoles.layouts
             entries = [
                 stream_header_for(stream, scale) | {"device": "unix-sim"}
-                for stream, scale in zip(sim.streams, insoles.pressure_scales)
+                for stream, scale in zip(sim.streams, insoles.pressure_scales, strict=True)
             ]
             header = make_header(source="simulated", streams=entries)
         else:

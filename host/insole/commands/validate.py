@@ -11,7 +11,7 @@ from rich.console import Console
 from insole.errors import UserError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from insole.validation.suite import ROW_NAMES
 
     p = subparsers.add_parser(

@@ -169,7 +169,7 @@ class SimulatedBoard:
                 close_fds=True,
             )
         finally:
-            if stderr is not subprocess.DEVNULL:
+            if not isinstance(stderr, int):
                 stderr.close()
         return self
 

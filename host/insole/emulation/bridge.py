@@ -39,7 +39,7 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bumble import gatt, hci, pairing
@@ -121,7 +121,7 @@ class _Value:
         self.bridge = bridge
         self.data = b""
         self.handle = 0
-        self.attribute: Attribute | None = None
+        self.attribute: Attribute[bytes] | None = None
 
     def read(self, connection: Connection) -> bytes:
         return self.data
@@ -188,7 +188,12 @@ class PeripheralBridge:
         self._next_id = 1
         self._tx: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
         self._registered = False
-        self._calls: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()  # strong references until each is done
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- the socket to MicroPython -----------------------------------------------------
 
@@ -250,8 +255,7 @@ class PeripheralBridge:
             # (power-on reads the bond store), which arrives on this same socket.
             # MicroPython waits for the reply before sending anything else but such
             # answers, so nothing overtakes the call.
-            self._calls.add(task := asyncio.create_task(self._answer_call(json.loads(body))))
-            task.add_done_callback(self._calls.discard)
+            self._spawn(self._answer_call(json.loads(body)))
         elif op in (OP_NOTIFY, OP_INDICATE):
             self._tx.put_nowait((op, body))
         elif op == OP_WRITE:
@@ -282,24 +286,25 @@ class PeripheralBridge:
         while True:
             op, body = await self._tx.get()
             if op == OP_WRITE:
-                await self._update_subscribers(*struct.unpack_from("<H", body), body[3:])
+                (value_handle,) = struct.unpack_from("<H", body)
+                await self._update_subscribers(value_handle, body[3:])
                 continue
             conn_handle, value_handle = struct.unpack_from("<HH", body)
             data = body[4:]
             device = self.device
             connection = device.lookup_connection(conn_handle) if device else None
             attribute = device.gatt_server.get_attribute(value_handle) if device else None
-            if connection is None or attribute is None:
+            if device is None or connection is None or attribute is None:
                 self.send(OP_CREDIT, struct.pack("<H", 1))
                 continue
             if op == OP_NOTIFY:
-                await device.notify_subscriber(connection, attribute, data)  # type: ignore[union-attr]
+                await device.notify_subscriber(connection, attribute, data)
                 queue = connection.data_packet_queue
                 if queue is not None and queue.pending > _MAX_ACL_IN_FLIGHT:
                     await connection.drain()
                 self.send(OP_CREDIT, struct.pack("<H", 1))
             else:
-                asyncio.create_task(self._indicate(connection, attribute, data))
+                self._spawn(self._indicate(connection, attribute, data))
 
     async def _update_subscribers(self, value_handle: int, data: bytes) -> None:
         # gatts_write(..., send_update=True): each subscribed client by its own choice,
@@ -309,12 +314,12 @@ class PeripheralBridge:
         if device is None or attribute is None:
             return
         await device.notify_subscribers(attribute, data)
-        asyncio.create_task(device.indicate_subscribers(attribute, data))
+        self._spawn(device.indicate_subscribers(attribute, data))
 
-    async def _indicate(self, connection: Connection, attribute: Attribute, data: bytes) -> None:
+    async def _indicate(self, connection: Connection, attribute: Attribute[bytes], data: bytes) -> None:
         status = 0
         try:
-            await self.device.indicate_subscriber(connection, attribute, data)  # type: ignore[union-attr]
+            await self._require_device().indicate_subscriber(connection, attribute, data)
         except Exception:
             status = 0x0E  # unlikely error: timeout or link lost
         self.send(OP_CREDIT, struct.pack("<H", 1))
@@ -377,7 +382,7 @@ class PeripheralBridge:
             for uuid, flags, descriptors in characteristics:
                 value = _Value(self)
                 descriptor_values = [_Value(self) for _ in descriptors]
-                characteristic = gatt.Characteristic(
+                characteristic: gatt.Characteristic[bytes] = gatt.Characteristic(
                     parse_uuid(uuid),
                     gatt.Characteristic.Properties(flags & 0xFF),
                     flags_to_permissions(flags),
@@ -385,11 +390,11 @@ class PeripheralBridge:
                     descriptors=[
                         gatt.Descriptor(parse_uuid(d_uuid), flags_to_permissions(d_flags),
                                         gatt.CharacteristicValue(read=d_value.read, write=d_value.write))
-                        for (d_uuid, d_flags), d_value in zip(descriptors, descriptor_values)
+                        for (d_uuid, d_flags), d_value in zip(descriptors, descriptor_values, strict=True)
                     ],
                 )
                 value.attribute = characteristic
-                for descriptor, d_value in zip(characteristic.descriptors, descriptor_values):
+                for descriptor, d_value in zip(characteristic.descriptors, descriptor_values, strict=True):
                     d_value.attribute = descriptor
                 group += [value, *descriptor_values]
                 service_characteristics.append(characteristic)
@@ -453,7 +458,7 @@ class PeripheralBridge:
             except Exception:
                 logger.info("MTU exchange from the peripheral failed", exc_info=True)
 
-        asyncio.create_task(exchange())
+        self._spawn(exchange())
 
     # -- the bumble device -------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from bleak.args import SizedBuffer
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -97,7 +97,7 @@ def bleak_uuid(uuid: UUID) -> str:
 class BumbleAdapter:
     """The host's radio: one bumble device on one controller per event loop."""
 
-    _adapters: dict[tuple[int, str], BumbleAdapter] = {}
+    _adapters: ClassVar[dict[tuple[int, str], BumbleAdapter]] = {}
 
     def __init__(self, transport_name: str, keystore_path: str | None) -> None:
         self.transport_name = transport_name
@@ -180,26 +180,30 @@ def advertisement_data(advertisement: Advertisement) -> AdvertisementData:
     data = advertisement.data
     names = data.get_all(AdvertisingData.COMPLETE_LOCAL_NAME) or data.get_all(AdvertisingData.SHORTENED_LOCAL_NAME)
     service_uuids: list[str] = []
+    # get_all() returns each AD type's decoded form (a union type): the isinstance checks
+    # pick the forms these types decode to.
     for list_type in _SERVICE_LISTS:
         for uuids in data.get_all(list_type):
-            for uuid in uuids:  # type: ignore[union-attr]
+            for uuid in uuids if isinstance(uuids, list) else ():
                 text = bleak_uuid(uuid)
                 if text not in service_uuids:
                     service_uuids.append(text)
     service_data: dict[str, bytes] = {}
     for data_type in _SERVICE_DATA:
-        for uuid, payload in data.get_all(data_type):  # type: ignore[misc]
-            service_data[bleak_uuid(uuid)] = bytes(payload)
+        for item in data.get_all(data_type):
+            if isinstance(item, tuple) and isinstance(item[0], UUID):
+                service_data[bleak_uuid(item[0])] = bytes(item[1])
     manufacturer_data: dict[int, bytes] = {}
-    for company, payload in data.get_all(AdvertisingData.MANUFACTURER_SPECIFIC_DATA):  # type: ignore[misc]
-        manufacturer_data[company] = bytes(payload)
-    tx_powers = data.get_all(AdvertisingData.TX_POWER_LEVEL)
+    for item in data.get_all(AdvertisingData.MANUFACTURER_SPECIFIC_DATA):
+        if isinstance(item, tuple) and isinstance(item[0], int):
+            manufacturer_data[item[0]] = bytes(item[1])
+    tx_powers = [v for v in data.get_all(AdvertisingData.TX_POWER_LEVEL) if isinstance(v, int)]
     return AdvertisementData(
         local_name=str(names[-1]) if names else None,
         manufacturer_data=manufacturer_data,
         service_data=service_data,
         service_uuids=service_uuids,
-        tx_power=int(tx_powers[-1]) if tx_powers else None,  # type: ignore[arg-type]
+        tx_power=tx_powers[-1] if tx_powers else None,
         rssi=advertisement.rssi,
         platform_data=(advertisement,),
     )
@@ -399,7 +403,7 @@ class BumbleClient(BaseBleakClient):
         await self._write(descriptor.obj, data, True)
 
     async def _write(self, proxy: Any, data: SizedBuffer, response: bool) -> None:
-        await self._gatt(self._require_peer().write_value(proxy, bytes(data), with_response=response))  # type: ignore[arg-type]
+        await self._gatt(self._require_peer().write_value(proxy, bytes(data), with_response=response))
 
     async def start_notify(self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback,
                            **kwargs: Any) -> None:

@@ -58,7 +58,7 @@ def open_simulated_insoles(
     if ble:
         out.links.extend(_open_ble_insoles(stack, streams, samples_files, out.layouts, env or {}, log_dir, connect))
         return out
-    for stream, samples_file in zip(streams, samples_files):
+    for stream, samples_file in zip(streams, samples_files, strict=True):
         board = stack.enter_context(
             SimulatedBoard(side=stream.side, samples_file=samples_file, env=(env or {}).get(stream.side))
         )
@@ -81,7 +81,7 @@ def _open_ble_insoles(
     env: dict[str, dict[str, str]],
     log_dir: Path | None,
     connect: bool,
-) -> list[tuple[str, InsoleLink]]:
+) -> Sequence[tuple[str, InsoleLink]]:
     try:
         from insole.emulation import bumble_backend
     except ImportError as exc:
@@ -96,7 +96,7 @@ def _open_ble_insoles(
     bumble_backend.use_transport(radio.transports[0])
     # Unwinds after the links and insoles: the host's radio leaves its controller last.
     stack.callback(lambda: run_on_radio(bumble_backend.shutdown(), timeout_s=10.0))
-    for i, (stream, samples_file) in enumerate(zip(streams, samples_files)):
+    for i, (stream, samples_file) in enumerate(zip(streams, samples_files, strict=True)):
         layout = layouts[stream.side]
         stack.enter_context(
             BridgedPeripheral(
@@ -105,7 +105,7 @@ def _open_ble_insoles(
                 env={
                     "INSOLE_SIM_SAMPLES": str(samples_file),
                     "INSOLE_SAMPLE_LOG_BYTES": str(SAMPLE_LOG_BYTES_BLE),
-                    "INSOLE_SIM_LAYOUT": ",".join(str(v) for xy in zip(layout.x_mm, layout.y_mm) for v in xy),
+                    "INSOLE_SIM_LAYOUT": ",".join(str(v) for xy in zip(layout.x_mm, layout.y_mm, strict=True) for v in xy),
                     **env.get(stream.side, {}),
                 },
                 capture_stdout=False,

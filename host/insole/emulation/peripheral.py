@@ -20,7 +20,6 @@ from insole.emulation.process import START_TIMEOUT_S, read_first_line, stop_proc
 from insole.emulation.radio import LOOPBACK
 from insole.resources import FIRMWARE_DIR
 
-
 FIRMWARE_MAIN = FIRMWARE_DIR / "boards" / "unix" / "main_unix.py"  # the insole's firmware on the unix port
 
 

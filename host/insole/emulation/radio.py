@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from insole.emulation.process import read_first_line, stop_process
 
+if TYPE_CHECKING:  # bumble is imported where the radio process needs it, not by its launcher
+    from bumble.controller import Controller
+    from bumble.link import LocalLink
+    from bumble.transport.common import StreamPacketSource
 
 LOOPBACK = "127.0.0.1"
 # HCI error "connection timeout": what a central sees when its peripheral vanishes.
@@ -42,7 +46,7 @@ logger = logging.getLogger(__name__)
 class _HciPort:
     """One TCP port of the radio; the controller behind it is rebuilt per host connection."""
 
-    def __init__(self, link: object, index: int) -> None:
+    def __init__(self, link: LocalLink, index: int) -> None:
         self.link = link
         self.index = index
         self.active: _HciConnection | None = None
@@ -51,9 +55,9 @@ class _HciPort:
 class _HciConnection(asyncio.Protocol):
     def __init__(self, port: _HciPort) -> None:
         self.port = port
-        self.controller: object | None = None
+        self.controller: Controller | None = None
         self.transport: asyncio.Transport | None = None
-        self.source: object | None = None
+        self.source: StreamPacketSource | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         from bumble.controller import Controller
@@ -81,7 +85,7 @@ class _HciConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.source is not None:
-            self.source.data_received(data)  # type: ignore[attr-defined]
+            self.source.data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.power_off()
@@ -96,16 +100,16 @@ class _HciConnection(asyncio.Protocol):
         self.controller = None
         if self.port.active is self:
             self.port.active = None
-        for connection in list(controller.le_connections.values()):  # type: ignore[attr-defined]
+        for connection in list(controller.le_connections.values()):
             connection.send_ll_control_pdu(ll.TerminateInd(_REASON_CONNECTION_TIMEOUT))
-        controller.le_connections.clear()  # type: ignore[attr-defined]
-        controller.le_legacy_advertiser.stop()  # type: ignore[attr-defined]
-        for advertising_set in controller.advertising_sets.values():  # type: ignore[attr-defined]
+        controller.le_connections.clear()
+        controller.le_legacy_advertiser.stop()
+        for advertising_set in controller.advertising_sets.values():
             advertising_set.stop()
-        controller.le_scan_enable = False  # type: ignore[attr-defined]
-        controller.host = None  # type: ignore[attr-defined]
-        if controller in self.port.link.controllers:  # type: ignore[attr-defined]
-            self.port.link.remove_controller(controller)  # type: ignore[attr-defined]
+        controller.le_scan_enable = False
+        controller.host = None
+        if controller in self.port.link.controllers:
+            self.port.link.remove_controller(controller)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -114,13 +118,13 @@ async def serve_radio(n_controllers: int, host: str = LOOPBACK) -> None:
     """Run the radio until cancelled; prints the ports, space-separated, on one line."""
     from bumble.link import LocalLink
 
-    link = LocalLink()
+    link = LocalLink()  # type: ignore[no-untyped-call]  # bumble leaves its __init__ unannotated
     loop = asyncio.get_running_loop()
     ports: list[int] = []
     servers = []
     for index in range(n_controllers):
         hci_port = _HciPort(link, index)
-        server = await loop.create_server(lambda p=hci_port: _HciConnection(p), host, 0)
+        server = await loop.create_server(functools.partial(_HciConnection, hci_port), host, 0)
         servers.append(server)
         ports.append(server.sockets[0].getsockname()[1])
     print(" ".join(map(str, ports)), flush=True)

@@ -11,7 +11,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from insole.model import HeelRaiseRow, StepRow
+from insole.model import HeelRaiseRow, StepRow, as_side, as_walking_direction
 
 STEP_COLUMNS = ("side", "ic_s", "to_s", "fpa_deg", "direction")
 RAISE_COLUMNS = ("side", "start_s", "end_s", "hold_s")
@@ -45,11 +45,11 @@ def read_steps_csv(path: Path) -> list[StepRow]:
             raise ValueError(f"{path}: expected columns {','.join(STEP_COLUMNS)}, got {reader.fieldnames}")
         return [
             StepRow(
-                side=row["side"],  # type: ignore[arg-type]
+                side=as_side(row["side"]),
                 ic_s=float(row["ic_s"]),
                 to_s=float(row["to_s"]),
                 fpa_deg=float(row["fpa_deg"]) if row["fpa_deg"] else None,
-                direction=row["direction"],  # type: ignore[arg-type]
+                direction=as_walking_direction(row["direction"]),
             )
             for row in reader
         ]
@@ -61,6 +61,6 @@ def read_raises_csv(path: Path) -> list[HeelRaiseRow]:
         if tuple(reader.fieldnames or ()) != RAISE_COLUMNS:
             raise ValueError(f"{path}: expected columns {','.join(RAISE_COLUMNS)}, got {reader.fieldnames}")
         return [
-            HeelRaiseRow(row["side"], float(row["start_s"]), float(row["end_s"]), float(row["hold_s"]))  # type: ignore[arg-type]
+            HeelRaiseRow(as_side(row["side"]), float(row["start_s"]), float(row["end_s"]), float(row["hold_s"]))
             for row in reader
         ]

@@ -47,7 +47,7 @@ def export_csv(recording: Recording, output: Path, side: str = "all") -> int:
     if with_imu:
         columns += IMU_FIELD_NAMES
     scales = [float(e.get("pressure_scale", 1.0)) for e in recording.header["streams"]]
-    scale_of = {id(s): scale for s, scale in zip(recording.streams, scales)}
+    scale_of = {id(s): scale for s, scale in zip(recording.streams, scales, strict=True)}
     rows = 0
     try:
         with open(output, "w", newline="") as f:

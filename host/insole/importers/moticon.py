@@ -51,11 +51,10 @@ import numpy.typing as npt
 
 from insole.errors import UserError
 from insole.importers import TextTable, grid_indices, read_text_table, trim_all_nan_rows
-from insole.model import STANDARD_GRAVITY_MS2, FloatArray, FootStream, Side
+from insole.model import SIDES, STANDARD_GRAVITY_MS2, FloatArray, FootStream, Side, as_side
 
 LAYOUT_NAME = "moticon16"
 RATE_HZ = 100.0
-SIDES: tuple[Side, Side] = ("left", "right")
 PRESSURE_UNIT = "N/cm²"
 
 # Per-foot sign flips from the vendor's side-agnostic frame (module docstring).
@@ -257,7 +256,7 @@ def _events(
                 side, kind = _STEP_CODES[code]
                 source = "vendor"
             elif manual and code in _MANUAL_CODES:
-                side, kind = manual.group(1).lower(), _MANUAL_CODES[code]  # type: ignore[assignment]
+                side, kind = as_side(manual.group(1).lower()), _MANUAL_CODES[code]
                 source = "manual" if source == "none" else source
             else:
                 unknown[int(code)] = unknown.get(int(code), 0) + len(at)

@@ -31,6 +31,7 @@ from insole.protocol.constants import (
     NA_U8,
     NA_U16,
     NA_U32,
+    SETTINGS_VERSION,
     U16_WRAP,
     CommandCode,
     CueMode,
@@ -39,7 +40,6 @@ from insole.protocol.constants import (
     CueSchedule,
     ErrorCode,
     PacketType,
-    SETTINGS_VERSION,
 )
 from insole.protocol.header import PacketError, bad_length, bad_value, encode_packet, truncated
 
@@ -89,7 +89,7 @@ class _FixedBody:
             raise make(f"{cls.TYPE.name} payload is {len(payload)} bytes, expected {expected}")
         raw = cls._STRUCT.unpack(payload)
         out: dict[str, int | None] = {}
-        for f, value in zip(cls._FIELDS, raw):
+        for f, value in zip(cls._FIELDS, raw, strict=True):
             if f.name is not None:
                 out[f.name] = None if f.na and value == _SENTINELS[f.code] else value
         return out

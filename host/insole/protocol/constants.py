@@ -8,6 +8,10 @@ trees equal.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from insole.model import WalkingDirection
 
 PROTOCOL_VERSION = 1
 HEADER_LEN = 8
@@ -84,6 +88,11 @@ class Direction(IntEnum):
     UNKNOWN = 0
     FORWARD = 1
     BACKWARD = 2
+
+
+def direction_name(code: int) -> WalkingDirection:
+    """A STEP's ``direction`` code as a word: "forward", "backward" or "unknown"."""
+    return "forward" if code == Direction.FORWARD else "backward" if code == Direction.BACKWARD else "unknown"
 
 
 class CueMode(IntEnum):

@@ -28,7 +28,8 @@ def crc16(data: bytes) -> int:
 def frame(packet: bytes, prefix: bytes = b"") -> bytes:
     """``COBS(prefix ‖ packet ‖ crc16_le) ‖ 0x00``; the link uses no prefix."""
     body = bytes(prefix) + bytes(packet)
-    return cobs.encode(body + crc16(body).to_bytes(2, "little")) + b"\x00"
+    encoded: bytes = cobs.encode(body + crc16(body).to_bytes(2, "little"))
+    return encoded + b"\x00"
 
 
 def max_encoded_frame_len(prefix_len: int = 0) -> int:
@@ -76,7 +77,7 @@ class FrameDecoder:
         self._buffer.clear()
         self._overflowed = False
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         parts = bytes(data).split(b"\x00")
         if len(parts) == 1:
             self._buffer += parts[0]

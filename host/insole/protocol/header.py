@@ -21,6 +21,7 @@ from insole.protocol.constants import (
     ErrorCode,
 )
 
+
 class PacketError(ProtocolError):
     """A packet refused under protocol v1.
 
@@ -49,7 +50,7 @@ class PacketVersionError(UnsupportedVersionError):
         self.version = version
 
 
-def unsupported_version_message(version: int, what: str = "protocol") -> str:
+def unsupported_version_message(version: object, what: str = "protocol") -> str:
     return f"{what} version {version} is not supported; this side speaks version {PROTOCOL_VERSION}"
 
 

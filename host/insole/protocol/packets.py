@@ -87,7 +87,8 @@ def _with_none(values: npt.NDArray[Any], sentinel: int) -> list[Any]:
     """Array → nested lists with the n/a sentinel as None."""
     as_objects = values.astype(object)
     as_objects[values == sentinel] = None
-    return as_objects.tolist()  # type: ignore[no-any-return]
+    nested: list[Any] = as_objects.tolist()
+    return nested
 
 
 def body_to_fields(body: Body) -> dict[str, Any]:
@@ -106,7 +107,7 @@ def body_to_fields(body: Body) -> dict[str, Any]:
         }
         if body.imu_raw is not None:
             columns = _with_none(body.imu_raw.T, NA_I16)
-            out.update(zip(IMU_FIELD_NAMES, columns))
+            out.update(zip(IMU_FIELD_NAMES, columns, strict=True))
         return out
     if isinstance(body, Layout):
         return {"n": body.n, "x_mm": list(body.x_mm), "y_mm": list(body.y_mm)}
@@ -119,7 +120,7 @@ def _from_none(values: Any, sentinel: int, shape: tuple[int, int]) -> npt.NDArra
     if shape[0] * shape[1] == 0:
         return np.zeros(shape, dtype=np.int64)
     array = np.array(values, dtype=object).reshape(shape)
-    array[np.equal(array, None)] = sentinel
+    array[np.vectorize(lambda value: value is None, otypes=[np.bool_])(array)] = sentinel
     return array.astype(np.int64)
 
 
@@ -139,5 +140,6 @@ def body_from_fields(packet_type: int, values: dict[str, Any]) -> Body:
     cls = BODY_CLASSES.get(packet_type)
     if cls is None:
         raise ProtocolError(f"unknown packet type {packet_type:#04x}")
-    return cls(**values)  # type: ignore[no-any-return]
+    body: Body = cls(**values)
+    return body
 

@@ -138,7 +138,7 @@ class Samples:
             and imu_equal
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as arrays compared by value must be
 
 
 def decode_sample_batches(
@@ -209,10 +209,10 @@ def _sample_words(
     has_imu = int(imu is not None)
     if n_p == 0 and not has_imu:
         raise ProtocolError("samples need pressure channels or an IMU")
-    n = len(imu) if imu is not None else len(pressure)  # type: ignore[arg-type]
+    n = len(imu) if imu is not None else len(pressure) if pressure is not None else 0
     words = np.empty((n, n_p + IMU_AXES * has_imu), dtype="<u2")
-    if n_p:
-        words[:, :n_p] = pressure  # type: ignore[index]
+    if pressure is not None and n_p:
+        words[:, :n_p] = pressure
     if has_imu:
         words[:, n_p:] = np.asarray(imu, dtype=np.int16).view(np.uint16)
     return words, n_p, has_imu

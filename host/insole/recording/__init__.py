@@ -32,4 +32,4 @@ __all__ = [
     "LostEvents", "NotARecordingError", "Recording", "RecordingVersionError", "RecordingWriter",
     "frame_record", "header_bytes", "make_header", "read_header", "read_recording", "stream_header",
     "stream_header_for", "validate_header", "write_recording",
-]  # fmt: skip
+]

@@ -128,7 +128,7 @@ def validate_header(header: dict[str, Any], *, origin: str) -> None:
             f"this side reads version {FORMAT_VERSION}"
         )
     if header.get("protocol_version") != PROTOCOL_VERSION:
-        message = unsupported_version_message(header.get("protocol_version"))  # type: ignore[arg-type]
+        message = unsupported_version_message(header.get("protocol_version"))
         raise RecordingVersionError(f"{origin}: {message}")
     streams = header.get("streams")
     if not isinstance(streams, list) or not streams:

@@ -130,6 +130,7 @@ def _stream_from_samples(
     acc: FloatArray | None = None
     gyro: FloatArray | None = None
     if has_imu:
+        assert imu_raw is not None  # decoded with imu=True
         raw = np.full((n_rows, 6), NA_I16, dtype=np.int16)
         raw[indices] = imu_raw
         acc, gyro = raw_to_imu(raw)
@@ -217,7 +218,7 @@ def read_recording(path: Path) -> Recording:
     streams: list[FootStream] = []
     lost: list[int] = []
     timelines: list[SampleTimeline | None] = []
-    for entry, payloads, clocks in zip(entries, sample_payloads, sample_clocks):
+    for entry, payloads, clocks in zip(entries, sample_payloads, sample_clocks, strict=True):
         indices, pressure_counts, imu_raw = _decode_stream_samples(
             payloads, int(entry["n_pressure"]), bool(entry["imu"]), bad_packets
         )
@@ -248,6 +249,6 @@ def _live_timeline(stream: FootStream, clocks: list[tuple[int, int, int]]) -> Sa
     """The stream's host timeline when it was recorded live (packets with arrival times)."""
     if not clocks:
         return None
-    index, device_ms, host_ms = (np.array(column, dtype=np.int64) for column in zip(*clocks))
+    index, device_ms, host_ms = (np.array(column, dtype=np.int64) for column in zip(*clocks, strict=True))
     order = np.argsort(host_ms, kind="stable")  # backfilled packets arrive late: still fine
     return sample_timeline(index[order], device_ms[order], host_ms[order], stream.rate_hz)

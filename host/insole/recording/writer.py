@@ -17,7 +17,7 @@ from typing import Any
 
 from insole.model import FootStream
 from insole.protocol import PROTOCOL_VERSION, encode_samples
-from insole.quantise import choose_pressure_scale, imu_to_raw, pressure_to_counts
+from insole.quantise import stream_counts
 from insole.recording.header import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -57,18 +57,11 @@ def write_recording(
     entries = []
     timed_frames: list[tuple[float, int, int, bytes]] = []
     for stream_id, stream in enumerate(streams):
-        if pressure_scales is not None:
-            scale = float(pressure_scales[stream_id])
-        elif stream.pressure is not None:
-            scale = choose_pressure_scale(stream.pressure)
-        else:
-            scale = 1.0
-        entries.append(stream_header_for(stream, scale))
-        pressure_counts = None if stream.pressure is None else pressure_to_counts(stream.pressure, scale)
-        imu_raw = None if not stream.has_imu else imu_to_raw(stream.acc_ms2, stream.gyro_dps)  # type: ignore[arg-type]
+        counts = stream_counts(stream, None if pressure_scales is None else float(pressure_scales[stream_id]))
+        entries.append(stream_header_for(stream, counts.pressure_scale))
         if stream.n_samples == 0:
             continue
-        packets = encode_samples(0, pressure_counts, imu_raw, rate_hz=stream.rate_hz)
+        packets = encode_samples(0, counts.pressure, counts.imu, rate_hz=stream.rate_hz)
         for seq, packet in enumerate(packets):
             sent = int.from_bytes(packet[8:12], "little") + packet[12]
             sent_s = stream.t0_s + sent / stream.rate_hz

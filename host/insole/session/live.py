@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from insole.link import InsoleLink
-from insole.protocol import DecodedPacket, HeelRaise, Layout, Mode, Samples, Status, Step
+from insole.protocol import DecodedPacket, HeelRaise, Layout, Mode, Samples, Status, Step, direction_name
 from insole.quantise import chz_to_rate_hz
 from insole.recording import RecordingWriter
-
-DIRECTIONS = {0: "unknown", 1: "forward", 2: "backward"}
 
 
 @dataclass
@@ -55,7 +53,7 @@ class FootState:
 
     @property
     def last_direction(self) -> str:
-        return DIRECTIONS.get(self.steps[-1].direction, "unknown") if self.steps else "-"
+        return direction_name(self.steps[-1].direction) if self.steps else "-"
 
 
 def symmetry_index(left: float | None, right: float | None) -> float | None:

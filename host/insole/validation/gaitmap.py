@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from insole.importers.gaitmap import RATE_HZ, import_gaitmap
-from insole.model import FloatArray, FootStream, Side
+from insole.model import FloatArray, FootStream, Side, as_side
 from insole.resources import shared_data_dir
 from insole.validation.references import ReferenceRecording, ReferenceSteps
 
@@ -69,14 +69,15 @@ def read_strides(folder: Path | None = None) -> list[MocapStride]:
     strides = []
     with open(folder / "stride_events_sample.csv", newline="") as f:
         for row in csv.DictReader(f):
-            side = row["foot"]
-            if side not in ("left", "right"):
-                raise ValueError(f"{folder}: unknown foot {side!r}")
+            try:
+                side = as_side(row["foot"])
+            except ValueError as exc:
+                raise ValueError(f"{folder}: {exc}") from None
             start, end = int(float(row["start"])), int(float(row["end"]))
             extra = angles.get((side, start, end))
             strides.append(
                 MocapStride(
-                    side=side,  # type: ignore[arg-type]
+                    side=side,
                     start=start,
                     end=end,
                     ic=int(float(row["ic"])),

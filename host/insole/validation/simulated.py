@@ -58,7 +58,7 @@ def simulated_fpa_row(seed: int = 11, steps_per_value: int = 16) -> Row:
     pool = EventPool()
     errors: list[float] = []
     hits = total = 0
-    for stream, replay in zip(sim.streams, replays):
+    for stream, replay in zip(sim.streams, replays, strict=True):
         # Events are scored against every ground contact (bout starts and ends too);
         # foot angle and direction against the walking steps, which carry them.
         contacts = [c for c in sim.contacts if c.side == stream.side]
@@ -71,7 +71,7 @@ def simulated_fpa_row(seed: int = 11, steps_per_value: int = 16) -> Row:
         truth = [t for t in sim.step_truth if t.side == stream.side]
         match = match_events(ic_s, [t.ic_s for t in truth])
         directions = step_directions(replay)
-        for i, j in zip(match.detected_index, match.reference_index):
+        for i, j in zip(match.detected_index, match.reference_index, strict=True):
             fpa = replay.steps[int(i)].fpa_deg
             if fpa is not None:
                 errors.append(fpa - truth[int(j)].fpa_deg)
@@ -100,7 +100,7 @@ def simulated_heel_raise_row(seed: int = 5) -> Row:
     replays = replay_streams(sim.streams)
     error = 0
     n_true = 0
-    for stream, replay in zip(sim.streams, replays):
+    for stream, replay in zip(sim.streams, replays, strict=True):
         truth = [t for t in sim.raise_truth if t.side == stream.side]
         n_true += len(truth)
         error += abs(len(replay.raises) - len(truth))
@@ -110,7 +110,7 @@ def simulated_heel_raise_row(seed: int = 5) -> Row:
             row.notes.append(f"{stream.side}: set/rep numbering differs from the truth")
         holds = [r.hold_ms / 1000.0 for r in replay.raises if r.hold_ms is not None]
         if holds and len(holds) == len(truth):
-            worst = max(abs(h - t.hold_s) / t.hold_s for h, t in zip(holds, truth) if t.hold_s > 0)
+            worst = max(abs(h - t.hold_s) / t.hold_s for h, t in zip(holds, truth, strict=True) if t.hold_s > 0)
             row.notes.append(f"{stream.side}: worst hold error {100 * worst:.0f} %")
     row.n_reference = n_true
     row.raise_count_error = error

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from insole.hil import DIRECTION_NAMES, FootReplay, replay_recording
+from insole.hil import FootReplay, replay_recording
 from insole.model import FootStream
+from insole.protocol import direction_name
 from insole.quantise import choose_pressure_scale
 
 _OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
@@ -78,4 +79,4 @@ def step_times_s(stream: FootStream, replay: FootReplay) -> tuple[np.ndarray, np
 
 
 def step_directions(replay: FootReplay) -> list[str]:
-    return [DIRECTION_NAMES.get(s.direction, "unknown") for s in replay.steps]  # type: ignore[call-overload]
+    return [direction_name(s.direction) for s in replay.steps]
