@@ -69,10 +69,10 @@ IMU_MOUNT = ((1, -1), (0, 1), (2, 1))
 _WATERMARK_SAMPLES = const(8)  # INT1 every 8 samples: 77 ms at 104 Hz
 _BURST_SAMPLES = const(32)  # most samples taken per I2C burst
 
-_RING = const(256)  # pressure records kept: 2.5 s at 104 Hz, as deep as the IMU FIFO
-_RING_MASK = const(255)
+_P_RING = const(256)  # pressure records kept: 2.5 s at 104 Hz, as deep as the IMU FIFO
+_P_RING_MASK = const(255)
 _COUNT_MASK = const(0x0FFFFFFF)  # record counter wraps here, staying a small int
-_LAG_MAX = const(_RING - 4)  # stay clear of the slot the timer is writing
+_LAG_MAX = const(_P_RING - 4)  # stay clear of the slot the timer is writing
 
 _MP_STREAM_POLL = const(3)
 _POLLIN = const(1)
@@ -246,10 +246,10 @@ class SensorSource:
         self._int_pin = Pin(_PIN_IMU_INT1, Pin.IN)
         self._on_int_cb = self._on_int  # bound methods made once, not per interrupt
 
-        self._p_ring = array("H", bytes(2 * _RING * _N_PRESSURE))
+        self._p_ring = array("H", bytes(2 * _P_RING * _N_PRESSURE))
         # ticks_us of each record; 'l' is 32 bit on the ESP32 (ticks < 2**30) and
         # 64 bit on the unix port, whose ticks period is 2**62.
-        self._p_time = array("l", [0] * _RING)
+        self._p_time = array("l", [0] * _P_RING)
         self._p_written = 0  # records written, modulo _COUNT_MASK + 1
         self._p_cursor = 0  # record paired with the last IMU sample
         # Read the ADC at least as often as the IMU samples (rate rounded up).
@@ -283,7 +283,7 @@ class SensorSource:
     # on the wire, so a saturated channel reads 0xFFFE.
     def _on_tick(self, _timer):
         w = self._p_written
-        slot = w & _RING_MASK
+        slot = w & _P_RING_MASK
         self._p_time[slot] = ticks_us()
         base = slot * _N_PRESSURE
         ring = self._p_ring
@@ -295,7 +295,7 @@ class SensorSource:
 
     def _on_tick_mux(self, _timer):
         w = self._p_written
-        slot = w & _RING_MASK
+        slot = w & _P_RING_MASK
         self._p_time[slot] = ticks_us()
         base = slot * _N_PRESSURE
         ring = self._p_ring
@@ -413,10 +413,10 @@ class SensorSource:
             c = (w - _LAG_MAX) & _COUNT_MASK
             lag = _LAG_MAX
         times = self._p_time
-        tc = times[c & _RING_MASK]
+        tc = times[c & _P_RING_MASK]
         while lag > 1:
             nxt = (c + 1) & _COUNT_MASK
-            tn = times[nxt & _RING_MASK]
+            tn = times[nxt & _P_RING_MASK]
             if ticks_diff(tn, t) > ticks_diff(t, tc):
                 break
             c = nxt
@@ -427,6 +427,6 @@ class SensorSource:
         if d > self._period_us or d < -self._period_us:
             self.stale_pressure += 1
         ring = self._p_ring
-        base = (c & _RING_MASK) * _N_PRESSURE
+        base = (c & _P_RING_MASK) * _N_PRESSURE
         for k in range(_N_PRESSURE):
             out[k] = ring[base + k]

@@ -1,0 +1,227 @@
+"""Every deliberate copy of a constant stays equal to its other copies.
+
+MicroPython modules state their numbers as private ``const()``s, compiled into each
+module (idiomatic, and free at run time), and the host states the same protocol in
+Python: so some numbers stand in several places on purpose. This file reads the
+firmware's sources (MicroPython is Python syntax; nothing is imported) and checks:
+
+* same-named ``const()``s across firmware files are equal (a name means one thing);
+* the firmware's codes (packet types, commands, errors, modes, directions, cue
+  reasons and outcomes, cue modes and schedules) against the host's enums, both ways;
+* single numbers the host and the firmware share (lengths, sentinels, flags …);
+* the emulated radio's wire: the bridge's opcodes, IRQ numbers and flags, in the unix
+  port's ``bluetooth`` stand-in, the firmware's BLE module and the host's bridge;
+* the GATT UUIDs the firmware serves and the host looks for.
+
+The board's pins have their own check against hardware/wiring.md (test_firmware_build).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO_ROOT
+from insole.emulation import bridge
+from insole.gait.cue import SEED_ZERO
+from insole.link import gatt
+from insole.link.clocksync import DEVICE_TIME_MODULUS_MS
+from insole.protocol import (
+    CRC_LEN,
+    CUE_PATTERN_WEIGHTS,
+    FIXED_PAYLOAD_LEN,
+    HEADER_LEN,
+    MAX_PACKET_LEN,
+    MAX_PRESSURE_CHANNELS,
+    NA_I16,
+    NA_U8,
+    NA_U16,
+    NA_U32,
+    PROTOCOL_VERSION,
+    SAMPLES_HEADER_LEN,
+    SETTINGS_VERSION,
+    STEP_FLAG_CONTACT_IMU,
+    STEP_FLAG_CONTACT_PRESSURE,
+    CommandCode,
+    CueMode,
+    CueOutcome,
+    CuePattern,
+    CueReason,
+    CueSchedule,
+    Direction,
+    ErrorCode,
+    Mode,
+    PacketType,
+)
+
+FIRMWARE = REPO_ROOT / "firmware"
+FW = FIRMWARE / "insolefw"
+BLUETOOTH_STAND_IN = FIRMWARE / "boards" / "unix" / "bluetooth.py"
+BRIDGE = REPO_ROOT / "host" / "insole" / "emulation" / "bridge.py"
+
+
+def _module_values(path: Path) -> dict[str, Any]:
+    """The module-level ``NAME = const(...)`` and ``NAME = <literal>`` of a source file,
+    evaluated in order (a const may be built from earlier ones)."""
+    values: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        expression = node.value
+        if isinstance(expression, ast.Call) and isinstance(expression.func, ast.Name) and expression.func.id == "const":
+            expression = expression.args[0]
+        try:
+            values[node.targets[0].id] = eval(compile(ast.Expression(expression), str(path), "eval"), {}, dict(values))
+        except (NameError, TypeError, AttributeError, SyntaxError):
+            continue  # not a constant (a call, an object)
+    return values
+
+
+def _consts(path: Path) -> dict[str, int]:
+    """Only the ``const()`` assignments."""
+    names = {
+        node.targets[0].id
+        for node in ast.parse(path.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "const"
+        and isinstance(node.targets[0], ast.Name)
+    }
+    return {name: value for name, value in _module_values(path).items() if name in names}
+
+
+def _firmware_files() -> Iterator[Path]:
+    for path in sorted(FIRMWARE.rglob("*.py")):
+        if "tests" not in path.relative_to(FIRMWARE).parts:
+            yield path
+
+
+def test_same_named_consts_are_equal_across_firmware_files() -> None:
+    seen: dict[str, dict[str, int]] = {}
+    for path in _firmware_files():
+        for name, value in _consts(path).items():
+            seen.setdefault(name, {})[path.relative_to(FIRMWARE).as_posix()] = value
+    shared = {name: where for name, where in seen.items() if len(where) > 1}
+    assert shared, "no const() is shared between firmware files: is the parser still finding them?"
+    differ = {name: where for name, where in shared.items() if len(set(where.values())) > 1}
+    assert not differ, f"one name, several values: {differ}"
+
+
+# (firmware file, prefix of its names, host enum, renames firmware -> host, every host member covered)
+ENUM_COPIES: list[tuple[Path, str, type[IntEnum], dict[str, str], bool]] = [
+    (FW / "protocol.py", "T_", PacketType, {}, True),
+    (FW / "protocol.py", "CMD_", CommandCode, {}, True),
+    (FW / "protocol.py", "E_", ErrorCode, {}, True),
+    (FW / "ble.py", "_T_", PacketType, {"FIRST_EVENT_EXT": "CUE"}, False),
+    (FW / "app.py", "MODE_", Mode, {}, True),
+    (FW / "app.py", "_REASON_", CueReason, {}, False),
+    (FW / "app.py", "_PATTERN_", CuePattern, {}, False),
+    (FW / "cue.py", "REASON_", CueReason, {}, True),
+    (FW / "imu.py", "DIR_", Direction, {}, True),
+    (FW / "settings.py", "CUE_", CueMode, {"FPA_BAND": "FOOT_ANGLE"}, True),
+    (FW / "settings.py", "SCHEDULE_", CueSchedule, {"EVERY": "EVERY_STEP"}, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix", "enum", "renames", "complete"),
+    ENUM_COPIES,
+    ids=[f"{p.name}:{prefix}*={e.__name__}" for p, prefix, e, _, _ in ENUM_COPIES],
+)
+def test_firmware_codes_match_the_host_enum(
+    path: Path, prefix: str, enum: type[IntEnum], renames: dict[str, str], complete: bool
+) -> None:
+    firmware = {
+        renames.get(name[len(prefix) :], name[len(prefix) :]): value
+        for name, value in _consts(path).items()
+        if name.startswith(prefix)
+    }
+    assert firmware, f"no {prefix}* const() in {path.name}"
+    host = {member.name: int(member) for member in enum}
+    assert {name: host.get(name) for name in firmware} == firmware
+    if complete:
+        assert set(host) == set(firmware), f"{enum.__name__} and {path.name}'s {prefix}* name different codes"
+
+
+def test_cue_outcomes_match_the_host_enum() -> None:
+    cue = _consts(FW / "cue.py")
+    names = ("CUED", "FADED_EVERY_KTH", "FADED_PROBABILITY", "NO_FEEDBACK_BLOCK")
+    assert {name: cue[name] for name in names} == {member.name: int(member) for member in CueOutcome}
+    assert _consts(FW / "app.py")["_CUED"] == CueOutcome.CUED
+
+
+def test_shared_numbers_match() -> None:
+    protocol = _module_values(FW / "protocol.py")
+    ble = _consts(FW / "ble.py")
+    pairs = {
+        "protocol.VERSION": (protocol["VERSION"], PROTOCOL_VERSION),
+        "protocol.HEADER_LEN": (protocol["HEADER_LEN"], HEADER_LEN),
+        "ble._HEADER_LEN": (ble["_HEADER_LEN"], HEADER_LEN),
+        "protocol.MAX_PACKET": (protocol["MAX_PACKET"], MAX_PACKET_LEN),
+        "protocol.CRC_LEN": (protocol["CRC_LEN"], CRC_LEN),
+        "ble._CRC_LEN": (ble["_CRC_LEN"], CRC_LEN),
+        "protocol.SAMPLES_HEADER_LEN": (protocol["SAMPLES_HEADER_LEN"], SAMPLES_HEADER_LEN),
+        "protocol.NA_U8": (protocol["NA_U8"], NA_U8),
+        "protocol.NA_U16": (protocol["NA_U16"], NA_U16),
+        "protocol.NA_I16": (protocol["NA_I16"], NA_I16),
+        "cue.NA_U32": (_module_values(FW / "cue.py")["NA_U32"], NA_U32),
+        "protocol.TIME_MASK + 1": (protocol["TIME_MASK"] + 1, DEVICE_TIME_MODULUS_MS),
+        "settings.SETTINGS_VERSION": (_consts(FW / "settings.py")["SETTINGS_VERSION"], SETTINGS_VERSION),
+        "gait.FLAG_PRESSURE": (_consts(FW / "gait.py")["FLAG_PRESSURE"], STEP_FLAG_CONTACT_PRESSURE),
+        "gait.FLAG_IMU": (_consts(FW / "gait.py")["FLAG_IMU"], STEP_FLAG_CONTACT_IMU),
+        "gait.MAX_CHANNELS": (_consts(FW / "gait.py")["MAX_CHANNELS"], MAX_PRESSURE_CHANNELS),
+        "contact._MAX_CHANNELS": (_consts(FW / "contact.py")["_MAX_CHANNELS"], MAX_PRESSURE_CHANNELS),
+        "cue._SEED_ZERO": (_consts(FW / "cue.py")["_SEED_ZERO"], SEED_ZERO),
+        "cue.PATTERNS": (
+            _module_values(FW / "cue.py")["PATTERNS"],
+            tuple(CUE_PATTERN_WEIGHTS[pattern] for pattern in sorted(CUE_PATTERN_WEIGHTS)),
+        ),
+    }
+    for packet_type, length in FIXED_PAYLOAD_LEN.items():
+        name = f"{PacketType(packet_type).name}_LEN"
+        pairs[f"protocol.{name}"] = (protocol[name], length)
+    differ = {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
+    assert not differ, f"firmware and host disagree (firmware, host): {differ}"
+
+
+def test_bridge_opcodes_irqs_and_flags_match_the_bluetooth_stand_in() -> None:
+    stand_in = _consts(BLUETOOTH_STAND_IN)
+    host = _module_values(BRIDGE)
+    opcodes = {name[1:]: value for name, value in stand_in.items() if name.startswith("_OP_")}
+    assert opcodes and opcodes == {name: value for name, value in host.items() if name.startswith("OP_")}
+    # IRQ event numbers: the real module's, as the firmware, the stand-in and the bridge use them.
+    irqs = {name.lstrip("_"): value for name, value in _consts(FW / "ble.py").items() if name.startswith("_IRQ_")}
+    irqs_stand_in = {name.lstrip("_"): value for name, value in stand_in.items() if name.startswith("_IRQ_")}
+    irqs_bridge = {name: value for name, value in host.items() if name.startswith("IRQ_")}
+    for copy in (irqs_stand_in, irqs_bridge):
+        assert copy and {name: irqs.get(name) for name in copy} == copy
+    flags = {name: value for name, value in stand_in.items() if name.startswith("FLAG_")}
+    flags_fw = {name.lstrip("_"): value for name, value in _consts(FW / "ble.py").items() if name.startswith("_FLAG_")}
+    flags_bridge = {name: value for name, value in host.items() if name.startswith("FLAG_")}
+    for copy in (flags_fw, flags_bridge):
+        assert copy and {name: flags.get(name) for name in copy} == copy
+    assert bridge.OP_CREDIT == opcodes["OP_CREDIT"]  # the module the host runs is the file read here
+
+
+def test_gatt_uuids_match() -> None:
+    firmware = _module_values(FW / "ble.py")
+    names = ("SERVICE_UUID", "SAMPLES_UUID", "EVENTS_UUID", "CONTROL_UUID", "STATUS_UUID")
+    assert {name: firmware[name] for name in names} == {name: getattr(gatt, name) for name in names}
+    # The standard services and characteristics, by their 16-bit UUIDs.
+    served = {
+        node.args[0].value
+        for node in ast.walk(ast.parse((FW / "ble.py").read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "UUID"
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, int)
+    }
+    known = {int(value[4:8], 16) for name, value in vars(gatt).items() if name.endswith("_UUID") and value.endswith("-0000-1000-8000-00805f9b34fb")}
+    assert served and served == known
