@@ -11,16 +11,9 @@ from pathlib import Path
 import pytest
 
 from insole.commands import cue as cue_command
-from insole.gait.cue import CueDecisions, pattern_edges_ms, xorshift16
-from insole.settings import (
-    CueSettingsError,
-    apply_cue_options,
-    check_settings,
-    describe,
-    parse_band,
-    parse_block,
-)
+from insole.emulation.board import SimulatedBoard
 from insole.errors import DeviceError, UserError
+from insole.gait.cue import CueEngine, pattern_edges_ms, xorshift16
 from insole.link import PendingRequest, SerialLink
 from insole.protocol import (
     Command,
@@ -39,7 +32,14 @@ from insole.protocol import (
     encode_packet,
     frame,
 )
-from insole.emulation.board import SimulatedBoard
+from insole.settings import (
+    CueSettingsError,
+    apply_cue_options,
+    check_settings,
+    describe,
+    parse_band,
+    parse_block,
+)
 
 # --------------------------------------------------------------------------- the host's model
 
@@ -123,7 +123,7 @@ def test_reference_decisions_follow_band_schedule_and_blocks() -> None:
     settings = apply_cue_options(Settings(), mode="band", band="5:2", every=2, block="3:2")
     steps = list(range(1, 11))
     fpas = [2000, 2000, 500, 2000, -100, 2000, 2000, 2000, 650, 2000]
-    run = CueDecisions(settings).decide(steps, fpas)
+    run = CueEngine(settings).decide(steps, fpas)
     reasons = [d.reason for d in run.decisions_]
     assert reasons == [1, 1, 0, 1, 2, 1, 1, 1, 0, 1]
     outcomes = [d.outcome for d in run.decisions_]
@@ -131,7 +131,7 @@ def test_reference_decisions_follow_band_schedule_and_blocks() -> None:
     assert outcomes == [1, 0, None, 3, 3, 1, 0, 1, None, 3]
     assert run.cued_steps_ == [2, 7]
     scaled = apply_cue_options(Settings(), band="0:2", duration_ms=200, scale_ms_per_deg=50, max_ms=600)
-    durations = [d.duration_ms for d in CueDecisions(scaled).decide([1, 2, 3], [700, -500, 3000]).decisions_]
+    durations = [d.duration_ms for d in CueEngine(scaled).decide([1, 2, 3], [700, -500, 3000]).decisions_]
     assert durations == [450, 350, 600]
 
 
@@ -292,7 +292,7 @@ def test_replayed_walk_outside_the_band_is_cued_on_the_device(link: SerialLink) 
         assert cue.outcome == CueOutcome.CUED and cue.latency_us is not None and cue.latency_us <= 10_000
         assert cue.motor_start_ms is not None and cue.motor_start_ms - cue.decision_ms <= 10
     # Exactly the steps the host's reference model picks (out of band, every step).
-    expected = CueDecisions(settings).decide([s.step_number for s in with_fpa], [s.fpa_cdeg or 0 for s in with_fpa])
+    expected = CueEngine(settings).decide([s.step_number for s in with_fpa], [s.fpa_cdeg or 0 for s in with_fpa])
     assert [c.step_number for c in cues if c.step_number in by_step] == expected.cued_steps_
     assert sum(c.reason == CueReason.TOE_IN for c in cues) >= len(cues) * 0.8
 
@@ -314,7 +314,7 @@ def test_faded_schedule_on_the_device_matches_the_reference_model(link: SerialLi
     if not any(s.fpa_cdeg is not None for s in replay.steps):
         pytest.skip("the firmware reports no foot progression angle yet (FPA estimator not landed)")
     decided = [c for c in cues if c.step_number is not None]
-    expected = CueDecisions(settings).decide([c.step_number or 0 for c in decided], [c.fpa_cdeg or 0 for c in decided])
+    expected = CueEngine(settings).decide([c.step_number or 0 for c in decided], [c.fpa_cdeg or 0 for c in decided])
     assert [c.outcome for c in decided] == [d.outcome for d in expected.decisions_]
     outcomes = {c.outcome for c in decided}
     assert CueOutcome.NO_FEEDBACK_BLOCK in outcomes and CueOutcome.CUED in outcomes

@@ -13,21 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require_shared_data
 from insole.errors import UserError
-from insole.gait.imu import (
+from insole.gait.imu import ImuTracker, ring_slots
+from insole.gait.stride import (
     FootProgressionAngle,
-    ImuGait,
+    StrideParameters,
     StrideTrajectory,
     levelling_quaternion,
     pitch_axis_q12,
-    ring_slots,
 )
 from insole.hil import replay_recording
 from insole.importers.gaitmap import import_gaitmap
 from insole.validation import imu_cases
 from insole.validation.gaitmap import GaitmapWalk, load_gaitmap_walk, mocap_fpa_deg
-
-from conftest import require_shared_data
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +117,17 @@ def test_foot_progression_angle_signs(
     side: str, heading_deg: float, displacement_deg: float, direction: str, fpa_deg: float
 ) -> None:
     d = 1.3 * np.array([math.cos(math.radians(displacement_deg)), math.sin(math.radians(displacement_deg)), 0.0])
-    angle = FootProgressionAngle(imu_from_heel_m=0.0).estimate(tuple(d), math.radians(heading_deg), side)  # type: ignore[arg-type]
+    at_the_heel = StrideParameters(imu_from_heel_m=0.0)
+    angle = FootProgressionAngle(at_the_heel).estimate(
+        tuple(d), math.radians(heading_deg), side  # type: ignore[arg-type]
+    )
     assert angle.direction_ == direction
     if math.isnan(fpa_deg):
         assert math.isnan(angle.fpa_deg_)
     else:
         assert angle.fpa_deg_ == pytest.approx(fpa_deg)
     # A sensor turned 3° counter-clockwise on the foot reads the left foot 3° more toe-out.
-    shifted = FootProgressionAngle(imu_from_heel_m=0.0, yaw_offset_deg=3.0).estimate(
+    shifted = FootProgressionAngle(at_the_heel, yaw_offset_deg=3.0).estimate(
         tuple(d), math.radians(heading_deg), side  # type: ignore[arg-type]
     )
     if not math.isnan(fpa_deg):
@@ -246,11 +248,12 @@ def test_mounting_tilt_through_the_firmware() -> None:
 
 def test_fixed_point_integration_matches_floating_point() -> None:
     # One simulated stride integrated both ways gives the same displacement and heading.
+    from insole.quantise import stream_counts
     from insole.sim import Stand, Walk, simulate_session
 
     sim = simulate_session([Stand(duration_s=2.0), Walk(n_steps=6, fpa_deg=15.0), Stand(duration_s=1.0)], rate_hz=104.0)
     stream = sim.streams[0]
-    g = ImuGait().detect(stream)
+    g = ImuTracker().detect(stream_counts(stream), stream.rate_hz)
     assert len(g.start_index_) >= 3
     slots = ring_slots(np.hstack([np.rint(stream.acc_ms2 / 9.80665 * 1000), np.rint(stream.gyro_dps * 10)]).astype(np.int64), 0)
     for start, end in zip(g.start_index_, g.end_index_, strict=True):
@@ -263,7 +266,7 @@ def test_fixed_point_integration_matches_floating_point() -> None:
 
 @pytest.mark.parametrize(("yaw_deg", "tilt_deg", "roll_deg"), [(0.0, 0.0, 30.0), (6.0, 0.0, -25.0), (-9.0, 20.0, 40.0)])
 def test_mounting_yaw_from_a_roll_test(yaw_deg: float, tilt_deg: float, roll_deg: float) -> None:
-    from insole.gait.imu import mounting_yaw_from_roll_deg
+    from insole.gait.stride import mounting_yaw_from_roll_deg
 
     def rot(axis: int, deg: float) -> np.ndarray:
         c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))

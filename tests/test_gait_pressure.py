@@ -1,10 +1,10 @@
 """Pressure-based gait events, walking direction and heel raises: firmware and host reference.
 
 The firmware runs under the MicroPython unix port (``insole.hil.replay_recording``, one
-simulated board per foot); the host reference (``insole.gait.pressure``) implements the
-same state machines and must agree with it. Floors here are generous versions of the
-validation table's goals (``insole.validation.pressure_cases`` computes the table's
-numbers on all recordings).
+simulated board per foot); the host twin (``insole.gait.contact`` and
+``insole.gait.gait``) implements the same state machines and must agree with it. Floors
+here are generous versions of the validation table's goals
+(``insole.validation.pressure_cases`` computes the table's numbers on all recordings).
 """
 
 from __future__ import annotations
@@ -15,19 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insole.gait.pressure import HeelRaiseDetection, PressureStepDetection, hold_missing
+from conftest import require_shared_data
+from insole.gait.gait import HeelRaiseDetection, PressureStepDetection, hold_missing
 from insole.hil import FootReplay, replay_recording
 from insole.importers.moticon import read_moticon
 from insole.model import FootStream
 from insole.protocol import NA_U16
-from insole.quantise import choose_pressure_scale
+from insole.quantise import choose_pressure_scale, stream_counts
 from insole.sim import SensorModel, Stand, Subject, Walk, simulate_session
 from insole.validation.metrics import match_events, time_reversed
 from insole.validation.pressure_cases import agreement, pressure_only, score_gaitpdb, score_moticon, score_recordings
 from insole.validation.references import ForceThresholdEvents, gaitpdb_reference, moticon_reference
 from insole.validation.simulated import heel_raise_plan
-
-from conftest import require_shared_data
 
 GAITPDB_SUBSET = ("GaCo01_01.txt", "GaPt13_01.txt")  # a control and a Parkinsonian walk
 MOTICON_FILES = ("230927_102114.txt", "230927_102137.txt")
@@ -44,6 +43,15 @@ def _moticon(name: str) -> Path:
 
 def _replay(streams: list[FootStream]) -> list[FootReplay]:
     return replay_recording(streams, [choose_pressure_scale(s.pressure) for s in streams])
+
+
+def _pressure_steps(stream: FootStream) -> PressureStepDetection:
+    """The host twin's steps on the stream's counts, as the firmware receives them."""
+    return PressureStepDetection().detect(stream_counts(stream), stream.rate_hz)
+
+
+def _heel_raises(stream: FootStream, use_pitch_rate: bool = True) -> HeelRaiseDetection:
+    return HeelRaiseDetection(use_pitch_rate=use_pitch_rate).detect(stream_counts(stream), stream.rate_hz)
 
 
 # --------------------------------------------------------------------------- real recordings
@@ -137,7 +145,7 @@ def test_medial_share_follows_the_vendor_centre_of_pressure() -> None:
     # Moticon's CoP y points medially on both feet; our medial share must rise with it.
     recording = read_moticon(_moticon("230927_102137.txt"))
     for stream in recording.streams:
-        d = PressureStepDetection().detect(stream)
+        d = _pressure_steps(stream)
         cop_y = recording.vendor_cop_norm[stream.side][:, 1]
         force = recording.vendor_total_force_n[stream.side]
         per_step = [
@@ -154,7 +162,7 @@ def _with_pressure(stream: FootStream, pressure: np.ndarray) -> FootStream:
 
 
 def _ic_f1(stream: FootStream, reference_ic_s: np.ndarray) -> float:
-    d = PressureStepDetection().detect(stream)
+    d = _pressure_steps(stream)
     return match_events(stream.t0_s + d.ic_index_ / stream.rate_hz, reference_ic_s).f1
 
 
@@ -187,7 +195,7 @@ def test_foot_partly_off_the_sensors() -> None:
         # No heel sensors: contact starts when the forefoot loads (later), but every
         # step is still found and toe-off is unaffected.
         heel_off = p * np.array([0, 0, 0, 0, 1, 1, 1, 1.0])
-        d = PressureStepDetection().detect(_with_pressure(stream, heel_off))
+        d = _pressure_steps(_with_pressure(stream, heel_off))
         to = match_events(stream.t0_s + d.to_index_ / stream.rate_hz, reference.to_s)
         assert to.f1 >= 0.97 and abs(len(d.ic_index_) - len(reference.ic_s)) <= 3, stream.side
 
@@ -211,11 +219,11 @@ def test_sitting_between_walks_takes_no_steps() -> None:
             load[start : start + rng.integers(100, 200)] = 0.0
         seated = load[:, None] * pattern[None, :] + rng.normal(0.0, 0.3, (n, p.shape[1])).clip(0.0)
         pressure = np.vstack([p[:split], seated, p[split:]])
-        d = PressureStepDetection().detect(_with_pressure(stream, pressure))
+        d = _pressure_steps(_with_pressure(stream, pressure))
         ic_s = d.ic_index_ / rate
         assert not np.any((ic_s > 40.2) & (ic_s < 99.8)), ic_s[(ic_s > 40.2) & (ic_s < 99.8)]
         # the walking on both sides of the seated minute gives the steps it gives alone
-        alone = PressureStepDetection().detect(stream).ic_index_ / rate
+        alone = _pressure_steps(stream).ic_index_ / rate
         before = alone[alone < 39.5]
         assert np.array_equal(ic_s[: len(before)], before)
         after = match_events(ic_s[ic_s >= 99.8], alone[alone > 40.5] + 60.0)
@@ -229,8 +237,8 @@ def test_dropped_rows_do_not_split_stances() -> None:
     assert p is not None
     holes = p.copy()
     holes[np.arange(100, len(p), 37)] = np.nan  # one row in 37 missing, as Moticon exports drop rows
-    a = PressureStepDetection().detect(stream)
-    b = PressureStepDetection().detect(_with_pressure(stream, holes))
+    a = _pressure_steps(stream)
+    b = _pressure_steps(_with_pressure(stream, holes))
     assert len(a.ic_index_) == len(b.ic_index_)
     assert np.max(np.abs(a.ic_index_ - b.ic_index_)) <= 1
     counts = np.array([[1, NA_U16], [NA_U16, 5], [3, NA_U16]])
@@ -271,7 +279,7 @@ def test_simulated_direction_and_contacts_on_every_layout(layout: str) -> None:
     windows = _stand_windows_s(sim)
     correct = wrong = unknown = 0
     for stream in sim.streams:
-        d = PressureStepDetection().detect(stream)
+        d = _pressure_steps(stream)
         ic_s = d.ic_index_ / SIM_RATE_HZ
         contacts = [c.ic_s for c in sim.contacts if c.side == stream.side and c.ic_s is not None]
         assert match_events(ic_s, contacts).f1 >= 0.9, layout
@@ -284,7 +292,7 @@ def test_simulated_direction_and_contacts_on_every_layout(layout: str) -> None:
             unknown += found == "unknown"
             correct += found == truth[int(j)].direction
             wrong += found not in ("unknown", truth[int(j)].direction)
-        assert len(HeelRaiseDetection().detect(stream).rep_) == 0, layout
+        assert len(_heel_raises(stream).rep_) == 0, layout
     assert correct >= 0.99 * (correct + wrong), (layout, correct, wrong)
     # The steps that start and close each bout roll over little: those may be unknown.
     assert unknown <= 0.10 * (correct + wrong + unknown), (layout, unknown)
@@ -298,7 +306,7 @@ def test_firmware_matches_host_on_simulated_walks(layout: str) -> None:
         a = agreement(stream, replay)
         assert a.n_firmware == a.n_host == a.same_to == a.same_direction, a
         assert not replay.raises
-        host = PressureStepDetection().detect(stream)
+        host = _pressure_steps(stream)
         assert [s.peak_pressure for s in replay.steps] == host.peak_.tolist()
         assert [s.medial_share for s in replay.steps] == host.medial_share_code_
 
@@ -313,7 +321,7 @@ def test_medial_share_rises_with_medial_loading_on_both_feet() -> None:
             subject=Subject(cop_lateral_mm=lateral_mm),
         )
         for stream in sim.streams:
-            shares[(stream.side, lateral_mm)] = np.nanmean(PressureStepDetection().detect(stream).medial_share_)
+            shares[(stream.side, lateral_mm)] = np.nanmean(_pressure_steps(stream).medial_share_)
     for side in ("left", "right"):
         assert shares[(side, -10.0)] > shares[(side, 10.0)] + 0.2, shares
 
@@ -334,7 +342,7 @@ def test_heel_raises_counted_in_sets(heel_raise_session) -> None:
             assert abs(r.start_index / SIM_RATE_HZ - t.start_s) < 0.2
             assert abs(r.end_index / SIM_RATE_HZ - t.end_s) < 0.2
         # The walking and the weight shifts in between give no raises and no false steps.
-        host = HeelRaiseDetection(use_pitch_rate=False).detect(stream)
+        host = _heel_raises(stream, use_pitch_rate=False)
         assert host.start_index_.tolist() == [r.start_index for r in replay.raises]
         assert host.end_index_.tolist() == [r.end_index for r in replay.raises]
 
@@ -343,7 +351,7 @@ def test_heel_raise_hold_host_reference(heel_raise_session) -> None:
     sim, _ = heel_raise_session
     for stream in sim.streams:
         truth = [t for t in sim.raise_truth if t.side == stream.side]
-        d = HeelRaiseDetection().detect(stream)
+        d = _heel_raises(stream)
         errors = [(h - t.hold_s) / t.hold_s for h, t in zip(d.hold_s_, truth, strict=True)]
         assert max(abs(e) for e in errors) <= 0.10, errors
         assert [(int(s), int(r)) for s, r in zip(d.set_, d.rep_)] == [(t.set, t.rep) for t in truth]
@@ -353,9 +361,9 @@ def test_heel_raise_hold_firmware(heel_raise_session) -> None:
     sim, replays = heel_raise_session
     stream, replay = sim.streams[0], replays[0]
     holds = [r.hold_ms for r in replay.raises]
-    without_imu = (HeelRaiseDetection(use_pitch_rate=False).detect(stream).hold_s_ * 1000).round().tolist()
+    without_imu = (_heel_raises(stream, use_pitch_rate=False).hold_s_ * 1000).round().tolist()
     assert holds != without_imu  # the firmware times the hold from the IMU, not the heel-up time
-    with_imu = (HeelRaiseDetection().detect(stream).hold_s_ * 1000).round().tolist()
+    with_imu = (_heel_raises(stream).hold_s_ * 1000).round().tolist()
     assert holds == with_imu
     truth = [t for t in sim.raise_truth if t.side == stream.side]
     assert max(abs(h / 1000 - t.hold_s) / t.hold_s for h, t in zip(holds, truth, strict=True)) <= 0.10
@@ -367,7 +375,7 @@ def test_ideal_sensors_give_the_same_steps_as_realistic_ones() -> None:
     ideal = simulate_session(plan, rate_hz=SIM_RATE_HZ, seed=3, sensors=SensorModel.ideal())
     real = simulate_session(plan, rate_hz=SIM_RATE_HZ, seed=3)
     for a, b in zip(ideal.streams, real.streams, strict=True):
-        da, db = PressureStepDetection().detect(a), PressureStepDetection().detect(b)
+        da, db = _pressure_steps(a), _pressure_steps(b)
         assert len(da.ic_index_) == len(db.ic_index_) >= 7
         assert np.max(np.abs(da.ic_index_ - db.ic_index_)) <= 3
         assert np.max(np.abs(da.to_index_ - db.to_index_)) <= 3
@@ -375,7 +383,7 @@ def test_ideal_sensors_give_the_same_steps_as_realistic_ones() -> None:
 
 def test_moticon_time_reversal_keeps_steps() -> None:
     stream = moticon_reference(_moticon("230927_102114.txt")).streams[1]
-    forward = PressureStepDetection().detect(stream)
-    backward = PressureStepDetection().detect(time_reversed(stream))
+    forward = _pressure_steps(stream)
+    backward = _pressure_steps(time_reversed(stream))
     assert abs(len(forward.ic_index_) - len(backward.ic_index_)) <= 1
     assert backward.direction_.count("backward") >= 0.9 * len(backward.direction_)

@@ -1,35 +1,61 @@
-"""Gait algorithms on the host: numpy references of what the firmware computes.
+"""Host twins of the firmware's gait modules: numpy/Python references of what the device computes.
 
-gaitmap style: small classes with parameters carrying units in their names, one
-action method (``detect``/``estimate``) returning self, results as attributes with a
-trailing underscore. They run on the same integer counts as the device, and the tests
-check that firmware (under MicroPython) and host agree step for step on real data.
+One host module per firmware module, one class per firmware class, on the same integer
+counts, so that firmware (under MicroPython) and host agree sample for sample and bit
+for bit (the tests check it on real data):
 
-- :mod:`insole.gait.pressure`: contact events with self-adapting thresholds
-  (:class:`PressureStepDetection`), walking direction from the pressure roll-over, and
-  heel raises in sets (:class:`HeelRaiseDetection`).
-- :mod:`insole.gait.imu`: still phases (:class:`ZeroVelocityDetection`), IMU-only
-  contact events (:class:`ImuEventDetection`), the levelled, zero-velocity-updated
-  stride (:class:`StrideTrajectory`), foot progression angle, stride length, speed and
-  direction (:class:`FootProgressionAngle`, :class:`ImuGait` for a whole stream).
+- :mod:`insole.gait.units` ↔ ``firmware/insolefw/units.py``: samples ↔ milliseconds
+  at a rate in 0.01 Hz.
+- :mod:`insole.gait.contact` ↔ ``firmware/insolefw/contact.py``: the state machines on
+  summed pressure, line by line (:class:`PressureContact`, :class:`HeelRaises`).
+- :mod:`insole.gait.gait` ↔ ``firmware/insolefw/gait.py``: ``GaitCore``'s pressure path
+  (layout regions :class:`LayoutRegions`, per-sample sums, roll-over direction), over a
+  whole stream in :class:`PressureStepDetection` and :class:`HeelRaiseDetection`.
+- :mod:`insole.gait.imu` ↔ ``firmware/insolefw/imu.py``: still phases
+  (:class:`ZeroVelocityDetection`), toe-off and initial contact
+  (:class:`ImuEventDetection`), ring slots, and :class:`ImuTracker` over a whole stream.
+- :mod:`insole.gait.stride` ↔ ``firmware/insolefw/stride.py``: levelling, fixed-point
+  integration (:class:`StrideTrajectory`), direction, foot progression angle and
+  stride length (:class:`FootProgressionAngle`).
+- :mod:`insole.gait.cue` ↔ ``firmware/insolefw/cue.py``: the per-step cue decision
+  (:class:`CueEngine`).
+
+gaitmap style: each algorithm is a class whose constructor takes its parameters (each
+machine's defaults stated once, in a frozen dataclass: :class:`PressureContactParameters`,
+:class:`HeelRaiseParameters`, :class:`ImuTrackerParameters`, :class:`StrideParameters`;
+None means the firmware's), one action method that returns self, and results as
+attributes with a trailing underscore. The stream-level detectors take what the
+firmware receives: ``detect(stream_counts(stream), stream.rate_hz)``
+(:func:`insole.quantise.stream_counts`).
 """
 
-from insole.gait.imu import (
+from insole.gait.contact import HeelRaiseParameters, HeelRaises, PressureContact, PressureContactParameters
+from insole.gait.cue import CueEngine
+from insole.gait.gait import HeelRaiseDetection, LayoutRegions, PressureStepDetection
+from insole.gait.imu import ImuEventDetection, ImuTracker, ImuTrackerParameters, ZeroVelocityDetection
+from insole.gait.stride import (
+    DIRECTION_NAMES,
     FootProgressionAngle,
-    ImuEventDetection,
-    ImuGait,
+    StrideParameters,
     StrideTrajectory,
-    ZeroVelocityDetection,
     mounting_yaw_from_roll_deg,
 )
-from insole.gait.pressure import HeelRaiseDetection, PressureStepDetection
 
 __all__ = [
+    "DIRECTION_NAMES",
+    "CueEngine",
     "FootProgressionAngle",
     "HeelRaiseDetection",
+    "HeelRaiseParameters",
+    "HeelRaises",
     "ImuEventDetection",
-    "ImuGait",
+    "ImuTracker",
+    "ImuTrackerParameters",
+    "LayoutRegions",
+    "PressureContact",
+    "PressureContactParameters",
     "PressureStepDetection",
+    "StrideParameters",
     "StrideTrajectory",
     "ZeroVelocityDetection",
     "mounting_yaw_from_roll_deg",

@@ -1,12 +1,15 @@
-"""Host twin of ``firmware/insolefw/cue.py``: the device's per-step cue decision.
+"""Host twin of firmware/insolefw/cue.py: the device's per-step cue decision.
 
-The same decision in plain Python, so that a test or a clinician can predict which
-steps the device cues (the probability schedule's PRNG included).
+The same decision in plain Python (:class:`CueEngine`), so that a test or a clinician
+can predict which steps the device cues (the probability schedule's PRNG,
+:func:`xorshift16`, included), and the motor's switching times of a pulse pattern
+(:func:`pattern_edges_ms`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Self
 
 from insole.protocol import CUE_PATTERN_WEIGHTS, CueOutcome, CueReason, CueSchedule, Settings
 from insole.settings import check_settings
@@ -34,6 +37,8 @@ def pattern_edges_ms(pattern: int, duration_ms: int) -> list[int]:
 
 @dataclass(frozen=True)
 class CueDecision:
+    """One step's decision, as the device logs it in a CUE record."""
+
     step_number: int
     fpa_cdeg: int
     reason: int  # CueReason, 0 in band
@@ -42,23 +47,38 @@ class CueDecision:
     duration_ms: int | None
 
 
-class CueDecisions:
-    """The device's per-step cue decision (firmware/insolefw/cue.py), step by step.
+class CueEngine:
+    """The device's per-step cue decision (``insolefw.cue.CueEngine``), step by step.
 
     ``decide(step_numbers, fpa_cdeg)`` runs the steps of one stream in order (the
-    schedule counters and the PRNG start over with each stream, as on the device) and
-    fills ``decisions_`` (one :class:`CueDecision` per step) and ``cued_steps_``.
+    schedule counters and the PRNG start over with each stream, as on the device):
+    each step's foot angle (0.01 deg) against the band, then the schedule.
+
+    Parameters
+    ----------
+    settings
+        The device's SETTINGS (checked as the device checks them).
+
+    Attributes
+    ----------
+    decisions_
+        One :class:`CueDecision` per step.
+    cued_steps_
+        The step numbers that got a cue.
     """
+
+    decisions_: list[CueDecision]
+    cued_steps_: list[int]
 
     def __init__(self, settings: Settings) -> None:
         self.settings = check_settings(settings)
 
-    def decide(self, step_numbers: list[int], fpa_cdeg: list[int]) -> CueDecisions:
+    def decide(self, step_numbers: list[int], fpa_cdeg: list[int]) -> Self:
         s = self.settings
         rng = (s.seed & 0xFFFF) or SEED_ZERO
         eligible = 0
-        decisions = []
-        for step, fpa in zip(step_numbers, fpa_cdeg):
+        decisions: list[CueDecision] = []
+        for step, fpa in zip(step_numbers, fpa_cdeg, strict=True):
             error = fpa - s.fpa_target_cdeg
             excess = abs(error) - s.fpa_half_width_cdeg
             if excess <= 0:

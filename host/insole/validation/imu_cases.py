@@ -3,7 +3,7 @@
 What the validation table calls for its IMU rows. Every function runs either the real
 firmware (``engine="firmware"``: the MicroPython unix port, one simulated board per
 foot, as ``insole hil`` does) or the host reference (``engine="host"``,
-:mod:`insole.gait.imu`) on IMU-only streams, so steps are delimited by the IMU's own
+:class:`insole.gait.ImuTracker`) on IMU-only streams, so steps are delimited by the IMU's own
 contacts, and returns plain dicts of numbers:
 
 * :func:`score_gaitmap_events` — gaitmap's 2 × 20 m walk against motion-capture IC/TC
@@ -31,9 +31,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from insole.gait.imu import ImuGait
+from insole.gait import ImuTracker
 from insole.hil import DIRECTION_NAMES, FootReplay, replay_recording
 from insole.model import FloatArray, FootStream
+from insole.quantise import stream_counts
 from insole.sim import SensorModel, Stand, Walk, fpa_sweep_plan, simulate_session
 from insole.sim.plan import Segment
 from insole.validation.gaitmap import GaitmapWalk, load_gaitmap_walk, mocap_fpa_deg
@@ -64,7 +65,7 @@ class FootSteps:
     direction: list[str]
     stride_length_m: FloatArray
     speed_ms: FloatArray
-    host: ImuGait | None = None  # the host reference's full result (engine="host")
+    host: ImuTracker | None = None  # the host twin's full result (engine="host")
 
     def containing(self, index: int) -> int | None:
         """The step whose stance [ic, to] contains the sample, or None."""
@@ -91,7 +92,7 @@ def firmware_steps(replay: FootReplay) -> FootSteps:
 def host_steps(stream: FootStream, arithmetic: Arithmetic = "fixed", dtype: type = float) -> FootSteps:
     """The host reference's steps; ``arithmetic="float"`` (with ``dtype``) integrates
     in floating point instead of the device's integers."""
-    g = ImuGait(arithmetic=arithmetic, dtype=dtype).detect(stream)
+    g = ImuTracker(arithmetic=arithmetic, dtype=dtype).detect(stream_counts(stream), stream.rate_hz)
     s = g.steps_
     return FootSteps(
         np.array([x.ic_index for x in s], dtype=np.int64),

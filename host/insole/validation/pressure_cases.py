@@ -5,7 +5,7 @@ What the validation table calls for its gaitpdb and Moticon rows:
 firmware (``engine="firmware"``: the MicroPython unix port, one simulated board per
 foot, as ``insole hil`` does, with the IMU channels left out so that contacts and
 direction come from pressure alone) or run the host reference (``engine="host"``,
-:mod:`insole.gait.pressure`), match the steps to the reference events of
+:class:`insole.gait.PressureStepDetection`), match the steps to the reference events of
 :mod:`insole.validation.references` (one-to-one within ±100 ms) and return the pooled
 scores as a dict:
 
@@ -23,18 +23,18 @@ swap roles (the reversed walk's initial contacts are the original toe-offs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from insole.gait.pressure import DIRECTION_NAMES, PressureStepDetection
+from insole.gait import DIRECTION_NAMES, PressureStepDetection
 from insole.hil import FootReplay, replay_recording
 from insole.model import FloatArray, FootStream
-from insole.quantise import choose_pressure_scale
+from insole.quantise import choose_pressure_scale, stream_counts
 from insole.validation.metrics import EventPool, match_events, time_reversed
 from insole.validation.references import (
     ReferenceRecording,
@@ -52,7 +52,7 @@ class FootEvents:
 
     ic_s: FloatArray
     to_s: FloatArray
-    directions: list[str]
+    directions: Sequence[str]
 
 
 def replay_events(stream: FootStream, replay: FootReplay) -> FootEvents:
@@ -63,8 +63,9 @@ def replay_events(stream: FootStream, replay: FootReplay) -> FootEvents:
 
 
 def host_events(stream: FootStream) -> FootEvents:
-    """The host reference's steps of one foot (same quantisation as a replay)."""
-    d = PressureStepDetection().detect(stream, choose_pressure_scale(stream.pressure))
+    """The host twin's steps of one foot (the same counts as a replay: ``stream_counts``
+    chooses the pressure scale that ``replay_recording`` is given)."""
+    d = PressureStepDetection().detect(stream_counts(stream), stream.rate_hz)
     return FootEvents(stream.t0_s + d.ic_index_ / stream.rate_hz, stream.t0_s + d.to_index_ / stream.rate_hz, d.direction_)
 
 
@@ -148,7 +149,7 @@ class Agreement:
 
 def agreement(stream: FootStream, replay: FootReplay) -> Agreement:
     """How closely the firmware's STEP records match the host reference on the same stream."""
-    host = PressureStepDetection().detect(stream, choose_pressure_scale(stream.pressure))
+    host = PressureStepDetection().detect(stream_counts(stream), stream.rate_hz)
     fw_ic = np.array([s.ic_index for s in replay.steps], dtype=np.int64)
     used: set[int] = set()
     paired = same_to = same_direction = 0
