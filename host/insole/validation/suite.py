@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from insole.resources import shared_data_dir
+from insole.resources import DATA_DIR_ENV, shared_data_dir
 from insole.validation import imu_cases, pressure_cases, simulated
 from insole.validation.table import Goal, Row
 
@@ -162,7 +162,7 @@ def build_rows(
     for name in names:
         builder, folder = ROWS[name]
         if folder is not None and not (shared_data_dir() / folder).is_dir():
-            missing.append((name, f"{shared_data_dir() / folder} not found"))
+            missing.append((name, f"{shared_data_dir() / folder} not found (set {DATA_DIR_ENV} to the data folder)"))
             continue
         if progress:
             progress(name)
