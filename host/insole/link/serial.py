@@ -30,7 +30,7 @@ class SerialLink(InsoleLink):
             self._serial = serial.Serial(port, baudrate=baudrate, timeout=0.05, write_timeout=DEFAULT_TIMEOUT_S)
         except serial.SerialException as exc:
             raise LinkError(
-                f"cannot open {port}: {exc}", advice="check the cable and the port name (ls /dev/ttyACM*)"
+                f"cannot open {port}: {exc}", advice="check the cable and the port name, e.g. ls /dev/ttyACM*"
             ) from exc
         self.port = port
         self.stream = PacketStream()
