@@ -3,7 +3,7 @@
 # The unix port has no Bluetooth. This module implements the part of the real API
 # (https://docs.micropython.org/en/latest/library/bluetooth.html) that the firmware
 # uses, and forwards it over a loopback socket (INSOLE_BLE_BRIDGE=host:port) to the
-# peripheral bridge on the host (host/insole/ble/peripheral_bridge.py), where a bumble
+# peripheral bridge on the host (host/insole/emulation/bridge.py), where a bumble
 # device on an emulated controller does the radio work.
 #
 # IRQs: the real stack calls the handler from its own context. Here events are queued
