@@ -4,6 +4,7 @@ persist on the simulated insole, and cues the firmware issues on its own."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -243,10 +244,10 @@ def test_metronome_beats_at_the_set_rate_while_streaming(link: SerialLink) -> No
     assert [b.step_number for b in beats] == list(range(1, len(beats) + 1))
     assert all(b.reason == CueReason.METRONOME and b.duration_ms == 80 and b.cued for b in beats)
     due = [b.decision_ms for b in beats]
-    assert all(later - earlier == 500 for earlier, later in zip(due, due[1:])), due  # 120 steps/min
+    assert all(later - earlier == 500 for earlier, later in itertools.pairwise(due)), due  # 120 steps/min
     assert all(b.motor_start_ms is not None and b.motor_start_ms - b.decision_ms <= 10 for b in beats)
     arrivals = [t for t, _ in received]
-    assert all(0.35 < later - earlier < 0.65 for earlier, later in zip(arrivals, arrivals[1:]))
+    assert all(0.35 < later - earlier < 0.65 for earlier, later in itertools.pairwise(arrivals))
     # Idle again: no more beats.
     time.sleep(0.6)
     assert not _cues(link.poll(0.1))

@@ -149,7 +149,7 @@ def test_medial_share_follows_the_vendor_centre_of_pressure() -> None:
         cop_y = recording.vendor_cop_norm[stream.side][:, 1]
         force = recording.vendor_total_force_n[stream.side]
         per_step = [
-            np.nansum(cop_y[a:b] * force[a:b]) / np.nansum(force[a:b]) for a, b in zip(d.ic_index_, d.to_index_)
+            np.nansum(cop_y[a:b] * force[a:b]) / np.nansum(force[a:b]) for a, b in zip(d.ic_index_, d.to_index_, strict=True)
         ]
         assert np.corrcoef(d.medial_share_, per_step)[0, 1] > 0.8, stream.side
 
@@ -354,7 +354,7 @@ def test_heel_raise_hold_host_reference(heel_raise_session) -> None:
         d = _heel_raises(stream)
         errors = [(h - t.hold_s) / t.hold_s for h, t in zip(d.hold_s_, truth, strict=True)]
         assert max(abs(e) for e in errors) <= 0.10, errors
-        assert [(int(s), int(r)) for s, r in zip(d.set_, d.rep_)] == [(t.set, t.rep) for t in truth]
+        assert [(int(s), int(r)) for s, r in zip(d.set_, d.rep_, strict=True)] == [(t.set, t.rep) for t in truth]
 
 
 def test_heel_raise_hold_firmware(heel_raise_session) -> None:

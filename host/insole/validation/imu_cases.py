@@ -159,7 +159,7 @@ def score_gaitmap_events(
         turns = [(a / original.rate_hz, b / original.rate_hz) for a, b in walk.turning_spans(original.side)]
         if reversed:
             reference = reversed_reference(original, reference)
-            turns = [tuple(sorted(reversed_times_s(original, [a, b]))) for a, b in turns]  # type: ignore[misc]
+            turns = [tuple(sorted(reversed_times_s(original, [a, b]))) for a, b in turns]
         single = EventPool()
         _score_foot(single, stream, steps, reference, turns)
         _score_foot(pool, stream, steps, reference, turns)
@@ -351,7 +351,7 @@ def score_simulated(
         for t in sim.step_truth:
             if t.side != stream.side:
                 continue
-            mid = int(round((t.ic_s + t.to_s) / 2.0 * rate_hz))
+            mid = round((t.ic_s + t.to_s) / 2.0 * rate_hz)
             j = steps.containing(mid)
             turning = t.segment_index in turning_segments
             if turning:
@@ -418,8 +418,8 @@ def agreement(
     same = pairs = close = 0
     worst = 0.0
     for k in range(len(fw.ic_index)):
-        near = np.flatnonzero((np.abs(host.ic_index - fw.ic_index[k]) <= 1) & (np.abs(host.to_index - fw.to_index[k]) <= 1))
-        near = [int(j) for j in near if int(j) not in used]
+        both_near = (np.abs(host.ic_index - fw.ic_index[k]) <= 1) & (np.abs(host.to_index - fw.to_index[k]) <= 1)
+        near = [int(j) for j in np.flatnonzero(both_near) if int(j) not in used]
         if not near:
             continue
         j = near[0]

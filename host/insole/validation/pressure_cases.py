@@ -99,7 +99,9 @@ def score_recordings(
             for s, r in zip(recording.streams, recording.references, strict=True)
         ]
         if engine == "firmware":
-            foot_replays = replay_recording(streams, [choose_pressure_scale(s.pressure) for s in streams])
+            # The scales stream_counts chooses, so that host_events sees the same counts.
+            scales = [1.0 if s.pressure is None else choose_pressure_scale(s.pressure) for s in streams]
+            foot_replays = replay_recording(streams, scales)
             assert replays is not None
             replays.extend(foot_replays)
             events = [replay_events(s, r) for s, r in zip(streams, foot_replays, strict=True)]
@@ -154,8 +156,8 @@ def agreement(stream: FootStream, replay: FootReplay) -> Agreement:
     used: set[int] = set()
     paired = same_to = same_direction = 0
     for k, step in enumerate(replay.steps):
-        candidates = np.flatnonzero(np.abs(host.ic_index_ - fw_ic[k]) <= 1)
-        candidates = [int(c) for c in candidates if int(c) not in used]
+        ic_near = np.flatnonzero(np.abs(host.ic_index_ - fw_ic[k]) <= 1)
+        candidates = [int(c) for c in ic_near if int(c) not in used]
         if not candidates:
             continue
         j = candidates[0]
