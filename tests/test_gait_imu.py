@@ -27,6 +27,7 @@ from insole.hil import replay_recording
 from insole.importers.gaitmap import import_gaitmap
 from insole.validation import imu_cases
 from insole.validation.gaitmap import GaitmapWalk, load_gaitmap_walk, mocap_fpa_deg
+from insole.validation.references import moticon_walk_files
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +204,7 @@ def test_firmware_free_heap_stays_above_40_kb(gaitmap_replays: list) -> None:
 
 
 def test_moticon_imu_forward_and_time_reversed() -> None:
-    files = [require_shared_data("moticon_opengo", f.name) for f in imu_cases.moticon_files()]
+    files = [require_shared_data("moticon_opengo", f.name) for f in moticon_walk_files()]
     forward = imu_cases.score_moticon_imu(files, engine="firmware")
     backward = imu_cases.score_moticon_imu(files, engine="firmware", reversed=True)
     for row, expected in ((forward, "forward"), (backward, "backward")):

@@ -26,7 +26,6 @@ from insole.protocol import (
     Command,
     CommandCode,
     DecodedPacket,
-    Direction,
     ErrorReply,
     HeelRaise,
     PacketType,
@@ -37,7 +36,6 @@ from insole.protocol import (
 from insole.quantise import rate_hz_to_chz, stream_counts
 
 SIDE_CODES = {"left": 0, "right": 1}
-DIRECTION_NAMES = {Direction.FORWARD: "forward", Direction.BACKWARD: "backward"}
 DEFAULT_WINDOW = 8  # unacknowledged SAMPLES packets in flight
 
 ProgressCallback = Callable[[str, int], None]  # (side, samples acknowledged so far)

@@ -34,7 +34,6 @@ from insole.gait.cue import CueEngine
 from insole.gait.gait import HeelRaiseDetection, LayoutRegions, PressureStepDetection
 from insole.gait.imu import ImuEventDetection, ImuTracker, ImuTrackerParameters, ZeroVelocityDetection
 from insole.gait.stride import (
-    DIRECTION_NAMES,
     FootProgressionAngle,
     StrideParameters,
     StrideTrajectory,
@@ -42,7 +41,6 @@ from insole.gait.stride import (
 )
 
 __all__ = [
-    "DIRECTION_NAMES",
     "CueEngine",
     "FootProgressionAngle",
     "HeelRaiseDetection",

@@ -37,10 +37,9 @@ from insole.gait.contact import (
     PressureContact,
     PressureContactParameters,
 )
-from insole.gait.stride import DIRECTION_NAMES, Direction
 from insole.layouts import load_layout
-from insole.model import FloatArray, IntArray, Side
-from insole.protocol import NA_I16, NA_U16
+from insole.model import FloatArray, IntArray, Side, WalkingDirection
+from insole.protocol import NA_I16, NA_U16, direction_name
 from insole.quantise import CountStream, rate_hz_to_chz
 
 BoolArray = npt.NDArray[np.bool_]
@@ -194,7 +193,7 @@ class PressureStepDetection:
 
     ic_index_: IntArray
     to_index_: IntArray
-    direction_: list[Direction]
+    direction_: list[WalkingDirection]
     roll_over_mm_: list[int | None]
     peak_: IntArray
     medial_share_: FloatArray
@@ -211,7 +210,7 @@ class PressureStepDetection:
         machine = PressureContact(rate_hz_to_chz(sampling_rate_hz), self.parameters)
         ics: list[int] = []
         tos: list[int] = []
-        directions: list[Direction] = []
+        directions: list[WalkingDirection] = []
         peaks: list[int] = []
         shares: list[int | None] = []
         roll_overs: list[int | None] = []
@@ -242,7 +241,7 @@ class PressureStepDetection:
                 peaks.append(min(peak, 65534))
                 shares.append((medial * 200 + both // 2) // both if both else None)
                 windows = (machine.early_weight, machine.early_moment, machine.late_weight, machine.late_moment)
-                directions.append(DIRECTION_NAMES[direction_code(*windows, span)])
+                directions.append(direction_name(direction_code(*windows, span)))
                 roll_overs.append(roll_over_mm(*windows))
         self.ic_index_ = np.array(ics, dtype=np.int64)
         self.to_index_ = np.array(tos, dtype=np.int64)

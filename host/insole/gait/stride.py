@@ -35,11 +35,8 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from insole.model import STANDARD_GRAVITY_MS2, IntArray, Side
+from insole.model import STANDARD_GRAVITY_MS2, IntArray, Side, WalkingDirection
 
-Direction = Literal["forward", "backward", "unknown"]
-# By the firmware's direction codes (imu.DIR_UNKNOWN, DIR_FORWARD, DIR_BACKWARD): the STEP field.
-DIRECTION_NAMES: tuple[Direction, Direction, Direction] = ("unknown", "forward", "backward")
 Arithmetic = Literal["fixed", "float"]
 FloatType = type[np.float32] | type[np.float64] | type[float]
 Vector3 = tuple[float, float, float]
@@ -342,7 +339,7 @@ class FootProgressionAngle:
         The heel's horizontal displacement.
     """
 
-    direction_: Direction
+    direction_: WalkingDirection
     fpa_deg_: float
     fpa_out_deg_: float
     stride_length_m_: float
@@ -362,7 +359,7 @@ class FootProgressionAngle:
         theta = math.atan2(dy, dx)
         off_axis = abs(math.degrees(wrap_rad(theta - heading_rad / 2.0)))
         turning = abs(math.degrees(wrap_rad(heading_rad))) > p.turn_deg
-        direction: Direction = "unknown"
+        direction: WalkingDirection = "unknown"
         if length >= p.min_stride_m and not turning:
             if off_axis <= p.cone_deg:
                 direction = "forward"

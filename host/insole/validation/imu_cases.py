@@ -32,14 +32,15 @@ import numpy as np
 import numpy.typing as npt
 
 from insole.gait import ImuTracker
-from insole.hil import DIRECTION_NAMES, FootReplay, replay_recording
+from insole.hil import FootReplay, replay_recording
 from insole.model import FloatArray, FootStream
+from insole.protocol import direction_name
 from insole.quantise import stream_counts
 from insole.sim import SensorModel, Stand, Walk, fpa_sweep_plan, simulate_session
 from insole.sim.plan import Segment
 from insole.validation.gaitmap import GaitmapWalk, load_gaitmap_walk, mocap_fpa_deg
 from insole.validation.metrics import EventPool, match_events, reversed_times_s, time_reversed
-from insole.validation.references import ReferenceSteps, moticon_reference, reversed_reference
+from insole.validation.references import ReferenceSteps, moticon_reference, moticon_walk_files, reversed_reference
 
 Engine = Literal["firmware", "host"]
 Arithmetic = Literal["fixed", "float"]
@@ -83,7 +84,7 @@ def firmware_steps(replay: FootReplay) -> FootSteps:
         np.array([x.ic_index for x in s], dtype=np.int64),
         np.array([x.to_index for x in s], dtype=np.int64),
         np.array([_na(x.fpa_cdeg, 100.0) for x in s]),
-        [DIRECTION_NAMES.get(x.direction, "unknown") for x in s],  # type: ignore[call-overload]
+        [direction_name(x.direction) for x in s],
         np.array([_na(x.stride_mm, 1000.0) for x in s]),
         np.array([_na(x.speed_mms, 1000.0) for x in s]),
     )
@@ -436,12 +437,6 @@ def agreement(
 # --------------------------------------------------------------------------- all rows
 
 
-def moticon_files() -> list[Path]:
-    from insole.resources import shared_data_dir
-
-    return [shared_data_dir() / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
-
-
 def benchmark(engine: Engine = "firmware") -> dict[str, dict[str, Any]]:
     """Every IMU row, keyed by name (about 15 s with the firmware)."""
     walk = load_gaitmap_walk()
@@ -449,8 +444,8 @@ def benchmark(engine: Engine = "firmware") -> dict[str, dict[str, Any]]:
         "gaitmap events": score_gaitmap_events(walk, engine=engine),
         "gaitmap events reversed": score_gaitmap_events(walk, engine=engine, reversed=True),
         "gaitmap fpa": score_gaitmap_fpa(walk, engine=engine),
-        "moticon imu": score_moticon_imu(moticon_files(), engine=engine),
-        "moticon imu reversed": score_moticon_imu(moticon_files(), engine=engine, reversed=True),
+        "moticon imu": score_moticon_imu(moticon_walk_files(), engine=engine),
+        "moticon imu reversed": score_moticon_imu(moticon_walk_files(), engine=engine, reversed=True),
         "sim sweep": score_simulated("sweep", engine=engine),
         "sim backward": score_simulated("backward", engine=engine),
         "sim turns": score_simulated("turns", engine=engine),

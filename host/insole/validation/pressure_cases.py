@@ -31,15 +31,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from insole.gait import DIRECTION_NAMES, PressureStepDetection
+from insole.gait import PressureStepDetection
 from insole.hil import FootReplay, replay_recording
 from insole.model import FloatArray, FootStream
+from insole.protocol import direction_name
 from insole.quantise import choose_pressure_scale, stream_counts
 from insole.validation.metrics import EventPool, match_events, time_reversed
 from insole.validation.references import (
     ReferenceRecording,
     gaitpdb_reference,
+    gaitpdb_walk_files,
     moticon_reference,
+    moticon_walk_files,
     reversed_reference,
 )
 
@@ -59,7 +62,7 @@ def replay_events(stream: FootStream, replay: FootReplay) -> FootEvents:
     """The firmware's STEP records of one foot, as times and direction names."""
     ic = np.array([stream.t0_s + s.ic_index / stream.rate_hz for s in replay.steps])
     to = np.array([stream.t0_s + s.to_index / stream.rate_hz for s in replay.steps])
-    return FootEvents(ic, to, [DIRECTION_NAMES[int(s.direction)] for s in replay.steps])
+    return FootEvents(ic, to, [direction_name(s.direction) for s in replay.steps])
 
 
 def host_events(stream: FootStream) -> FootEvents:
@@ -165,25 +168,16 @@ def agreement(stream: FootStream, replay: FootReplay) -> Agreement:
         paired += 1
         if abs(int(host.to_index_[j]) - step.to_index) <= 1:
             same_to += 1
-        if DIRECTION_NAMES[int(step.direction)] == host.direction_[j]:
+        if direction_name(step.direction) == host.direction_[j]:
             same_direction += 1
     return Agreement(len(replay.steps), len(host.ic_index_), paired, same_to, same_direction)
-
-
-def shared_data_files() -> tuple[list[Path], list[Path]]:
-    """All gaitpdb walks and both Moticon walking exports under ``../shared/data``."""
-    from insole.resources import shared_data_dir
-
-    gaitpdb = sorted((shared_data_dir() / "gaitpdb").glob("Ga*.txt"))
-    moticon = [shared_data_dir() / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
-    return gaitpdb, moticon
 
 
 def benchmark(engine: Engine = "firmware") -> dict[str, dict[str, Any]]:
     """Every real-data row (all 23 gaitpdb walks, both Moticon walks; forward and
     time-reversed), keyed ``"gaitpdb"``, ``"gaitpdb reversed"``, ``"moticon"``,
     ``"moticon reversed"``. About 35 s with the firmware, 4 s with the host reference."""
-    gaitpdb, moticon = shared_data_files()
+    gaitpdb, moticon = gaitpdb_walk_files(), moticon_walk_files()
     rows: dict[str, dict[str, Any]] = {}
     for reversed_ in (False, True):
         suffix = " reversed" if reversed_ else ""

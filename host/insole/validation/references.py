@@ -32,9 +32,23 @@ import numpy.typing as npt
 from insole.importers.gaitpdb import read_gaitpdb
 from insole.importers.moticon import read_gait_report, read_moticon
 from insole.model import FloatArray, FootStream, Side
+from insole.resources import shared_data_dir
 from insole.validation.metrics import reversed_times_s
 
 IntArray = npt.NDArray[np.int64]
+
+MOTICON_WALKS = ("230927_102114.txt", "230927_102137.txt")  # the two walking exports of the Moticon data
+
+
+def gaitpdb_walk_files() -> list[Path]:
+    """Every gaitpdb walk in the shared data folder."""
+    return sorted((shared_data_dir() / "gaitpdb").glob("Ga*_*.txt"))
+
+
+def moticon_walk_files() -> list[Path]:
+    """Both Moticon walking exports in the shared data folder."""
+    return [shared_data_dir() / "moticon_opengo" / name for name in MOTICON_WALKS]
+
 
 GAITPDB_THRESHOLD_SHARE = 0.02  # of the 95th percentile of the foot's total force
 GAITPDB_THRESHOLD_PERCENTILE = 95.0

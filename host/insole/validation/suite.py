@@ -8,6 +8,8 @@ from typing import Any
 
 from insole.resources import DATA_DIR_ENV, shared_data_dir
 from insole.validation import imu_cases, pressure_cases, simulated
+from insole.validation.gaitmap import load_gaitmap_walk
+from insole.validation.references import gaitpdb_walk_files, moticon_walk_files
 from insole.validation.table import Goal, Row
 
 RowBuilder = Callable[[bool], list[Row]]  # quick -> rows
@@ -25,12 +27,8 @@ GAITPDB_QUICK = ("GaCo01_01", "GaPt03_01", "GaPt13_10", "GaCo14_10")  # controls
 
 
 def _gaitpdb_files(quick: bool) -> list[Path]:
-    files = sorted((shared_data_dir() / "gaitpdb").glob("Ga*_*.txt"))
+    files = gaitpdb_walk_files()
     return [f for f in files if f.stem in GAITPDB_QUICK] if quick else files
-
-
-def _moticon_files() -> list[Path]:
-    return [shared_data_dir() / "moticon_opengo" / name for name in ("230927_102114.txt", "230927_102137.txt")]
 
 
 def _event_row(data: str, reference: str, goals: tuple[Goal, ...], scores: dict[str, Any]) -> Row:
@@ -64,7 +62,7 @@ def _gaitpdb(quick: bool) -> list[Row]:
 
 
 def _moticon(quick: bool) -> list[Row]:
-    files = _moticon_files()
+    files = moticon_walk_files()
     return [
         _event_row("Moticon, both files (pressure + IMU)", "vendor events",
                    (Goal("f1", ">=", 0.98), Goal("ic_mae_ms", "<=", 20.0), Goal("to_mae_ms", "<=", 20.0)),
@@ -76,7 +74,7 @@ def _moticon(quick: bool) -> list[Row]:
 
 
 def _gaitmap(quick: bool) -> list[Row]:
-    walk = imu_cases.load_gaitmap_walk()
+    walk = load_gaitmap_walk()
     rows = [
         _event_row("gaitmap, IMU only, both feet", "motion-capture IC/TC",
                    (Goal("f1", ">=", 0.98), Goal("to_f1", ">=", 0.98), Goal("ic_mae_ms", "<=", 20.0),
@@ -119,7 +117,7 @@ def _moticon_imu(quick: bool) -> list[Row]:
     return [
         _event_row("Moticon time-reversed, IMU only", "vendor events, reversed",
                    (Goal("direction_pct", ">=", 95.0),),
-                   imu_cases.score_moticon_imu(_moticon_files(), reversed=True)),
+                   imu_cases.score_moticon_imu(moticon_walk_files(), reversed=True)),
     ]
 
 
