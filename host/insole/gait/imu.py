@@ -44,7 +44,6 @@ from insole.gait.contact import PressureContactParameters
 from insole.gait.stride import (
     AXIS_ONE,
     Arithmetic,
-    Direction,
     FloatType,
     FootProgressionAngle,
     StrideParameters,
@@ -53,7 +52,7 @@ from insole.gait.stride import (
     pitch_axis_q12,
 )
 from insole.gait.units import samples_for_ms
-from insole.model import FloatArray, IntArray
+from insole.model import FloatArray, IntArray, WalkingDirection
 from insole.protocol import NA_I16
 from insole.quantise import GYRO_COUNTS_PER_DPS, CountStream, rate_hz_to_chz
 
@@ -220,10 +219,11 @@ class SwingEvents:
 class ImuEventDetection:
     """Toe-off and initial contact of one stride from the zero crossings of its swing lobe.
 
-    ``detect(pitch, motion_start, scan_end, still_start, sampling_rate_hz)`` scans the
-    motion ``[motion_start, scan_end]`` of ``pitch`` (the stream's pitch rate, 0.1
-    deg/s) as the device does sample by sample; ``still_start`` is the first sample of
-    the still phase that ends it.
+    ``detect(pitch, motion_start, scan_end, still_start, sampling_rate_hz, pitch_start)``
+    scans the motion ``[motion_start, scan_end]`` of ``pitch`` (the pitch rate, 0.1
+    deg/s, from sample ``pitch_start`` on; it must hold the sample before the motion)
+    as the device does sample by sample; ``still_start`` is the first sample of the
+    still phase that ends it.
 
     Parameters
     ----------
@@ -242,9 +242,15 @@ class ImuEventDetection:
         self.parameters = parameters or ImuTrackerParameters()
 
     def detect(
-        self, pitch: IntArray, motion_start: int, scan_end: int, still_start: int, sampling_rate_hz: float
+        self,
+        pitch: IntArray,
+        motion_start: int,
+        scan_end: int,
+        still_start: int,
+        sampling_rate_hz: float,
+        pitch_start: int = 0,
     ) -> Self:
-        h = pitch[motion_start - 1 : scan_end + 1]
+        h = pitch[motion_start - 1 - pitch_start : scan_end + 1 - pitch_start]
         negative = h < 0
         flips = negative[1:] != negative[:-1]  # per scanned sample: a crossing since the one before
         crossing = np.flatnonzero(flips)  # between h[c] and h[c + 1]
@@ -287,7 +293,7 @@ class ImuStep:
     ic_index: int
     to_index: int
     fpa_deg: float
-    direction: Direction
+    direction: WalkingDirection
     stride_length_m: float
     speed_ms: float
 
@@ -305,7 +311,7 @@ class _Stride:
     fpa_out_deg: float
     length_m: float
     speed_ms: float
-    direction: Direction
+    direction: WalkingDirection
     heading_deg: float
     swing_deg: float
 
@@ -434,8 +440,9 @@ class ImuTracker:
                 report_at, last = int(ends[j]) + 1, int(ends[j])
             else:
                 continue  # the recording stops before the device would report it
-            pitch = (counts[:, 3] * axis[0] + counts[:, 4] * axis[1] + counts[:, 5] * axis[2]) >> 12
-            ev = events.detect(pitch, m0, confirm, still, rate).events_
+            gyro = counts[m0 - 1 : confirm + 1, 3:]  # the motion and the sample before it
+            pitch = (gyro[:, 0] * axis[0] + gyro[:, 1] * axis[1] + gyro[:, 2] * axis[2]) >> 12
+            ev = events.detect(pitch, m0, confirm, still, rate, pitch_start=m0 - 1).events_
             if (
                 confirm - m0 >= p.ring_capacity_slots << shift
                 or ev.peak_dps < p.swing_threshold_dps
