@@ -11,7 +11,9 @@ firmware's sources (MicroPython is Python syntax; nothing is imported) and check
 * single numbers the host and the firmware share (lengths, sentinels, flags …);
 * the emulated radio's wire: the bridge's opcodes, IRQ numbers and flags, in the unix
   port's ``bluetooth`` stand-in, the firmware's BLE module and the host's bridge;
-* the GATT UUIDs the firmware serves and the host looks for.
+* the GATT UUIDs the firmware serves and the host looks for;
+* the defaults of the host's gait twins (``insole.gait``'s parameter dataclasses)
+  against the firmware machines' constants, unit for unit.
 
 The board's pins have their own check against hardware/wiring.md (test_firmware_build).
 """
@@ -28,7 +30,10 @@ import pytest
 
 from conftest import REPO_ROOT
 from insole.emulation import bridge
+from insole.gait.contact import HeelRaiseParameters, PressureContactParameters
 from insole.gait.cue import SEED_ZERO
+from insole.gait.imu import ImuTrackerParameters
+from insole.gait.stride import AXIS_ONE, StrideParameters
 from insole.link import gatt
 from insole.link.clocksync import DEVICE_TIME_MODULUS_MS
 from insole.protocol import (
@@ -225,3 +230,63 @@ def test_gatt_uuids_match() -> None:
     }
     known = {int(value[4:8], 16) for name, value in vars(gatt).items() if name.endswith("_UUID") and value.endswith("-0000-1000-8000-00805f9b34fb")}
     assert served and served == known
+
+
+def _class_constants(path: Path, class_name: str) -> dict[str, Any]:
+    """A class's ``NAME = <literal>`` attributes (the firmware's tunable constants)."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return {
+                item.targets[0].id: ast.literal_eval(item.value)
+                for item in node.body
+                if isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name)
+                and isinstance(item.value, ast.Constant)
+            }
+    raise AssertionError(f"no class {class_name} in {path}")
+
+
+def test_gait_twins_defaults_match_the_firmware_constants() -> None:
+    contact = _class_constants(FW / "contact.py", "PressureContact")
+    raises = _class_constants(FW / "contact.py", "HeelRaises")
+    imu = _consts(FW / "imu.py")
+    stride = _consts(FW / "stride.py")
+    c, h, i, s = PressureContactParameters(), HeelRaiseParameters(), ImuTrackerParameters(), StrideParameters()
+    # (host default in the firmware's unit, firmware constant)
+    pairs = {
+        "contact_permille": (c.contact_permille, contact["CONTACT_PERMILLE"]),
+        "confirm_permille": (c.confirm_permille, contact["CONFIRM_PERMILLE"]),
+        "off_permille": (c.off_permille, contact["OFF_PERMILLE"]),
+        "floor_trust_shift": (c.floor_trust_shift, contact["FLOOR_TRUST_SHIFT"]),
+        "min_range_counts": (c.min_range_counts, contact["MIN_RANGE"]),
+        "off_confirm_ms": (c.off_confirm_ms, contact["OFF_CONFIRM_MS"]),
+        "min_stance_ms": (c.min_stance_ms, contact["MIN_STANCE_MS"]),
+        "window_ms": (c.window_ms, contact["WINDOW_MS"]),
+        "min_hold_ms": (h.min_hold_ms, raises["MIN_HOLD_MS"]),
+        "min_stand_ms": (h.min_stand_ms, raises["MIN_STAND_MS"]),
+        "max_lean_ms": (h.max_lean_ms, raises["MAX_LEAN_MS"]),
+        "set_gap_ms": (h.set_gap_ms, raises["SET_GAP_MS"]),
+        "min_rise_cdps": (h.min_rise_cdps, raises["MIN_RISE_CDPS"]),
+        "still_gyr_threshold_dps": (round(i.still_gyr_threshold_dps * 10), imu["_STILL_GYR"]),
+        "still_acc_threshold_g (low)": (round((1 - i.still_acc_threshold_g) * 1000) ** 2, imu["_ACC2_LO"]),
+        "still_acc_threshold_g (high)": (round((1 + i.still_acc_threshold_g) * 1000) ** 2, imu["_ACC2_HI"]),
+        "still_window_ms": (i.still_window_ms, imu["_STILL_MS"]),
+        "report_ms": (i.report_ms, imu["_REPORT_MS"]),
+        "swing_threshold_dps": (round(i.swing_threshold_dps * 10), imu["_SWING_RATE"]),
+        "swing_min_deg": (i.swing_min_deg, imu["_SWING_DEG"]),
+        "zupt_search_ms": (i.zupt_search_ms, imu["_SEARCH_MS"]),
+        "rest_ms": (i.rest_ms, imu["_REST_MS"]),
+        "rest_max_samples": (i.rest_max_samples, imu["_REST_MAX"]),
+        "ring_capacity_slots": (i.ring_capacity_slots, imu["_RING"]),
+        "decimate_above_hz": (round(i.decimate_above_hz * 100), imu["_DECIMATE_ABOVE_CHZ"]),
+        "push_lead_ms": (i.push_lead_ms, imu["_PUSH_LEAD_MS"]),
+        "contact_lag_ms": (i.contact_lag_ms, imu["_CONTACT_LAG_MS"]),
+        "gravity_half_window_ms": (s.gravity_half_window_ms, stride["_GRAVITY_MS"]),
+        "turn_deg": (s.turn_deg, stride["_TURN_DEG"]),
+        "cone_deg": (s.cone_deg, stride["_CONE_DEG"]),
+        "min_stride_m": (round(s.min_stride_m * 1000), stride["_MIN_STRIDE_MM"]),
+        "max_stride_time_ms": (s.max_stride_time_ms, stride["_MAX_STRIDE_MS"]),
+        "imu_from_heel_m": (round(s.imu_from_heel_m * 1000), stride["_IMU_X_MM"]),
+        "AXIS_ONE": (AXIS_ONE, imu["_AXIS_ONE"]),
+    }
+    differ = {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
+    assert not differ, f"host defaults and firmware constants disagree (host, firmware): {differ}"
