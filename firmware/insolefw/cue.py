@@ -2,7 +2,7 @@
 # the pulse patterns and the CUE record (docs/protocol.md).
 #
 # Everything here runs once per step or per beat, never per sample; the cadence
-# metronome itself is a task in app.py.
+# metronome itself is a task in app.py. Host twin of the decision: host/insole/gait/cue.py.
 from micropython import const
 import struct
 from array import array

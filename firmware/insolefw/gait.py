@@ -2,7 +2,8 @@
 #
 # GaitCore.process() is the sampling path: it must not allocate (tested under
 # micropython.heap_lock()). Step and heel-raise records are packed into preallocated
-# buffers and pushed onto the EventQueue; the link task sends them.
+# buffers and pushed onto the EventQueue; the link task sends them. Host twin of the
+# pressure path and the layout regions: host/insole/gait/gait.py (tests check both agree).
 from micropython import const
 import struct
 from array import array
