@@ -30,6 +30,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from insole.emulation import bridge
+from insole.gait import contact as contact_twin
 from insole.gait.contact import HeelRaiseParameters, PressureContactParameters
 from insole.gait.cue import SEED_ZERO
 from insole.gait.imu import ImuTrackerParameters
@@ -288,5 +289,12 @@ def test_gait_twins_defaults_match_the_firmware_constants() -> None:
         "imu_from_heel_m": (round(s.imu_from_heel_m * 1000), stride["_IMU_X_MM"]),
         "AXIS_ONE": (AXIS_ONE, imu["_AXIS_ONE"]),
     }
+    # The contact machine's buffers and states, as the twin states them.
+    contact_consts = _consts(FW / "contact.py")
+    for host_name, firmware_name in (
+        ("HISTORY_SAMPLES", "_HISTORY"), ("MAX_WINDOW_SAMPLES", "_MAX_WINDOW"), ("UNKNOWN", "_UNKNOWN"),
+        ("SWING", "_SWING"), ("STANCE", "_STANCE"), ("UNLOADING", "_UNLOADING"),
+    ):
+        pairs[host_name] = (getattr(contact_twin, host_name), contact_consts[firmware_name])
     differ = {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
     assert not differ, f"host defaults and firmware constants disagree (host, firmware): {differ}"
