@@ -49,8 +49,15 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return found
 
 
-def test_wheel_carries_the_firmware_and_the_layouts_but_not_the_firmware_tests(wheel: Path) -> None:
+def test_wheel_carries_every_module_the_firmware_and_the_layouts_but_not_the_firmware_tests(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
+    package = REPO_ROOT / "host" / "insole"
+    modules = {
+        "insole/" + p.relative_to(package).as_posix()
+        for p in package.rglob("*.py")
+        if "bundled" not in p.relative_to(package).parts
+    }
+    assert modules and modules <= names, f"not in the wheel: {sorted(modules - names)}"
     firmware = sorted(
         "insole/bundled/firmware/" + p.relative_to(REPO_ROOT / "firmware").as_posix()
         for p in (REPO_ROOT / "firmware").rglob("*.py")
