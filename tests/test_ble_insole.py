@@ -49,7 +49,7 @@ pytestmark = pytest.mark.ble
 RATE_HZ = 104.0
 
 
-def _walk(duration_s: float = 60.0, fpa_deg: float = 12.0, seed: int = 1):  # type: ignore[no-untyped-def]
+def _walk(duration_s: float = 60.0, fpa_deg: float = 12.0, seed: int = 1):
     return simulate_session([Stand(duration_s=1.0), Walk(duration_s=duration_s, fpa_deg=fpa_deg)],
                             rate_hz=RATE_HZ, seed=seed)
 
@@ -104,7 +104,7 @@ def test_control_writes_need_a_bonded_link_and_settings_persist(stack: ExitStack
 
     run_on_radio(unpaired_write(), timeout_s=30.0)
     with BleInsoleLink("left", scanner_backend=BumbleScanner, client_backend=BumbleClient) as link:
-        before = link.command(Command(CommandCode.GET_SETTINGS), PacketType.SETTINGS).body
+        before = link.get_settings()
         assert before == Settings(side=before.side)  # the refused write changed nothing
         link.request(wanted)
         assert link.command(Command(CommandCode.GET_SETTINGS), PacketType.SETTINGS).body == wanted
@@ -202,7 +202,7 @@ def test_two_insoles_share_one_timeline_despite_clock_skew(
         print("\nclock sync over BLE: " + "; ".join(report))
 
 
-async def _fit(clock: ClockSync):  # type: ignore[no-untyped-def]
+async def _fit(clock: ClockSync):
     return clock.fit()  # on the radio loop, where the client adds to it
 
 

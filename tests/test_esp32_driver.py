@@ -597,7 +597,7 @@ def _board_cfg(tmp_path: Path, **overrides: object) -> dict:
         (tmp_path / name).write_text(text)
         side_files.append(str(tmp_path / name))
     side_files.append(str(tmp_path / "missing.txt"))
-    cfg = {
+    cfg: dict[str, object] = {
         "mux": False, "rate_chz": 10400, "imu_period_us": 9605, "imu_phase_us": 300,
         "timer_phase_us": 0, "duration_us": 1_500_000, "drain_latency_us": 400,
         "gc_pause": None, "stall": None, "side_files": side_files,

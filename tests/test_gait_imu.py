@@ -256,6 +256,7 @@ def test_fixed_point_integration_matches_floating_point() -> None:
     stream = sim.streams[0]
     g = ImuTracker().detect(stream_counts(stream), stream.rate_hz)
     assert len(g.start_index_) >= 3
+    assert stream.acc_ms2 is not None and stream.gyro_dps is not None
     slots = ring_slots(np.hstack([np.rint(stream.acc_ms2 / 9.80665 * 1000), np.rint(stream.gyro_dps * 10)]).astype(np.int64), 0)
     for start, end in zip(g.start_index_, g.end_index_, strict=True):
         gravity = tuple(float(v) for v in slots[start, :3])

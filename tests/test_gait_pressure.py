@@ -22,7 +22,7 @@ from insole.importers.moticon import read_moticon
 from insole.model import FootStream
 from insole.protocol import NA_U16
 from insole.quantise import choose_pressure_scale, stream_counts
-from insole.sim import SensorModel, Stand, Subject, Walk, simulate_session
+from insole.sim import Segment, SensorModel, Stand, Subject, Walk, simulate_session
 from insole.validation.metrics import match_events, time_reversed
 from insole.validation.pressure_cases import agreement, pressure_only, score_gaitpdb, score_moticon, score_recordings
 from insole.validation.references import ForceThresholdEvents, gaitpdb_reference, moticon_reference
@@ -371,7 +371,7 @@ def test_heel_raise_hold_firmware(heel_raise_session) -> None:
 
 def test_ideal_sensors_give_the_same_steps_as_realistic_ones() -> None:
     # Noise, baseline offsets, drift and gain spread must not change what is detected.
-    plan = [Stand(duration_s=2.0), Walk(n_steps=16), Stand(duration_s=2.0)]
+    plan: list[Segment] = [Stand(duration_s=2.0), Walk(n_steps=16), Stand(duration_s=2.0)]
     ideal = simulate_session(plan, rate_hz=SIM_RATE_HZ, seed=3, sensors=SensorModel.ideal())
     real = simulate_session(plan, rate_hz=SIM_RATE_HZ, seed=3)
     for a, b in zip(ideal.streams, real.streams, strict=True):

@@ -19,7 +19,7 @@ def test_record_simulated_insoles_keeps_every_sample(tmp_path: Path) -> None:
     for stream, lost in zip(recording.streams, recording.lost_samples, strict=True):
         assert lost == 0
         assert stream.n_samples >= 200  # ~3 s at 100 Hz
-        assert not np.isnan(stream.pressure).any()
+        assert stream.pressure is not None and not np.isnan(stream.pressure).any()
 
 
 def test_record_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from insole.protocol import (
     Command,
     CommandCode,
     ErrorCode,
+    ErrorReply,
     Layout,
     PacketType,
     Samples,
@@ -94,10 +95,10 @@ def test_garbage_and_truncated_frames_are_refused_and_change_nothing(link: Seria
     bad_crc = bytearray(frame(Command(CommandCode.PING).encode(6, 0)))
     bad_crc[3] ^= 0x55
     link.write_raw(garbage + truncated + bytes(bad_crc))
-    errors = []
+    errors: list[ErrorReply] = []
     deadline = time.monotonic() + 3
     while len(errors) < 3 and time.monotonic() < deadline:
-        errors += [p.body for p in link.poll(0.2) if p.type == PacketType.ERROR]
+        errors += [p.body for p in link.poll(0.2) if isinstance(p.body, ErrorReply)]
     assert [e.error for e in errors] == [ErrorCode.BAD_FRAME] * 3
     # The link still works and the state is unchanged.
     after = _status(link)

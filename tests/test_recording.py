@@ -124,7 +124,7 @@ def test_imported_counts_survive_exactly(tmp_path: Path) -> None:
     stream = FootStream("left", 50.0, 0.0, "insole8", counts, "counts", None, None)
     path = tmp_path / "counts.insole"
     write_recording(path, [stream], source="device", pressure_scales=[1.0])
-    np.testing.assert_array_equal(read_recording(path).streams[0].pressure, counts)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(read_recording(path).streams[0].pressure, counts)
 
 
 def live_header(n_streams: int = 2) -> dict:
@@ -215,7 +215,7 @@ def test_torn_half_frame_by_hand_keeps_every_complete_frame(tmp_path: Path) -> N
     path.write_bytes(data + extra[: len(extra) // 2])
     torn = read_recording(path)
     assert torn.torn_tail and torn.bad_frames == 0 and torn.lost_samples == [0]
-    np.testing.assert_array_equal(torn.streams[0].pressure, complete.streams[0].pressure)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(torn.streams[0].pressure, complete.streams[0].pressure)
     # Cutting the file inside the last frame loses exactly that frame's samples.
     last_frame_start = data.rindex(b"\x00", 0, len(data) - 1) + 1
     path.write_bytes(data[: last_frame_start + 10])
@@ -288,7 +288,7 @@ def test_sigkill_mid_write_keeps_every_complete_frame(tmp_path: Path) -> None:
     frames_on_disk = path.read_bytes().count(b"\x00")  # every complete frame ends in the file's only 0x00 bytes
     assert n == 10 * frames_on_disk and n >= 1000
     expected_p, expected_imu = batch(0, n)
-    np.testing.assert_array_equal(stream.pressure, expected_p.astype(float))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(stream.pressure, expected_p.astype(float))
     np.testing.assert_array_equal(imu_to_raw(stream.acc_ms2, stream.gyro_dps), expected_imu)  # type: ignore[arg-type]
 
 
@@ -344,4 +344,4 @@ def test_quantisation_helpers_agree_with_recorded_values(tmp_path: Path) -> None
     write_recording(path, [stream], source="simulated", pressure_scales=[0.002])
     read = read_recording(path).streams[0]
     expected = counts_to_pressure(pressure_to_counts(stream.pressure, 0.002), 0.002)  # type: ignore[arg-type]
-    np.testing.assert_array_equal(read.pressure, expected)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(read.pressure, expected)

@@ -25,7 +25,7 @@ from insole.hil import replay_recording
 from insole.layouts import load_layout
 from insole.model import FootStream
 from insole.quantise import choose_pressure_scale, rate_hz_to_chz, stream_counts
-from insole.sim import HeelRaises, Stand, Walk, simulate_session
+from insole.sim import HeelRaises, Segment, Stand, Walk, simulate_session
 
 ROOT = Path(__file__).resolve().parent.parent
 MPY_SCRIPT = ROOT / "tools" / "bench_core_mpy.py"
@@ -46,7 +46,7 @@ def _run_mpy(sample_file: Path, layout: str) -> dict[str, int]:
 
 
 def _variants(stream: FootStream) -> dict[str, tuple[np.ndarray | None, np.ndarray | None]]:
-    sensed = stream_counts(stream, choose_pressure_scale(stream.pressure))
+    sensed = stream_counts(stream)
     pressure, imu = sensed.pressure, sensed.imu
     return {"pressure+imu": (pressure, imu), "pressure only": (pressure, None), "imu only": (None, imu)}
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--duration-s", type=float, default=120.0, help="walking time")
     parser.add_argument("--runs", type=int, default=3, help="best of this many runs per variant")
     args = parser.parse_args()
-    plan = [
+    plan: list[Segment] = [
         Stand(duration_s=2.0),
         Walk(duration_s=args.duration_s, fpa_deg=10.0),
         Stand(duration_s=2.0),

@@ -17,7 +17,6 @@ from pathlib import Path
 from insole.emulation.board import SimulatedBoard
 from insole.hil import replay_recording
 from insole.link import SerialLink
-from insole.protocol import Command, CommandCode, PacketType
 from insole.recording import read_recording, write_recording
 from insole.sim import Walk, simulate_session
 
@@ -33,8 +32,8 @@ def main() -> None:
         recording = read_recording(path)
         scales = [s["pressure_scale"] for s in recording.header["streams"]]
         with SimulatedBoard() as board, SerialLink(board.port) as link:
-            link.command(Command(CommandCode.PING), timeout_s=10)
-            start_heap = link.command(Command(CommandCode.GET_STATUS), PacketType.STATUS).body.free_heap
+            link.ping(timeout_s=10)
+            start_heap = link.get_status().free_heap
         started = time.perf_counter()
         replays = replay_recording(recording.streams, scales)
         wall_s = time.perf_counter() - started

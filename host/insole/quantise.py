@@ -90,8 +90,11 @@ def counts_to_pressure(counts: npt.ArrayLike, pressure_scale: float) -> FloatArr
     return out
 
 
-def choose_pressure_scale(pressure: npt.ArrayLike, *, target_max_counts: float = 60000.0) -> float:
-    """A round scale (1, 2 or 5 × 10^k) that puts the largest value at or below ~60000 counts."""
+def choose_pressure_scale(pressure: npt.ArrayLike | None, *, target_max_counts: float = 60000.0) -> float:
+    """A round scale (1, 2 or 5 × 10^k) that puts the largest value at or below ~60000
+    counts; 1.0 without pressure (None) or without a positive value."""
+    if pressure is None:
+        return 1.0
     x = np.asarray(pressure, dtype=np.float64)
     finite = x[np.isfinite(x)]
     peak = float(finite.max()) if finite.size else 0.0
@@ -135,7 +138,7 @@ def stream_counts(stream: FootStream, pressure_scale: float | None = None) -> Co
     """The stream in protocol counts, as the device would have measured it; the pressure
     scale is :func:`choose_pressure_scale`'s unless given."""
     if pressure_scale is None:
-        pressure_scale = 1.0 if stream.pressure is None else choose_pressure_scale(stream.pressure)
+        pressure_scale = choose_pressure_scale(stream.pressure)
     pressure = None if stream.pressure is None else pressure_to_counts(stream.pressure, pressure_scale)
     imu = None
     if stream.acc_ms2 is not None and stream.gyro_dps is not None:
