@@ -41,7 +41,6 @@ PLAIN_ANSWERS = (PacketType.STATUS, PacketType.SETTINGS, PacketType.LAYOUT)
 _ADVICE: dict[int, str] = {
     ErrorCode.NOT_BONDED: "pair the insole with this host first; it takes commands only on a bonded, encrypted link",
     ErrorCode.UNSUPPORTED_VERSION: "bring the insole's firmware (insole flash) and this host package to the same release",
-    ErrorCode.BAD_STATE: "the insole is busy with something else (streaming or replaying); stop that first",
 }
 
 _B = TypeVar("_B", bound=Body)
