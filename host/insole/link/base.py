@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from insole.errors import DeviceError, ProtocolError
+from insole.errors import DeviceError, ProtocolError, UnsupportedVersionError
 from insole.protocol import (
     U16_WRAP,
     Ack,
@@ -40,7 +40,7 @@ PLAIN_ANSWERS = (PacketType.STATUS, PacketType.SETTINGS, PacketType.LAYOUT)
 # What a user can do about a refusal, by ERROR code (the rest need no advice).
 _ADVICE: dict[int, str] = {
     ErrorCode.NOT_BONDED: "pair the insole with this host first; it takes commands only on a bonded, encrypted link",
-    ErrorCode.UNSUPPORTED_VERSION: "bring the insole's firmware (insole flash) and this host package to the same release",
+    ErrorCode.UNSUPPORTED_VERSION: UnsupportedVersionError.advice,
 }
 
 _B = TypeVar("_B", bound=Body)
