@@ -70,7 +70,7 @@ def replay_foot(
     result = FootReplay(stream.side)
     side_code = SIDE_CODES[stream.side]
     if stream.n_pressure:
-        link.set_layout(layout_packet(stream))
+        link.set_layout(layout_packet(stream.layout, stream.side, stream.n_pressure))
     link.command(
         Command(
             CommandCode.REPLAY_BEGIN,

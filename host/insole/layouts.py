@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from insole.errors import UserError
-from insole.model import FloatArray, FootStream, Side
+from insole.model import FloatArray, Side
 from insole.protocol import Layout as LayoutPacket
 from insole.resources import LAYOUTS_DIR
 
@@ -199,10 +199,11 @@ def list_layouts(layouts_dir: Path = LAYOUTS_DIR, include_generic: bool = True) 
     return names
 
 
-def layout_packet(stream: FootStream) -> LayoutPacket:
-    """The LAYOUT packet that tells the firmware where the stream's sensors are (whole mm)."""
-    positions = load_layout(stream.layout).positions_mm(stream.side)
-    if len(positions) != stream.n_pressure:
-        raise ValueError(f"layout {stream.layout} has {len(positions)} channels, the stream {stream.n_pressure}")
+def layout_packet(layout: str, side: Side, n_pressure: int) -> LayoutPacket:
+    """The LAYOUT packet that tells the firmware where a stream's ``n_pressure`` sensors
+    are (whole mm, the foot's frame); ValueError when the layout has another count."""
+    positions = load_layout(layout).positions_mm(side)
+    if len(positions) != n_pressure:
+        raise ValueError(f"layout {layout} has {len(positions)} channels, the stream {n_pressure}")
     xy = np.rint(positions).astype(int)
     return LayoutPacket(tuple(int(v) for v in xy[:, 0]), tuple(int(v) for v in xy[:, 1]))

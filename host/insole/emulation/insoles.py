@@ -53,7 +53,7 @@ def open_simulated_insoles(
         samples_file = work_dir / f"{stream.side}.ismp"
         write_sample_file(samples_file, rate_hz_to_chz(stream.rate_hz), counts.pressure, counts.imu)
         samples_files.append(samples_file)
-        out.layouts[stream.side] = layout_packet(stream)
+        out.layouts[stream.side] = layout_packet(stream.layout, stream.side, stream.n_pressure)
         out.pressure_scales.append(counts.pressure_scale)
     if ble:
         out.links.extend(_open_ble_insoles(stack, streams, samples_files, out.layouts, env or {}, log_dir, connect))

@@ -37,7 +37,7 @@ from insole.gait.contact import (
     PressureContact,
     PressureContactParameters,
 )
-from insole.layouts import load_layout
+from insole.layouts import layout_packet
 from insole.model import FloatArray, IntArray, Side, WalkingDirection
 from insole.protocol import NA_I16, NA_U16, direction_name
 from insole.quantise import CountStream, rate_hz_to_chz
@@ -82,12 +82,12 @@ class LayoutRegions:
     def for_counts(cls, data: CountStream) -> LayoutRegions | None:
         """The regions of the stream's layout, as its LAYOUT packet gives them to the
         firmware; None when the layout does not match the stream's pressure channels."""
-        positions = load_layout(data.layout).positions_mm(data.side)
         n_pressure = 0 if data.pressure is None else data.pressure.shape[1]
-        if len(positions) != n_pressure:
+        try:
+            packet = layout_packet(data.layout, data.side, n_pressure)
+        except ValueError:
             return None
-        xy = np.rint(positions).astype(np.int64)
-        return cls.from_positions(xy[:, 0], xy[:, 1], data.side)
+        return cls.from_positions(np.array(packet.x_mm, dtype=np.int64), np.array(packet.y_mm, dtype=np.int64), data.side)
 
 
 @dataclass(frozen=True)
