@@ -102,7 +102,7 @@ def _open(stack: ExitStack, args: argparse.Namespace) -> InsoleLink:
         try:
             return open_ble_insoles(stack, [args.ble])[0][1]
         except (OSError, LinkError) as exc:
-            raise UserError(f"cannot reach the {args.ble} insole over BLE: {exc}") from exc
+            raise UserError(f"cannot reach the {args.ble} insole over BLE: {exc}", advice=_advice(exc)) from exc
     if args.simulate:
         from insole.emulation.board import SimulatedBoard
 
@@ -114,8 +114,13 @@ def _open(stack: ExitStack, args: argparse.Namespace) -> InsoleLink:
         link = stack.enter_context(SerialLink(port))
         link.ping(timeout_s=10)
     except (OSError, LinkError) as exc:
-        raise UserError(f"cannot reach an insole on {port}: {exc}") from exc
+        raise UserError(f"cannot reach an insole on {port}: {exc}", advice=_advice(exc)) from exc
     return link
+
+
+def _advice(exc: Exception) -> str | None:
+    """A link error's advice, kept when it becomes this command's UserError."""
+    return exc.advice if isinstance(exc, LinkError) else None
 
 
 def _print(settings: Settings) -> None:
