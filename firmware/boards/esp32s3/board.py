@@ -309,7 +309,9 @@ class SensorSource:
             ring[base + chans[i]] = v if v < 0xFFFF else 0xFFFE
         self._p_written = (w + 1) & _COUNT_MASK
 
-    # INT1 handler (hard IRQ): only wakes the sampling task.
+    # INT1 handler: only wakes the sampling task. On the ESP32 port every pin IRQ is
+    # soft: the ISR queues this handler for the interpreter (mp_sched_schedule in
+    # ports/esp32/machine_pin.c), and Pin.irq takes no `hard` keyword.
     def _on_int(self, _pin):
         self._flag.set()
 
@@ -326,7 +328,7 @@ class SensorSource:
         self._imu.start()
         self._last_drain_us = ticks_us()
         self._timer.init(mode=Timer.PERIODIC, freq=self._timer_hz, callback=self._on_tick_cb)
-        self._int_pin.irq(handler=self._on_int_cb, trigger=Pin.IRQ_RISING, hard=True)
+        self._int_pin.irq(handler=self._on_int_cb, trigger=Pin.IRQ_RISING)
         if self._int_pin.value():  # already above the watermark: that edge is gone
             self._flag.set()
 
