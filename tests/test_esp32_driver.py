@@ -34,7 +34,9 @@ class FakeLSM6DSOX:
         self.regs = bytearray(128)
         self.regs[0x0F] = chip_id
         self.regs[0x12] = 0x04
+        self.regs[0x18] = 0xE0  # CTRL9_XL default: DEN_X/Y/Z set, I3C enabled
         self.regs[0x63] = freq_fine & 0xFF
+        self.writes = []  # (register, value) in the order written
         self.fifo = bytearray(7 * _FIFO_WORDS)
         self.head = 0
         self.count = 0
@@ -85,6 +87,7 @@ class FakeLSM6DSOX:
         self._check(addr)
         for i in range(len(buf)):
             v = buf[i]
+            self.writes.append((reg + i, v))
             if reg + i == 0x12 and v & 1:
                 self.regs[0x12] = 0x04  # software reset: back to the default
                 self.resets += 1
@@ -253,10 +256,11 @@ with open(sys.argv[1]) as f:
 imu = LSM6DSOX(fake, rate_hz=cfg["rate_hz"], accel_fs_g=cfg["accel_fs_g"], gyro_fs_dps=cfg["gyro_fs_dps"],
                mount=cfg["mount"], watermark_samples=8, burst_samples=cfg["burst_samples"])
 out["resets"] = fake.resets
+out["writes"] = fake.writes
 out["rate_chz"] = imu.rate_chz
 out["stopped"] = [fake.regs[0x10], fake.regs[0x11], fake.regs[0x0A]]
 imu.start()
-out["regs"] = {"%02x" % r: fake.regs[r] for r in (0x07, 0x08, 0x09, 0x0A, 0x0D, 0x10, 0x11, 0x12)}
+out["regs"] = {"%02x" % r: fake.regs[r] for r in (0x07, 0x08, 0x09, 0x0A, 0x0D, 0x10, 0x11, 0x12, 0x18)}
 
 # Known raw words in, foot-frame protocol units out; pairs split across bursts.
 samples = cfg["samples"]
@@ -583,6 +587,12 @@ def test_driver_configuration_registers(tmp_path: Path) -> None:
     out = _run(tmp_path, DRIVER_SCRIPT, cfg)
     regs = {int(k, 16): v for k, v in out["regs"].items()}
     assert out["resets"] == 1
+    # I3C disabled (CTRL9_XL bit 1, the other bits kept) before the software reset.
+    writes = [tuple(w) for w in out["writes"]]
+    reset_at = writes.index((0x12, 0x05))
+    i3c_at = writes.index((0x18, 0xE2))
+    assert i3c_at < reset_at
+    assert regs[0x18] == 0xE2
     assert out["stopped"] == [0, 0, 0]  # constructed powered down, FIFO in bypass
     assert regs[0x10] == 0x54  # 208 Hz, +-16 g (FS code 01)
     assert regs[0x11] == 0x5C  # 208 Hz, 2000 dps

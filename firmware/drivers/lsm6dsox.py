@@ -27,6 +27,7 @@ _INT1_CTRL = const(0x0D)
 _CTRL1_XL = const(0x10)
 _CTRL2_G = const(0x11)
 _CTRL3_C = const(0x12)
+_CTRL9_XL = const(0x18)
 _FIFO_STATUS1 = const(0x3A)  # unread words [7:0]; FIFO_STATUS2 follows at 0x3B
 _INTERNAL_FREQ_FINE = const(0x63)
 _FIFO_DATA_OUT_TAG = const(0x78)  # tag, then X_L..Z_H; a burst rolls over to the next word
@@ -34,6 +35,7 @@ _FIFO_DATA_OUT_TAG = const(0x78)  # tag, then X_L..Z_H; a burst rolls over to th
 _CTRL3_SW_RESET = const(0x01)
 _CTRL3_IF_INC = const(0x04)
 _CTRL3_BDU = const(0x40)
+_CTRL9_I3C_DISABLE = const(0x02)
 _INT1_FIFO_TH = const(0x08)
 _FIFO_MODE_BYPASS = const(0)
 _FIFO_MODE_CONTINUOUS = const(6)
@@ -145,6 +147,10 @@ class LSM6DSOX:
         return self._reg[0]
 
     def reset(self):
+        # I3C off before the software reset, as ST's driver (lsm6dsox_i3c_disable_set)
+        # and Zephyr's do: on an I2C-only bus the chip's I3C interface can take I2C
+        # traffic for I3C patterns, and the setting survives the reset.
+        self._write(_CTRL9_XL, self._read(_CTRL9_XL) | _CTRL9_I3C_DISABLE)
         self._write(_CTRL3_C, self._read(_CTRL3_C) | _CTRL3_SW_RESET)
         for _ in range(10):
             if not self._read(_CTRL3_C) & _CTRL3_SW_RESET:
