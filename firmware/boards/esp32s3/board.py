@@ -7,7 +7,12 @@
 # Timing: the IMU FIFO is the sample clock. Its watermark interrupt only sets a
 # ThreadSafeFlag; the asyncio task then drains the FIFO in one I2C burst, so a GC pause
 # or a slow link only delays samples, it loses none until the FIFO (256 samples:
-# 2.46 s at 104 Hz, 1.23 s at 208 Hz) overruns. Pressure cannot be read by the IMU,
+# 2.46 s at 104 Hz, 1.23 s at 208 Hz) overruns. The watermark signal on INT1 is a
+# level that stays high until the FIFO is drained, and the ESP32 port delivers pin and
+# timer callbacks through one 8-deep scheduler queue that drops a callback silently
+# when full (ports/esp32/machine_pin.c, py/scheduler.c): a lost rising edge would
+# never come again. So the timer callback also polls the level, and a lost edge costs
+# at most one timer period (9.6 ms at 104 Hz). Pressure cannot be read by the IMU,
 # so a machine.Timer samples the ADC at least as often as the IMU into a ring of
 # timestamped records; every IMU sample gets the pressure record nearest to it in
 # time. Pairing by time, not by count, means a late or lost timer callback (soft
@@ -292,6 +297,8 @@ class SensorSource:
             v = adcs[k].read_u16()
             ring[base + k] = v if v < 0xFFFF else 0xFFFE
         self._p_written = (w + 1) & _COUNT_MASK
+        if self._int_pin.value():  # the watermark level: catches a lost INT1 edge
+            self._flag.set()
 
     def _on_tick_mux(self, _timer):
         w = self._p_written
@@ -308,6 +315,8 @@ class SensorSource:
             v = adc.read_u16()
             ring[base + chans[i]] = v if v < 0xFFFF else 0xFFFE
         self._p_written = (w + 1) & _COUNT_MASK
+        if self._int_pin.value():
+            self._flag.set()
 
     # INT1 handler: only wakes the sampling task. On the ESP32 port every pin IRQ is
     # soft: the ISR queues this handler for the interpreter (mp_sched_schedule in
@@ -340,6 +349,9 @@ class SensorSource:
         self._batch_i = 0
 
     async def ready(self):
+        # Set by the INT1 edge, or within a timer period by the level poll in _on_tick
+        # when the edge's callback was dropped: never waits longer than a watermark
+        # period (77 ms at 104 Hz) plus one timer period while the sensors run.
         await self._flag.wait()
 
     def read_into(self, pressure, imu):
