@@ -21,10 +21,13 @@ from insole.protocol import (
     NA_U16,
     Ack,
     BackfillEnd,
+    BondedPeer,
+    Bonds,
     Command,
     CommandCode,
     Cue,
     ErrorCode,
+    ErrorReply,
     FrameDecoder,
     HeelRaise,
     Layout,
@@ -105,7 +108,7 @@ def test_vectors_schema_and_coverage() -> None:
         assert name in names
     assert len(cases("stream")) >= 3
     # Every packet type has min/max/sentinel coverage where it has such fields.
-    for prefix in ("status", "step", "heel_raise", "settings", "ack", "error", "cue", "backfill_end"):
+    for prefix in ("status", "step", "heel_raise", "settings", "ack", "error", "cue", "backfill_end", "bonds"):
         assert f"{prefix}_min" in names and f"{prefix}_max" in names
 
 
@@ -267,6 +270,49 @@ def test_status_settings_layout_command_bytes_by_hand() -> None:
     assert Command.cue_test(200, 75).payload().hex() == "0900" "c800" "4b" "00"
     assert HeelRaise(1, 2, None, 3, 4).payload().hex() == "01000000" "02000000" "ffff" "0300" "0400" "0000"
     assert Ack(6, 4, 513).encode(1, 2).hex() == "0107" "0100" "02000000" "060401" "02"
+
+
+def test_maintenance_packets_bytes_by_hand() -> None:
+    # BONDS: count, reserved, then per bond the address type and the 6 address bytes
+    # least significant first (as NimBLE keys a bond); the host prints them MSB first.
+    bonds = Bonds((BondedPeer(1, "C0:15:01:00:00:01"), BondedPeer(0, "00:1a:7d:da:71:13")))
+    expected = (
+        "01" "0c" "0300" "581b0000"  # version 1, BONDS, seq 3, time_ms 7000 = 0x1b58
+        "02" "00"  # 2 bonds, reserved
+        "01" "010000" "0115c0"  # random C0:15:01:00:00:01
+        "00" "1371da" "7d1a00"  # public 00:1A:7D:DA:71:13
+    )  # fmt: skip
+    assert bonds.encode(seq=3, time_ms=7000).hex() == expected
+    decoded = decode_packet(bytes.fromhex(expected)).body
+    assert decoded == bonds
+    assert isinstance(decoded, Bonds) and [p.address for p in decoded.peers] == ["C0:15:01:00:00:01", "00:1A:7D:DA:71:13"]
+    assert [p.type_name for p in decoded.peers] == ["random", "public"]
+    assert decode_packet(bytes.fromhex("010c" "0000" "00000000" "0000")).body == Bonds(())
+    # The new commands: codes 0x0C..0x0F; OPEN_PAIRING carries seconds u16.
+    commands = {
+        "0c00": Command(CommandCode.LIST_BONDS),
+        "0d00": Command(CommandCode.CLEAR_BONDS),
+        "0e00": Command(CommandCode.FACTORY_RESET),
+        "0f00" "3c00": Command.open_pairing(60),
+        "0f00" "5802": Command.open_pairing(600),
+    }  # fmt: skip
+    for payload, command in commands.items():
+        assert command.payload().hex() == payload
+        assert decode_packet(encode_packet(PacketType.COMMAND, 0, 0, bytes.fromhex(payload))).body == command
+    # A maintenance command over BLE: ERROR NOT_PERMITTED (10) naming it.
+    refused = "0108" "0200" "78050000" "06" "0a" "0800" "0a" "00"  # ERROR seq 2, 1400 ms; COMMAND EXIT_TO_REPL #8
+    assert ErrorReply(PacketType.COMMAND, CommandCode.EXIT_TO_REPL, 8, ErrorCode.NOT_PERMITTED, 0).encode(2, 1400).hex() == refused
+    assert decode_packet(bytes.fromhex(refused)).body == ErrorReply(6, 0x0A, 8, 10, 0)
+
+
+def test_bond_addresses_are_checked() -> None:
+    with pytest.raises(ProtocolError, match="six hex bytes"):
+        Bonds((BondedPeer(0, "C0:15:01:00:00"),)).payload()
+    with pytest.raises(ProtocolError, match="at most 144"):
+        Bonds(tuple(BondedPeer(0, "C0:15:01:00:00:01") for _ in range(145))).payload()
+    with pytest.raises(PacketError) as info:
+        decode_packet(encode_packet(PacketType.COMMAND, 0, 0, bytes.fromhex("0f00" "0000")))
+    assert (info.value.code, info.value.detail) == (ErrorCode.BAD_VALUE, 2)
 
 
 # --------------------------------------------------------------------------- decode errors

@@ -24,10 +24,13 @@ import numpy as np
 from cobs import cobs
 
 from insole.protocol import (
+    MAX_BONDS_LISTED,
     NA_I16,
     NA_U16,
     Ack,
     BackfillEnd,
+    BondedPeer,
+    Bonds,
     Command,
     CommandCode,
     Cue,
@@ -96,9 +99,10 @@ SCHEMA: dict[str, Any] = {
         "payload fields by their docs/protocol.md names; n/a sentinels are null; reserved "
         "fields are omitted (always 0). SAMPLES: first_index, count, n_pressure, imu, p = list "
         "per sample of channel values, ax ay az gx gy gz = list per sample (absent when imu is "
-        "0). LAYOUT: n, x_mm list, y_mm list. COMMAND: command plus its arguments "
-        "(REPLAY_BEGIN: rate_chz n_pressure imu side, side null for n/a; CUE_TEST: duration_ms duty_pct; "
-        "GET_EVENTS: event_type from_seq count)"
+        "0). LAYOUT: n, x_mm list, y_mm list. BONDS: count, addr_type list, address list (strings "
+        "AA:BB:CC:DD:EE:FF, most significant byte first; the wire carries it least significant byte first). "
+        "COMMAND: command plus its arguments (REPLAY_BEGIN: rate_chz n_pressure imu side, side null for n/a; "
+        "CUE_TEST: duration_ms duty_pct; GET_EVENTS: event_type from_seq count; OPEN_PAIRING: seconds)"
     ),
     "packet": (
         "frame/record cases whose frame is intact: hex of the packet inside (frame cases give "
@@ -131,6 +135,7 @@ DIRECTION = {
     PacketType.LAYOUT: "both",
     PacketType.CUE: "to_host",
     PacketType.BACKFILL_END: "to_host",
+    PacketType.BONDS: "to_host",
 }
 
 TYPICAL_STEP = Step(
@@ -436,13 +441,29 @@ def backfill_end_cases() -> list[dict[str, Any]]:
     ]
 
 
+def bonds_cases() -> list[dict[str, Any]]:
+    typical = Bonds((BondedPeer(1, "C0:15:01:00:00:01"), BondedPeer(0, "00:1A:7D:DA:71:13"),
+                     BondedPeer(1, "F3:22:9B:04:5E:A7")))  # fmt: skip
+    # As many as one packet holds (a device lists at most its bond capacity, far fewer).
+    full = Bonds(tuple(BondedPeer(k % 2, f"C0:00:00:00:{k >> 8:02X}:{k & 0xFF:02X}") for k in range(MAX_BONDS_LISTED)))
+    return [
+        _ok_packet("bonds_typical", typical.encode(seq=3, time_ms=7000)),
+        _ok_packet("bonds_min", Bonds(()).encode(seq=0, time_ms=0)),
+        _ok_packet("bonds_max", full.encode(seq=65535, time_ms=0x3FFFFFFF)),
+        _refused_packet("bonds_short", _raw(PacketType.BONDS, typical.payload()[:-1]), "truncated"),
+        _refused_packet("bonds_count_beyond_payload", _raw(PacketType.BONDS, b"\x02\x00" + typical.payload()[2:9]), "truncated"),
+        _refused_packet("bonds_long", _raw(PacketType.BONDS, typical.payload() + b"\x00"), "bad_length"),
+        _refused_packet("bonds_no_payload", _raw(PacketType.BONDS, b""), "truncated"),
+    ]
+
+
 def command_cases() -> list[dict[str, Any]]:
     def replay(rate_chz: int, n_pressure: int, imu: int, side: int) -> bytes:
         return struct.pack("<BBHBBBB", CommandCode.REPLAY_BEGIN, 0, rate_chz, n_pressure, imu, side, 0)
 
     cases = []
     for code in CommandCode:
-        if code in (CommandCode.REPLAY_BEGIN, CommandCode.CUE_TEST, CommandCode.GET_EVENTS):
+        if code in (CommandCode.REPLAY_BEGIN, CommandCode.CUE_TEST, CommandCode.GET_EVENTS, CommandCode.OPEN_PAIRING):
             continue
         cases.append(_ok_packet(f"command_{code.name.lower()}", Command(code).encode(seq=int(code), time_ms=100 * int(code))))
     cases += [
@@ -462,7 +483,16 @@ def command_cases() -> list[dict[str, Any]]:
         _refused_packet("command_get_events_count_0", _raw(PacketType.COMMAND, b"\x0b\x00\x03\x00\x05\x00\x00\x00"), "bad_value", 6),
         _refused_packet("command_get_events_short", _raw(PacketType.COMMAND, b"\x0b\x00\x03\x00\x05\x00\x01"), "truncated"),
         _refused_packet("command_get_events_long", _raw(PacketType.COMMAND, b"\x0b\x00\x03\x00\x05\x00\x01\x00\x00"), "bad_length"),
-        _refused_packet("command_unknown_0x0c", _raw(PacketType.COMMAND, b"\x0c\x00"), "unknown_command"),
+        _ok_packet("command_open_pairing", Command.open_pairing(60).encode(seq=50, time_ms=5000)),
+        _ok_packet("command_open_pairing_min", Command.open_pairing(1).encode(seq=51, time_ms=5100)),
+        _ok_packet("command_open_pairing_max", Command.open_pairing(600).encode(seq=52, time_ms=5200)),
+        _refused_packet("command_open_pairing_0_s", _raw(PacketType.COMMAND, b"\x0f\x00\x00\x00"), "bad_value", 2),
+        _refused_packet("command_open_pairing_601_s", _raw(PacketType.COMMAND, b"\x0f\x00\x59\x02"), "bad_value", 2),
+        _refused_packet("command_open_pairing_short", _raw(PacketType.COMMAND, b"\x0f\x00\x3c"), "truncated"),
+        _refused_packet("command_open_pairing_long", _raw(PacketType.COMMAND, b"\x0f\x00\x3c\x00\x00"), "bad_length"),
+        _refused_packet("command_list_bonds_with_arguments", _raw(PacketType.COMMAND, b"\x0c\x00\x00"), "bad_length"),
+        _refused_packet("command_factory_reset_with_arguments", _raw(PacketType.COMMAND, b"\x0e\x00\x01\x00"), "bad_length"),
+        _refused_packet("command_unknown_0x10", _raw(PacketType.COMMAND, b"\x10\x00"), "unknown_command"),
         _refused_packet("command_unknown_0x00", _raw(PacketType.COMMAND, b"\x00\x00"), "unknown_command"),
         _refused_packet("command_ping_with_arguments", _raw(PacketType.COMMAND, b"\x01\x00\x00\x00"), "bad_length"),
         _refused_packet("command_replay_begin_short", _raw(PacketType.COMMAND, b"\x06\x00\x10\x27\x08"), "truncated"),
@@ -496,6 +526,10 @@ def ack_error_cases() -> list[dict[str, Any]]:
             ErrorReply(PacketType.SETTINGS, 0, 3, ErrorCode.BAD_VALUE, 12).encode(seq=0, time_ms=1234),
         ),
         _ok_packet("error_bad_frame", ErrorReply(0, 0, 0, ErrorCode.BAD_FRAME, 0).encode(seq=1, time_ms=1300)),
+        _ok_packet(
+            "error_not_permitted",
+            ErrorReply(PacketType.COMMAND, CommandCode.EXIT_TO_REPL, 8, ErrorCode.NOT_PERMITTED, 0).encode(seq=2, time_ms=1400),
+        ),
         _ok_packet("error_min", ErrorReply(0, 0, 0, 0, 0).encode(seq=0, time_ms=0)),
         _ok_packet("error_max", ErrorReply(255, 255, 65535, 255, 255).encode(seq=65535, time_ms=0xFFFFFFFF)),
         _refused_packet("ack_short", _raw(PacketType.ACK, b"\x06\x04\x2a"), "truncated"),
@@ -527,9 +561,9 @@ def header_cases() -> list[dict[str, Any]]:
         _refused_packet("header_version_0", _raw(PacketType.COMMAND, ping, version=0), "unsupported_version"),
         _refused_packet("header_version_2", _raw(PacketType.COMMAND, ping, version=2), "unsupported_version"),
         _refused_packet("header_version_255", _raw(PacketType.STATUS, bytes(24), version=255), "unsupported_version"),
-        _refused_packet("header_version_2_unknown_type", _raw(0x0C, b"", version=2), "unsupported_version"),
+        _refused_packet("header_version_2_unknown_type", _raw(0x0D, b"", version=2), "unsupported_version"),
         _refused_packet("header_type_0", _raw(0x00, b""), "unknown_type"),
-        _refused_packet("header_type_0x0c", _raw(0x0C, bytes(4)), "unknown_type"),
+        _refused_packet("header_type_0x0d", _raw(0x0D, bytes(4)), "unknown_type"),
         _refused_packet("header_type_0xff", _raw(0xFF, b""), "unknown_type"),
         _refused_packet("header_empty", b"", "truncated"),
         _refused_packet("header_7_bytes", _raw(PacketType.COMMAND, b"")[:7], "truncated"),
@@ -707,6 +741,7 @@ BUILDERS: list[Callable[[], list[dict[str, Any]]]] = [
     settings_cases,
     cue_cases,
     backfill_end_cases,
+    bonds_cases,
     command_cases,
     ack_error_cases,
     layout_cases,

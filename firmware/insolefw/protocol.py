@@ -24,7 +24,8 @@ T_ERROR = const(0x08)
 T_LAYOUT = const(0x09)
 T_CUE = const(0x0A)
 T_BACKFILL_END = const(0x0B)
-_N_TYPES = const(12)
+T_BONDS = const(0x0C)
+_N_TYPES = const(13)
 
 # Payload lengths of fixed-size packets
 STATUS_LEN = const(24)
@@ -36,6 +37,8 @@ BACKFILL_END_LEN = const(16)
 ACK_LEN = const(4)
 ERROR_LEN = const(6)
 SAMPLES_HEADER_LEN = const(8)
+BOND_ADDR_LEN = const(7)  # a bonded central as NimBLE keys it: address type, 6 bytes LSB first
+MAX_BONDS_LISTED = const(144)  # (MAX_PACKET - HEADER_LEN - 2) // BOND_ADDR_LEN
 
 # Commands
 CMD_PING = const(0x01)
@@ -49,6 +52,17 @@ CMD_GET_LAYOUT = const(0x08)
 CMD_CUE_TEST = const(0x09)
 CMD_EXIT_TO_REPL = const(0x0A)
 CMD_GET_EVENTS = const(0x0B)
+CMD_LIST_BONDS = const(0x0C)
+CMD_CLEAR_BONDS = const(0x0D)
+CMD_FACTORY_RESET = const(0x0E)
+CMD_OPEN_PAIRING = const(0x0F)
+# Commands only the USB link may give (bit n = command n): a BLE central, even a bonded
+# one, is refused with E_NOT_PERMITTED. They end the firmware, stop or feed the
+# measurement (a replay replaces the sensors), or manage who may pair.
+USB_ONLY_COMMANDS = const((1 << CMD_REPLAY_BEGIN) | (1 << CMD_REPLAY_END) | (1 << CMD_EXIT_TO_REPL)
+                          | (1 << CMD_LIST_BONDS) | (1 << CMD_CLEAR_BONDS) | (1 << CMD_FACTORY_RESET)
+                          | (1 << CMD_OPEN_PAIRING))
+OPEN_PAIRING_MAX_S = const(600)
 
 # Error codes
 E_UNSUPPORTED_VERSION = const(1)
@@ -60,6 +74,7 @@ E_UNKNOWN_COMMAND = const(6)
 E_BAD_FRAME = const(7)
 E_OVERFLOW = const(8)
 E_NOT_BONDED = const(9)  # BLE control write on a link that is not encrypted and bonded
+E_NOT_PERMITTED = const(10)  # a USB-only (maintenance) packet that came over BLE
 
 # "Not available" sentinels
 NA_U8 = const(0xFF)
@@ -139,6 +154,18 @@ class PacketBuilder:
             struct.pack_into("<hh", self.buf, HEADER_LEN + 2 + 4 * k, positions[2 * k],
                              positions[2 * k + 1])
         return HEADER_LEN + 2 + 4 * n
+
+    def bonds(self, time_ms, peers):
+        # peers: 7-byte addresses (BOND_ADDR_LEN), most recently used first
+        self._header(T_BONDS, time_ms)
+        n = len(peers)
+        if n > MAX_BONDS_LISTED:
+            n = MAX_BONDS_LISTED
+        self.buf[HEADER_LEN] = n
+        self.buf[HEADER_LEN + 1] = 0
+        for k in range(n):
+            fast.copy_bytes(self.buf, HEADER_LEN + 2 + BOND_ADDR_LEN * k, peers[k], 0, BOND_ADDR_LEN)
+        return HEADER_LEN + 2 + BOND_ADDR_LEN * n
 
     def samples_header(self, time_ms, first_index, count, n_pressure, imu):
         # The caller writes `count` sample records after the returned offset.

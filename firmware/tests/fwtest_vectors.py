@@ -10,7 +10,7 @@ from insolefw.settings import Settings
 from vectors_reader import _Capture, _cases, _hex, _unhex
 
 _TO_HOST_BUILDERS = (P.T_STATUS, P.T_STEP, P.T_HEEL_RAISE, P.T_ACK, P.T_ERROR, P.T_SETTINGS,
-                     P.T_LAYOUT, P.T_CUE, P.T_BACKFILL_END)
+                     P.T_LAYOUT, P.T_CUE, P.T_BACKFILL_END, P.T_BONDS)
 _SETTINGS_NAMES = ("side", "cue_mode", "cue_duty_pct", "fpa_target_cdeg", "fpa_half_width_cdeg",
                    "toe_in_pattern", "toe_out_pattern", "cue_duration_ms", "cue_ms_per_deg",
                    "cue_max_ms", "schedule", "fade_every", "fade_probability_pct",
@@ -112,6 +112,17 @@ def _build(builder, ptype, f):
             flat.append(x)
             flat.append(y)
         return builder.layout(f["time_ms"], flat)
+    if ptype == P.T_BONDS:
+        # The vectors print addresses MSB first; NimBLE keys a bond LSB first (ble_addr_t).
+        peers = []
+        for addr_type, address in zip(f["addr_type"], f["address"]):
+            msb_first = bytes.fromhex(address.replace(":", ""))
+            key = bytearray(P.BOND_ADDR_LEN)
+            key[0] = addr_type
+            for i in range(6):
+                key[1 + i] = msb_first[5 - i]
+            peers.append(bytes(key))
+        return builder.bonds(f["time_ms"], peers)
     raise AssertionError("no builder for type %d" % ptype)
 
 

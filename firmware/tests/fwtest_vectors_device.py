@@ -58,7 +58,7 @@ def _fresh_device():
 
 
 _DEVICE_TO_HOST_ONLY = (P.T_STATUS, P.T_STEP, P.T_HEEL_RAISE, P.T_ACK, P.T_ERROR, P.T_CUE,
-                        P.T_BACKFILL_END)
+                        P.T_BACKFILL_END, P.T_BONDS)
 
 
 def _prepare_for(device, sink, packet):
@@ -119,3 +119,4 @@ def test_device_accepts_valid_packets_for_it():
                 assert answer[12] in (P.E_BAD_STATE, P.E_OVERFLOW), (case["name"], answer[12])
         count += 1
     assert count >= 5, count
+

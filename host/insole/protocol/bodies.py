@@ -2,11 +2,11 @@
 
 The fixed-layout bodies (STATUS, STEP, HEEL_RAISE, SETTINGS, ACK, ERROR, CUE,
 BACKFILL_END) are declared as offset tables (:class:`_Field`: struct code, "n/a"
-sentinel); COMMAND and LAYOUT have a variable length. Each body has ``payload()``,
+sentinel); COMMAND, LAYOUT and BONDS have a variable length. Each body has ``payload()``,
 ``encode(seq, time_ms)`` and ``decode(payload)``.
 
 Decoding checks structure and the value ranges of what a device validates (SETTINGS
-fields, REPLAY_BEGIN, CUE_TEST and GET_EVENTS arguments), with the device's
+fields, REPLAY_BEGIN, CUE_TEST, GET_EVENTS and OPEN_PAIRING arguments), with the device's
 BAD_VALUE detail offsets. Fields of device reports (STATUS, STEP, …) are not
 range-checked: a host shows what a device sends. Reserved fields are written 0 and
 ignored when read.
@@ -14,6 +14,7 @@ ignored when read.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import ClassVar, Self
@@ -23,14 +24,19 @@ import numpy as np
 from insole.errors import ProtocolError
 from insole.protocol.constants import (
     BACKFILL_TYPES,
+    BOND_ADDR_LEN,
     COMMAND_ARG_LEN,
     CUE_TEST_MAX_MS,
     CUE_TEST_MIN_MS,
+    HEADER_LEN,
+    MAX_PACKET_LEN,
     MAX_PRESSURE_CHANNELS,
     NA_I16,
     NA_U8,
     NA_U16,
     NA_U32,
+    OPEN_PAIRING_MAX_S,
+    OPEN_PAIRING_MIN_S,
     SETTINGS_VERSION,
     U16_WRAP,
     CommandCode,
@@ -453,16 +459,19 @@ _COMMAND_HEAD = struct.Struct("<BB")
 _REPLAY_BEGIN_ARGS = struct.Struct("<HBBBB")  # rate_chz, n_pressure, imu, side, reserved
 _CUE_TEST_ARGS = struct.Struct("<HBB")  # duration_ms, duty_pct, reserved
 _GET_EVENTS_ARGS = struct.Struct("<BBHH")  # event_type, reserved, from_seq, count
+_OPEN_PAIRING_ARGS = struct.Struct("<H")  # seconds
 # Argument names per command, in wire order (reserved bytes are not named).
 COMMAND_ARGUMENTS: dict[int, tuple[str, ...]] = {
     CommandCode.REPLAY_BEGIN: ("rate_chz", "n_pressure", "imu", "side"),
     CommandCode.CUE_TEST: ("duration_ms", "duty_pct"),
     CommandCode.GET_EVENTS: ("event_type", "from_seq", "count"),
+    CommandCode.OPEN_PAIRING: ("seconds",),
 }
 # Arguments that may be None (n/a) when their command carries them.
 _OPTIONAL_ARGUMENTS = {"side"}
 _ALL_ARGUMENTS = (
     "rate_chz", "n_pressure", "imu", "side", "duration_ms", "duty_pct", "event_type", "from_seq", "count",
+    "seconds",
 )  # fmt: skip
 
 
@@ -475,7 +484,7 @@ class Command:
     Decoding validates argument ranges like a device (BAD_VALUE, detail = payload
     offset): REPLAY_BEGIN rate_chz 5000..25000, n_pressure 0..16, imu 0/1 with
     pressure or IMU present, side 0/1/n/a; CUE_TEST duration_ms 10..2000, duty_pct 0..100;
-    GET_EVENTS event_type SAMPLES/STEP/HEEL_RAISE/CUE, count 1..65535.
+    GET_EVENTS event_type SAMPLES/STEP/HEEL_RAISE/CUE, count 1..65535; OPEN_PAIRING seconds 1..600.
     """
 
     command: int  # CommandCode
@@ -488,6 +497,7 @@ class Command:
     event_type: int | None = None  # GET_EVENTS: SAMPLES, STEP, HEEL_RAISE or CUE
     from_seq: int | None = None  # GET_EVENTS
     count: int | None = None  # GET_EVENTS: 1..65535 seqs from from_seq (wrapping)
+    seconds: int | None = None  # OPEN_PAIRING: how long the pairing window stays open, 1..600 s
 
     TYPE: ClassVar[PacketType] = PacketType.COMMAND
 
@@ -502,6 +512,10 @@ class Command:
     @classmethod
     def get_events(cls, event_type: int, from_seq: int, count: int) -> Command:
         return cls(CommandCode.GET_EVENTS, event_type=int(event_type), from_seq=from_seq % U16_WRAP, count=count)
+
+    @classmethod
+    def open_pairing(cls, seconds: int) -> Command:
+        return cls(CommandCode.OPEN_PAIRING, seconds=seconds)
 
     def arguments(self) -> dict[str, int | None]:
         """The arguments this command carries, by name (None for n/a)."""
@@ -529,6 +543,8 @@ class Command:
                 return head + _CUE_TEST_ARGS.pack(self.duration_ms, self.duty_pct, 0)
             if self.command == CommandCode.GET_EVENTS:
                 return head + _GET_EVENTS_ARGS.pack(self.event_type, 0, self.from_seq, self.count)
+            if self.command == CommandCode.OPEN_PAIRING:
+                return head + _OPEN_PAIRING_ARGS.pack(self.seconds)
         except struct.error as exc:
             raise ProtocolError(f"command {self.command:#04x}: argument out of range: {exc}") from exc
         return head
@@ -578,6 +594,13 @@ class Command:
             if count == 0:
                 raise bad_value("GET_EVENTS count = 0; expected 1..65535", 6)
             return cls(code, event_type=event_type, from_seq=from_seq, count=count)
+        if code == CommandCode.OPEN_PAIRING:
+            (seconds,) = _OPEN_PAIRING_ARGS.unpack_from(payload, 2)
+            if not OPEN_PAIRING_MIN_S <= seconds <= OPEN_PAIRING_MAX_S:
+                raise bad_value(
+                    f"OPEN_PAIRING seconds = {seconds} is outside {OPEN_PAIRING_MIN_S}..{OPEN_PAIRING_MAX_S}", 2
+                )
+            return cls(code, seconds=seconds)
         return cls(code)
 
 
@@ -623,3 +646,76 @@ class Layout:
         xy = np.frombuffer(payload, dtype="<i2", offset=2).reshape(n, 2)
         return cls(tuple(int(v) for v in xy[:, 0]), tuple(int(v) for v in xy[:, 1]))
 
+
+
+# Address types of a bonded central, as NimBLE keys its bonds (identity addresses).
+BOND_ADDRESS_TYPES: dict[int, str] = {0: "public", 1: "random"}
+_ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
+
+
+@dataclass(frozen=True)
+class BondedPeer:
+    """One bonded central: its identity address as NimBLE keys the bond."""
+
+    addr_type: int  # 0 public, 1 random (static)
+    address: str  # "C0:15:01:00:00:01", most significant byte first (as printed everywhere)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", self.address.upper())  # one spelling: equal peers compare equal
+
+    @property
+    def type_name(self) -> str:
+        return BOND_ADDRESS_TYPES.get(self.addr_type, f"type {self.addr_type}")
+
+    def to_bytes(self) -> bytes:
+        """The 7 bytes on the wire: address type, then the address least significant byte first."""
+        address = self.address
+        if not _ADDRESS.match(address):
+            raise ProtocolError(f"bond address {self.address!r} is not six hex bytes like C0:15:01:00:00:01")
+        if not 0 <= self.addr_type <= 0xFF:
+            raise ProtocolError(f"bond address type {self.addr_type} does not fit a u8")
+        return bytes((self.addr_type,)) + bytes.fromhex(address.replace(":", ""))[::-1]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BondedPeer:
+        return cls(data[0], ":".join(f"{b:02X}" for b in reversed(data[1:BOND_ADDR_LEN])))
+
+
+MAX_BONDS_LISTED = (MAX_PACKET_LEN - HEADER_LEN - 2) // BOND_ADDR_LEN  # what one BONDS packet can hold
+
+
+@dataclass(frozen=True)
+class Bonds:
+    """The device's answer to LIST_BONDS: its bonded centrals, most recently used first."""
+
+    peers: tuple[BondedPeer, ...]
+
+    TYPE: ClassVar[PacketType] = PacketType.BONDS
+
+    @property
+    def count(self) -> int:
+        return len(self.peers)
+
+    def payload(self) -> bytes:
+        if self.count > MAX_BONDS_LISTED:
+            raise ProtocolError(f"BONDS of {self.count} peers; one packet lists at most {MAX_BONDS_LISTED}")
+        return bytes((self.count, 0)) + b"".join(peer.to_bytes() for peer in self.peers)
+
+    def encode(self, seq: int = 0, time_ms: int = 0) -> bytes:
+        return encode_packet(self.TYPE, seq, time_ms, self.payload())
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Bonds:
+        if len(payload) < 2:
+            raise truncated(f"BONDS payload is {len(payload)} bytes, shorter than its 2-byte head")
+        count = payload[0]
+        expected = 2 + BOND_ADDR_LEN * count
+        if len(payload) != expected:
+            make = truncated if len(payload) < expected else bad_length
+            raise make(f"BONDS of {count} peers needs {expected} payload bytes, got {len(payload)}")
+        return cls(
+            tuple(
+                BondedPeer.from_bytes(payload[2 + BOND_ADDR_LEN * k : 2 + BOND_ADDR_LEN * (k + 1)])
+                for k in range(count)
+            )
+        )

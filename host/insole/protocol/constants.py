@@ -45,6 +45,7 @@ class PacketType(IntEnum):
     LAYOUT = 0x09
     CUE = 0x0A
     BACKFILL_END = 0x0B
+    BONDS = 0x0C
 
 
 class CommandCode(IntEnum):
@@ -59,6 +60,27 @@ class CommandCode(IntEnum):
     CUE_TEST = 0x09
     EXIT_TO_REPL = 0x0A
     GET_EVENTS = 0x0B
+    LIST_BONDS = 0x0C
+    CLEAR_BONDS = 0x0D
+    FACTORY_RESET = 0x0E
+    OPEN_PAIRING = 0x0F
+
+
+# Maintenance: what only the USB link may ask for. Over BLE, even from a bonded central,
+# the device answers NOT_PERMITTED and changes nothing (firmware: USB_ONLY_COMMANDS).
+USB_ONLY_COMMANDS = frozenset(
+    {
+        CommandCode.REPLAY_BEGIN,
+        CommandCode.REPLAY_END,
+        CommandCode.EXIT_TO_REPL,
+        CommandCode.LIST_BONDS,
+        CommandCode.CLEAR_BONDS,
+        CommandCode.FACTORY_RESET,
+        CommandCode.OPEN_PAIRING,
+    }
+)
+# Host-to-device packets other than COMMAND that only the USB link may send: replay samples.
+USB_ONLY_PACKET_TYPES = frozenset({PacketType.SAMPLES})
 
 
 class ErrorCode(IntEnum):
@@ -71,6 +93,7 @@ class ErrorCode(IntEnum):
     BAD_FRAME = 7
     OVERFLOW = 8
     NOT_BONDED = 9
+    NOT_PERMITTED = 10
 
 
 class Side(IntEnum):
@@ -170,9 +193,15 @@ COMMAND_ARG_LEN: dict[int, int] = {code: 0 for code in CommandCode}
 COMMAND_ARG_LEN[CommandCode.REPLAY_BEGIN] = 6
 COMMAND_ARG_LEN[CommandCode.CUE_TEST] = 4
 COMMAND_ARG_LEN[CommandCode.GET_EVENTS] = 6
+COMMAND_ARG_LEN[CommandCode.OPEN_PAIRING] = 2
 
 CUE_TEST_MIN_MS = 10
 CUE_TEST_MAX_MS = 2000
+
+OPEN_PAIRING_MIN_S = 1
+OPEN_PAIRING_MAX_S = 600  # the longest pairing window a host may open (10 min)
+
+BOND_ADDR_LEN = 7  # a bonded central in BONDS: address type u8, address 6 bytes LSB first
 
 # The IMU columns of a sample record, in wire order (docs/protocol.md field names).
 IMU_FIELD_NAMES = ("ax", "ay", "az", "gx", "gy", "gz")

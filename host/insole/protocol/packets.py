@@ -13,6 +13,8 @@ from insole.errors import ProtocolError
 from insole.protocol.bodies import (
     Ack,
     BackfillEnd,
+    BondedPeer,
+    Bonds,
     Command,
     Cue,
     ErrorReply,
@@ -26,7 +28,9 @@ from insole.protocol.constants import HEADER_LEN, IMU_AXES, IMU_FIELD_NAMES, NA_
 from insole.protocol.header import Header, PacketError, decode_header
 from insole.protocol.samples import Samples
 
-Body: TypeAlias = Status | Samples | Step | HeelRaise | Settings | Command | Ack | ErrorReply | Layout | Cue | BackfillEnd
+Body: TypeAlias = (
+    Status | Samples | Step | HeelRaise | Settings | Command | Ack | ErrorReply | Layout | Cue | BackfillEnd | Bonds
+)
 
 BODY_CLASSES: dict[int, Any] = {
     PacketType.STATUS: Status,
@@ -40,6 +44,7 @@ BODY_CLASSES: dict[int, Any] = {
     PacketType.LAYOUT: Layout,
     PacketType.CUE: Cue,
     PacketType.BACKFILL_END: BackfillEnd,
+    PacketType.BONDS: Bonds,
 }
 
 
@@ -95,7 +100,8 @@ def body_to_fields(body: Body) -> dict[str, Any]:
     """A body's fields by their docs/protocol.md names, sentinels as None.
 
     SAMPLES records become columns: ``p`` is a list of per-sample channel lists and
-    ``ax`` … ``gz`` are per-sample lists (absent without IMU).
+    ``ax`` … ``gz`` are per-sample lists (absent without IMU). BONDS: ``count`` and the
+    lists ``addr_type`` and ``address`` (most significant byte first).
     """
     if isinstance(body, Samples):
         out: dict[str, Any] = {
@@ -113,6 +119,12 @@ def body_to_fields(body: Body) -> dict[str, Any]:
         return {"n": body.n, "x_mm": list(body.x_mm), "y_mm": list(body.y_mm)}
     if isinstance(body, Command):
         return {"command": body.command, **body.arguments()}
+    if isinstance(body, Bonds):
+        return {
+            "count": body.count,
+            "addr_type": [peer.addr_type for peer in body.peers],
+            "address": [peer.address for peer in body.peers],
+        }
     return {f.name: getattr(body, f.name) for f in fields(body)}
 
 
@@ -137,6 +149,9 @@ def body_from_fields(packet_type: int, values: dict[str, Any]) -> Body:
         return Samples(int(values["first_index"]), pressure, None if imu is None else imu.astype(np.int16))
     if packet_type == PacketType.LAYOUT:
         return Layout(tuple(values["x_mm"]), tuple(values["y_mm"]))
+    if packet_type == PacketType.BONDS:
+        peers = zip(values["addr_type"], values["address"], strict=True)
+        return Bonds(tuple(BondedPeer(int(addr_type), str(address)) for addr_type, address in peers))
     cls = BODY_CLASSES.get(packet_type)
     if cls is None:
         raise ProtocolError(f"unknown packet type {packet_type:#04x}")
