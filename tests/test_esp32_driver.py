@@ -222,6 +222,20 @@ class Timer:
         self.callback = None
 '''
 
+FAKE_ESP32 = r'''
+# Stand-in for the ESP32 port's esp32 module (ports/esp32/modesp32.c): the test sets
+# the IDF heap regions that idf_heap_info reports.
+HEAP_DATA = 4  # MALLOC_CAP_8BIT
+HEAP_EXEC = 1  # MALLOC_CAP_EXEC
+regions = []  # (total, free, largest free block, least free ever) per region
+asked = []
+
+
+def idf_heap_info(_capabilities):
+    asked.append(_capabilities)
+    return list(regions)
+'''
+
 DRIVER_SCRIPT = r'''
 import json
 import micropython
@@ -474,6 +488,48 @@ out["motor"] = [half, full, motor._pwm.duty, motor._pwm.freq]
 print(json.dumps(out))
 '''
 
+BUDGET_SCRIPT = r'''
+import json
+import sys
+
+import fake_esp32
+import fake_machine
+sys.modules["machine"] = fake_machine
+sys.modules["esp32"] = fake_esp32
+import board
+
+
+class FakeGC:
+    # The Python heap as the test says it is; records the order of calls.
+    def __init__(self, free, alloc):
+        self.free = free
+        self.alloc = alloc
+        self.calls = []
+
+    def collect(self):
+        self.calls.append("collect")
+
+    def mem_free(self):
+        self.calls.append("mem_free")
+        return self.free
+
+    def mem_alloc(self):
+        self.calls.append("mem_alloc")
+        return self.alloc
+
+
+with open(sys.argv[1]) as f:
+    cfg = json.load(f)
+out = []
+for case in cfg["cases"]:
+    fake_esp32.regions = case["regions"]
+    fake_esp32.asked = []
+    board.gc = FakeGC(case["free"], case["alloc"])
+    budget = board.log_budget_bytes()
+    out.append({"budget": budget, "asked": fake_esp32.asked, "first_call": board.gc.calls[0]})
+print(json.dumps({"cases": out, "most": 40 * board.EVENT_LOG_RECORDS + board.SAMPLE_LOG_BYTES}))
+'''
+
 LINK_SCRIPT = r'''
 import asyncio
 import select
@@ -518,6 +574,7 @@ def _run(tmp_path: Path, script: str, cfg: dict, board_source: str | None = None
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     (tmp_path / "fake_imu.py").write_text(FAKE_IMU)
     (tmp_path / "fake_machine.py").write_text(FAKE_MACHINE)
+    (tmp_path / "fake_esp32.py").write_text(FAKE_ESP32)
     (tmp_path / "script.py").write_text(script)
     board_dir = ESP32_BOARD_DIR
     if board_source is not None:
@@ -739,6 +796,35 @@ def test_board_constants_layout_side_battery_motor(tmp_path: Path) -> None:
     assert out["name"] == "esp32s3-insole-v1" and out["settings_dir"] == "/settings"
     assert out["battery_mv"] == 30000 * 50 * 2 // 1000
     assert out["motor"] == [32767, 65535, 0, 20000]
+
+
+def test_log_budget_from_the_python_heap_and_the_idf_largest_block(tmp_path: Path) -> None:
+    # The board keeps 24 KB free in the Python heap and 32 KB in the IDF's largest
+    # block; a new Python heap area is at least the heap's size and needs
+    # max(2 KB, 13/512 of it) for its tables.
+    most = 40 * 1400 + 32736
+    cases = [
+        # Plenty: the maxima.
+        ({"regions": [[400000, 250000, 200000, 240000], [30000, 20000, 19000, 18000]],
+          "free": 60000, "alloc": 70000}, most),
+        # One area the size of the 130 KB heap would not fit in 120 KB - 32 KB: no growth,
+        # only the heap's own free bytes beyond 24 KB.
+        ({"regions": [[300000, 150000, 120000, 100000]], "free": 60000, "alloc": 70000}, 60000 - 24576),
+        # Growth fits: 100,000 - 32,768 = 67,232 >= the 64,000-byte heap; less 2,048 of tables.
+        ({"regions": [[300000, 150000, 100000, 90000]], "free": 30000, "alloc": 34000},
+         (30000 - 24576) + (100000 - 32768 - 2048)),
+        # Much free in total but fragmented: the largest block counts, not the free bytes.
+        ({"regions": [[300000, 200000, 40000, 150000], [200000, 180000, 30000, 100000]],
+          "free": 30000, "alloc": 34000}, 30000 - 24576),
+        # Nothing to spare anywhere.
+        ({"regions": [[300000, 40000, 30000, 20000]], "free": 20000, "alloc": 44000}, 0),
+        ({"regions": [], "free": 24576, "alloc": 40000}, 0),
+    ]
+    out = _run(tmp_path, BUDGET_SCRIPT, {"cases": [c for c, _ in cases]})
+    assert out["most"] == most
+    assert [c["budget"] for c in out["cases"]] == [expected for _, expected in cases]
+    assert all(c["asked"] == [4] for c in out["cases"])  # esp32.HEAP_DATA (MALLOC_CAP_8BIT)
+    assert all(c["first_call"] == "collect" for c in out["cases"])  # free bytes after a collection
 
 
 def test_usb_link_reader_is_non_blocking_and_pollable(tmp_path: Path) -> None:

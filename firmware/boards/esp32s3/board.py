@@ -20,6 +20,7 @@
 # stale pressure value (counted in stale_pressure), never a permanent shift.
 from micropython import const
 import asyncio
+import gc
 import io
 import micropython
 import select
@@ -34,8 +35,7 @@ NAME = "esp32s3-insole-v1"
 HAS_IMU = True
 SETTINGS_DIR = "/settings"
 SIDE_FILE = "/side.txt"  # written by `insole flash --side left|right`
-# The logs share a heap that NimBLE also draws on and that has no PSRAM: together
-# 88 KB, allocated first at start-up, while large blocks are still free.
+# The two logs at most (log_budget_bytes() says how much of that fits now):
 # Event log (insolefw/eventlog.py): 1400 slots x 40 bytes = 56,000 bytes. A STEP and a
 # CUE per step: 700 steps, 10 min at a walking cadence of 140 steps/min (70 per
 # insole); 23 min of STEPs alone at 60 per insole per minute.
@@ -43,6 +43,22 @@ EVENT_LOG_RECORDS = 1400
 # Sample log for BLE backfill (insolefw/eventlog.py): 132 notifications of 248 bytes,
 # 8 samples each with 8 cells + IMU: 1056 samples, 10 s at 104 Hz.
 SAMPLE_LOG_BYTES = 32736
+
+# Heap, on the ESP32-S3 without PSRAM (the vendored ports/esp32 and py/ sources): the
+# Python heap starts at 64 KB (MICROPY_GC_INITIAL_HEAP_SIZE, mpconfigport.h; main.c).
+# With MICROPY_GC_SPLIT_HEAP_AUTO, an allocation that does not fit after a collection
+# adds a heap area taken from the largest free block of the ESP-IDF heap
+# (gc_get_max_new_split, gccollect.c), the heap NimBLE and the IDF allocate from too,
+# and that area is at least as large as the whole Python heap so far, up to the
+# entire block (gc_try_add_heap, py/gc.c). Hence BLE is switched on before the logs
+# are sized (NimBLE takes its buffer pools then), and two reserves:
+# - left in the IDF's largest block for what NimBLE and the IDF allocate later (LE
+#   Secure pairing's ECDH and bond writes to NVS take a few KB each);
+_IDF_RESERVE_BYTES = const(32768)
+# - left free in the Python heap after the logs, for the rest of start-up and run-time
+#   churn, so that no later allocation grows the heap again.
+_PY_RESERVE_BYTES = const(24576)
+_GC_AREA_MIN_OVERHEAD = const(2048)  # a new area's tables: max(2 KB, 13/512 of it) (py/gc.c)
 
 # -- configuration ------------------------------------------------------------------
 _PRESSURE_MUX = const(0)  # 0: 8 FSRs on 8 ADC1 pins; 1: 16 FSRs through a CD74HC4067
@@ -168,6 +184,36 @@ def open_ble():
     import bluetooth
 
     return bluetooth.BLE()
+
+
+def log_budget_bytes():
+    """Bytes the event and sample logs may take together now; call it after BLE is on.
+
+    What the Python heap has free beyond _PY_RESERVE_BYTES, plus one new heap area
+    from the IDF's largest free block beyond _IDF_RESERVE_BYTES, if the area the GC
+    would add (at least the Python heap's size) fits there. Never more than the two
+    logs' maxima (EVENT_LOG_RECORDS, SAMPLE_LOG_BYTES).
+    """
+    import esp32
+
+    gc.collect()
+    free = gc.mem_free()
+    heap = free + gc.mem_alloc()
+    # One (total, free, largest free block, least free ever) tuple per IDF heap region
+    # with the capability (esp32_idf_heap_info, ports/esp32/modesp32.c).
+    largest = 0
+    for region in esp32.idf_heap_info(esp32.HEAP_DATA):
+        if region[2] > largest:
+            largest = region[2]
+    room = largest - _IDF_RESERVE_BYTES
+    grow = 0
+    if room >= heap:
+        overhead = room * 13 // 512
+        grow = room - (overhead if overhead > _GC_AREA_MIN_OVERHEAD else _GC_AREA_MIN_OVERHEAD)
+    spare = free - _PY_RESERVE_BYTES
+    budget = (spare if spare > 0 else 0) + grow
+    most = 40 * EVENT_LOG_RECORDS + SAMPLE_LOG_BYTES
+    return budget if budget < most else most
 
 
 def wait_writable():
