@@ -14,7 +14,10 @@ import sys
 from insole.errors import InsoleError
 
 # Module names under insole.commands; each defines add_parser(subparsers).
-COMMAND_MODULES = ("demo", "simulate", "import_", "record", "export", "hil", "validate", "cue", "scan", "monitor", "flash")
+COMMAND_MODULES = (
+    "demo", "simulate", "import_", "record", "export", "hil", "validate", "cue", "scan", "monitor", "flash",
+    "maintenance",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

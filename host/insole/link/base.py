@@ -21,6 +21,7 @@ from insole.protocol import (
     Ack,
     BackfillEnd,
     Body,
+    Bonds,
     Command,
     CommandCode,
     DecodedPacket,
@@ -35,11 +36,12 @@ from insole.protocol import (
 DEFAULT_TIMEOUT_S = 5.0
 # Answers that carry no reference to their request: the oldest request waiting for
 # that type takes them.
-PLAIN_ANSWERS = (PacketType.STATUS, PacketType.SETTINGS, PacketType.LAYOUT)
+PLAIN_ANSWERS = (PacketType.STATUS, PacketType.SETTINGS, PacketType.LAYOUT, PacketType.BONDS)
 
 # What a user can do about a refusal, by ERROR code (the rest need no advice).
 _ADVICE: dict[int, str] = {
     ErrorCode.NOT_BONDED: "pair the insole with this host first; it takes commands only on a bonded, encrypted link",
+    ErrorCode.NOT_PERMITTED: "maintenance command refused on this link: USB only; connect the insole by cable and use --port",
     ErrorCode.UNSUPPORTED_VERSION: UnsupportedVersionError.advice,
 }
 
@@ -159,3 +161,21 @@ class InsoleLink(ABC):
 
     def stop_stream(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.command(Command(CommandCode.STOP_STREAM), timeout_s=timeout_s)
+
+    # -- maintenance: the insole answers these on USB only (NOT_PERMITTED over BLE) -----
+
+    def list_bonds(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> Bonds:
+        """The centrals bonded with the insole, most recently used first."""
+        return self._ask(CommandCode.LIST_BONDS, PacketType.BONDS, Bonds, timeout_s)
+
+    def clear_bonds(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Forgets every bond; each host must pair again, inside a pairing window."""
+        self.command(Command(CommandCode.CLEAR_BONDS), timeout_s=timeout_s)
+
+    def factory_reset(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Default settings, no bonds, empty logs, the board's own layout."""
+        self.command(Command(CommandCode.FACTORY_RESET), timeout_s=timeout_s)
+
+    def open_pairing(self, seconds: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Opens the insole's pairing window for ``seconds`` (1..600)."""
+        self.command(Command.open_pairing(seconds), timeout_s=timeout_s)
