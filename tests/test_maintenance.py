@@ -5,16 +5,22 @@ nothing: the firmware runs on, measuring, with its settings and bonds."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
+import tty
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import IO, Any
+from unittest import mock
 
 import numpy as np
 import pytest
 
 from insole.cli import main
-from insole.emulation.board import SimulatedBoard
+from insole.emulation.board import BLE_HEAP, SimulatedBoard, micropython_executable
+from insole.emulation.peripheral import BridgedPeripheral
 from insole.errors import DeviceError
 from insole.link import SerialLink
 from insole.link.ble import BleInsoleLink
@@ -188,3 +194,70 @@ def test_every_control_command_over_ble_maintenance_refused_and_nothing_changed(
         after = link.get_status()
         assert after.mode == Mode.LIVE and after.sample_count > before.sample_count + 50
         assert (link.stats.connections, link.stats.disconnects) == (1, 0)
+
+
+class _InsoleOnUsbAndRadio(BridgedPeripheral):
+    """The firmware on the emulated radio with its USB link on a pty too (``port``), as a
+    worn insole on its charging cable: BridgedPeripheral gives it no USB link."""
+
+    port = ""
+    _pty: tuple[int, ...] = ()
+
+    def _start(self, stderr: IO[bytes] | int) -> None:
+        master, slave = os.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)
+        os.set_blocking(master, False)  # the firmware's reads return what is there
+        self._pty = (master, slave)
+        self.port = os.ttyname(slave)
+        popen = subprocess.Popen
+
+        def with_usb(argv: list[str], **options: Any) -> subprocess.Popen[str]:
+            if argv[0] == micropython_executable() and str(self.script) in argv:  # the firmware
+                options.update(stdin=master, stdout=master, text=False)
+            return popen(argv, **options)
+
+        with mock.patch.object(subprocess, "Popen", with_usb):
+            super()._start(stderr)
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            for fd in getattr(self, "_pty", ()):
+                os.close(fd)
+            self._pty = ()
+
+
+@pytest.mark.ble
+def test_pairing_window_bonds_list_and_clear_over_usb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from insole.emulation import bumble_backend
+    from insole.emulation.bumble_backend import HOST_ADDRESS, BumbleClient, BumbleScanner
+    from insole.emulation.radio import VirtualRadio
+    from insole.link.ble import run_on_radio
+
+    with ExitStack() as stack:
+        radio = stack.enter_context(VirtualRadio(n_controllers=2))
+        bumble_backend.use_transport(radio.transports[0])
+        stack.callback(lambda: run_on_radio(bumble_backend.shutdown(), timeout_s=10.0))
+        insole = _InsoleOnUsbAndRadio(
+            radio.transports[1], side="left", settings_dir=tmp_path, heap=BLE_HEAP,
+            env={"INSOLE_PAIRING_WINDOW_S": "0"},  # closed from power-on: only the USB command opens it
+        )  # fmt: skip
+        stack.enter_context(insole)
+        with SerialLink(insole.port) as usb:
+            usb.ping(timeout_s=10)
+            assert usb.list_bonds().peers == ()
+        assert _cli("pair", "--port", insole.port, "--seconds", "30") == 0
+        assert capsys.readouterr().out == "pairing window open for 30 s: pair the new host with the insole now\n"
+        host = stack.enter_context(BleInsoleLink("left", scanner_backend=BumbleScanner, client_backend=BumbleClient))
+        host.ping()  # paired and bonded inside the window
+        assert _cli("bonds", "list", "--port", insole.port) == 0
+        assert capsys.readouterr().out == f"address            type\n{HOST_ADDRESS}  random\n"
+        assert _cli("bonds", "clear", "--port", insole.port, "--yes") == 0
+        deadline = time.monotonic() + 10.0
+        while host.stats.disconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert host.stats.disconnects == 1  # the insole dropped the link of the forgotten bond
+        with SerialLink(insole.port) as usb:
+            assert usb.list_bonds().peers == ()

@@ -208,6 +208,11 @@ def test_maintenance_over_usb_reaches_the_radio():
         packet = _command(P.CMD_CLEAR_BONDS)
         device.on_packet(packet, len(packet))
         assert _answers(device, sink)[0][1] == P.T_ACK and radio.cleared == 1
+        packet = _command(P.CMD_FACTORY_RESET)
+        device.on_packet(packet, len(packet))
+        assert _answers(device, sink)[0][1] == P.T_ACK
+        assert radio.cleared == 2 and radio.side == device.side  # bonds gone, the board's own name
+        assert device.out is radio  # as at power-on: events go out over the radio
         assert radio.sent == []  # every answer went back on USB
     finally:
         _without_radio(device)
