@@ -175,8 +175,9 @@ def test_scan_by_service_and_side_connect_and_read_standard_services(radio: Virt
                 assert bytes(await client.read_gatt_char(FIRMWARE_REVISION_UUID)).decode() == expected
                 assert (await client.read_gatt_char(BATTERY_LEVEL_UUID))[0] <= 100
                 assert bytes(await client.read_gatt_char(RSC_FEATURE_UUID)) == b"\x01\x00"
-                # Reading status needs no pairing (it is what a scanner app shows).
-                await client.read_gatt_char(STATUS_UUID)
+                # Status is the insole's own business (mode, samples measured): a bond first.
+                with pytest.raises(BleakGATTProtocolError):
+                    await client.read_gatt_char(STATUS_UUID)
 
         _run(radio, scenario)
 

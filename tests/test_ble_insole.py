@@ -211,6 +211,7 @@ def test_backfill_refetches_only_what_is_missing(stack: ExitStack) -> None:
     insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True)
     _, link = insoles.links[0]
     assert isinstance(link, BleInsoleLink)
+    link.start_stream()  # gait data goes only to a host that asked (docs/security.md)
     time.sleep(6.0)
     first = link.drain_inbox()
     assert _step_numbers(first)
@@ -245,6 +246,7 @@ def test_cue_on_out_of_band_steps_of_a_walk_with_latency(stack: ExitStack, capsy
     _, link = insoles.links[0]
     # Target 0° ± 3°: every step is toes-out too far, so each asks "turn the toes in".
     link.request(Settings(cue_mode=CueMode.FOOT_ANGLE, fpa_target_cdeg=0, fpa_half_width_cdeg=300))
+    link.start_stream()
     time.sleep(10.0)
     packets = link.drain_inbox()
     steps = [p.body for p in packets if isinstance(p.body, Step)]

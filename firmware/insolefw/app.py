@@ -12,6 +12,7 @@ from array import array
 import board
 from insolefw import protocol as P
 from insolefw.gait import EventQueue, GaitCore, MAX_CHANNELS
+from insolefw.battery import battery_percent
 from insolefw.replay import ReplaySource
 from insolefw.settings import Settings, CUE_FPA_BAND, CUE_METRONOME
 from insolefw.version import FW_MAJOR, FW_MINOR, FW_PATCH
@@ -31,6 +32,10 @@ _REASON_METRONOME = const(3)
 _REASON_TEST = const(4)
 _PATTERN_LONG = const(1)
 _EVENT_LOG_RECORDS = const(128)  # when the board does not say (insolefw/eventlog.py)
+_SAMPLE_SLOT_BYTES = const(248)  # insolefw/eventlog.py SAMPLE_SLOT
+_BOARD_POLL_MS = const(500)
+_BATTERY_EVERY_POLLS = const(20)  # the battery level every 10 s
+_GESTURE_PAIRING_MS = const(60000)  # the window a pairing gesture opens
 
 
 class Clock:
@@ -59,18 +64,31 @@ class Device:
     """
 
     def __init__(self, reader, writer, wait_writable, ble=None):
-        # The large buffers first, while the heap is least fragmented: the event log's
-        # ring (board.EVENT_LOG_RECORDS x 40 bytes; 56 KB on the ESP32-S3) and the
-        # replay ring (1 KB). The cueing and event-log modules are imported last: on
-        # the unix port an import compiles, and its leftovers break up the free heap.
-        log_ring = bytearray(40 * getattr(board, "EVENT_LOG_RECORDS", _EVENT_LOG_RECORDS))
-        # Live SAMPLES as sent, for a BLE link's backfill: as many as the board can spare.
-        sample_ring = bytearray(getattr(board, "SAMPLE_LOG_BYTES", 0))
-        self.replay = ReplaySource()
         self.settings = Settings()
         self.settings.load(board.SETTINGS_DIR)
         # A board may supply its own device clock (the unix board's can run off by ppm).
         self.clock = Clock(getattr(board, "ticks_ms", time.ticks_ms))
+        # The radio first: on an ESP32 without PSRAM the Python heap grows out of the
+        # system heap that NimBLE also takes from when it starts, so BLE is switched on
+        # before the logs claim what is left (board.log_budget_bytes).
+        self.ble = None
+        if ble is not None:
+            from insolefw.ble import BleLink
+            self.ble = BleLink(ble, "insole", self.side, self._on_ble_packet, self._on_ble_bad,
+                               settings_dir=board.SETTINGS_DIR,
+                               pairing_window_ms=getattr(board, "PAIRING_WINDOW_MS", 60000),
+                               ticks_ms=getattr(board, "ticks_ms", time.ticks_ms))
+            self.ble.start()
+            gc.collect()
+        # Then the large buffers, while the heap is least fragmented: the event log's
+        # ring (EVENT_LOG_RECORDS x 40 bytes; 56 KB on the ESP32-S3), the sample log
+        # (live SAMPLES as sent, for a BLE link's backfill) and the replay ring (1 KB).
+        # The cueing and event-log modules are imported last: on the unix port an import
+        # compiles, and its leftovers break up the free heap.
+        records, sample_bytes = _log_sizes()
+        log_ring = bytearray(40 * records)
+        sample_ring = bytearray(sample_bytes)
+        self.replay = ReplaySource()
         self.reader = reader
         self.builder = P.PacketBuilder()
         # Live SAMPLES fill up over many samples while events and answers are sent in
@@ -78,11 +96,6 @@ class Device:
         self.live_builder = P.PacketBuilder()
         self.serial = P.SerialFramer(writer, wait_writable)
         self.framer = self.serial  # where answers go: the link of the request at hand
-        self.ble = None
-        if ble is not None:
-            from insolefw.ble import BleLink
-            self.ble = BleLink(ble, "insole", self.side, self._on_ble_packet, self._on_ble_bad,
-                               settings_dir=board.SETTINGS_DIR)
         self.out = self.ble or self.serial  # where events and live samples go
         self.frames = P.FrameReader()
         self.events = EventQueue()
@@ -155,6 +168,8 @@ class Device:
         # is down (send refused) loses nothing the host cannot backfill.
         n = self.builder.event(ptype, self.clock.now_ms(), record, length)
         self.eventlog.append(self.builder.buf, n)
+        if ptype == P.T_STEP and self.ble is not None:
+            self.ble.note_step(self.builder.buf)  # the footpod's RSC Measurement
         self.out.send(self.builder.buf, n)
 
     # -- receiving -------------------------------------------------------------------
@@ -189,7 +204,10 @@ class Device:
         elif ptype == P.T_COMMAND:
             self._on_command(buf, plen, seq)
         elif ptype == P.T_SAMPLES:
-            self._on_samples(buf, plen, seq)
+            if self.framer is self.ble:
+                self._error(P.T_SAMPLES, 0, seq, P.E_NOT_PERMITTED)  # replay data: USB only
+            else:
+                self._on_samples(buf, plen, seq)
         elif ptype == P.T_SETTINGS:
             self._on_settings(buf, plen, seq)
         elif ptype == P.T_LAYOUT:
@@ -204,10 +222,14 @@ class Device:
         cmd = buf[P.HEADER_LEN]
         args = plen - 2
         arg0 = P.HEADER_LEN + 2
-        expected = 4 if cmd == P.CMD_CUE_TEST else 6 if cmd in (P.CMD_REPLAY_BEGIN,
-                                                                  P.CMD_GET_EVENTS) else 0
-        if not P.CMD_PING <= cmd <= P.CMD_GET_EVENTS:
+        expected = (4 if cmd == P.CMD_CUE_TEST else 6 if cmd in (P.CMD_REPLAY_BEGIN, P.CMD_GET_EVENTS)
+                    else 2 if cmd == P.CMD_OPEN_PAIRING else 0)
+        if not P.CMD_PING <= cmd <= P.CMD_OPEN_PAIRING:
             self._error(P.T_COMMAND, cmd, seq, P.E_UNKNOWN_COMMAND)
+        elif (P.USB_ONLY_COMMANDS >> cmd) & 1 and self.framer is self.ble:
+            # Maintenance is for the wearer on a cable (docs/protocol.md, "USB only"):
+            # refused over BLE, even from a bonded central, before anything else is read.
+            self._error(P.T_COMMAND, cmd, seq, P.E_NOT_PERMITTED)
         elif args != expected:
             self._error(P.T_COMMAND, cmd, seq, P.E_BAD_LENGTH)
         elif cmd == P.CMD_PING:
@@ -248,6 +270,82 @@ class Device:
             self.running = False
         elif cmd == P.CMD_GET_EVENTS:
             self._get_events(buf, arg0, seq)
+        elif cmd == P.CMD_LIST_BONDS:
+            peers = self.ble.bond_peers() if self.ble is not None else ()
+            self._send(self.builder.bonds(self.clock.now_ms(), peers))
+        elif cmd == P.CMD_CLEAR_BONDS:
+            self._clear_bonds()
+            self._ack(P.T_COMMAND, cmd, seq)
+        elif cmd == P.CMD_FACTORY_RESET:
+            self._factory_reset(seq)
+        elif cmd == P.CMD_OPEN_PAIRING:
+            seconds = buf[arg0] | (buf[arg0 + 1] << 8)
+            if not 1 <= seconds <= P.OPEN_PAIRING_MAX_S:
+                self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 2)
+            elif self.ble is None:
+                self._error(P.T_COMMAND, cmd, seq, P.E_BAD_STATE)  # no radio, nothing to pair
+            else:
+                self.ble.open_pairing(seconds * 1000)
+                self._ack(P.T_COMMAND, cmd, seq)
+
+    # -- maintenance (USB only) ------------------------------------------------------
+
+    def _clear_bonds(self):
+        # Every bond forgotten, in RAM and on flash; a link encrypted with one of them
+        # must not carry on, so it is dropped (BleLink.clear_bonds).
+        if self.ble is not None:
+            self.ble.clear_bonds()
+
+    def _factory_reset(self, seq):
+        # The insole as it left the factory (docs/protocol.md, FACTORY_RESET), then
+        # as at power-on: a board with a radio and sensors measures again.
+        self._stop()
+        self.events.clear()
+        self.settings = Settings()
+        removed = self._remove_settings_file()
+        self._clear_bonds()
+        self._empty_log(self.eventlog)
+        self._empty_log(self.samplelog)
+        layout_for_side = getattr(board, "layout_for_side", None)
+        own = layout_for_side(self.side) if layout_for_side and board.LAYOUT else board.LAYOUT
+        self._layout = list(sum(own, ()))
+        self._restart_cueing()
+        self.samples_total = 0
+        self.out = self.ble or self.serial
+        if self.ble is not None:
+            self.ble.set_side(self.side)
+            if self.live is not None:
+                self._start_live(-1)
+        if removed:
+            self._ack(P.T_COMMAND, P.CMD_FACTORY_RESET, seq)
+        else:
+            # Reset in RAM, but the old settings would come back at the next start.
+            self._error(P.T_COMMAND, P.CMD_FACTORY_RESET, seq, P.E_BAD_STATE, 0xFF)
+
+    def _remove_settings_file(self):
+        import errno
+        import os
+        from insolefw.settings import _FILE
+        path = board.SETTINGS_DIR + "/" + _FILE
+        for name in (path, path + ".tmp"):
+            try:
+                os.remove(name)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    return False
+        return True
+
+    def _empty_log(self, log):
+        # Forgets every packet the log holds, and overwrites their bytes: what the
+        # wearer did must not outlive a factory reset in RAM either.
+        from insolefw import fast
+        ring = log._buf
+        zeros = bytes(256)
+        for off in range(0, len(ring), 256):
+            n = len(ring) - off
+            fast.copy_bytes(ring, off, zeros, 0, n if n < 256 else 256)
+        log._head = 0
+        log.count = 0
 
     def _get_events(self, buf, off, seq):
         # Resends the logged packets of one type with seq in [from_seq, from_seq + count)
@@ -266,6 +364,8 @@ class Device:
         if not count:
             self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 6)
             return
+        if self.framer is self.ble:
+            self.ble.want_gait_data(True)  # the bonded host asked for them
         # Live SAMPLES are numbered by their own packet builder.
         builder = self.live_builder if ptype == P.T_SAMPLES else self.builder
         next_seq = builder.next_seq(ptype)
@@ -429,6 +529,11 @@ class Device:
         if self.live is None:
             self._error(P.T_COMMAND, P.CMD_START_STREAM, seq, P.E_BAD_STATE)
             return
+        if self.mode == MODE_LIVE and seq >= 0:
+            # Already measuring (since power-on): the stream goes on unbroken and is
+            # sent to this link from now on; a (re)connecting host misses nothing.
+            self._attach(seq)
+            return
         self._stop()
         live = self.live
         live.start()
@@ -445,23 +550,37 @@ class Device:
         self.mode = MODE_LIVE
         self._live_count = 0
         if seq >= 0:  # a host asked; -1: started by the device itself at boot
-            self.out = self.framer
-            self._ack(P.T_COMMAND, P.CMD_START_STREAM, seq)
+            self._attach(seq)
+
+    def _attach(self, seq):
+        # Events and live samples go to the link the request came in on.
+        if self.out is not self.framer:
+            self._flush_live_packet()  # batched for the other link: it goes there
+        self.out = self.framer
+        if self.framer is self.ble:
+            self.ble.want_gait_data(True)
+        self._ack(P.T_COMMAND, P.CMD_START_STREAM, seq)
 
     def _stop(self):
+        if self.framer is self.ble:
+            self.ble.want_gait_data(False)  # the host on this link asked to stop
         if self.mode == MODE_LIVE and self.live:
             self.live.stop()
-            if self._live_count:
-                self._seal_live_packet()
-                self.samplelog.append(self.live_builder.buf, self._live_off)
-                self.out.send(self.live_builder.buf, self._live_off)
-                self._live_count = 0
+            self._flush_live_packet()
             if self.out is self.ble:
                 # Samples still queued belong to the stream that ends here; the answer to
                 # the stop must be the last the host hears of it.
                 self.ble.drop_samples()
         self.source = None
         self.mode = MODE_IDLE
+
+    def _flush_live_packet(self):
+        # Sends the SAMPLES packet being filled, however few samples it holds.
+        if self._live_count:
+            self._seal_live_packet()
+            self.samplelog.append(self.live_builder.buf, self._live_off)
+            self.out.send(self.live_builder.buf, self._live_off)
+            self._live_count = 0
 
     def _seal_live_packet(self):
         # time_ms of a live SAMPLES packet: when its last sample was added, i.e. when it
@@ -609,11 +728,28 @@ class Device:
         self.running = False
         self._motor_flag.set()
 
+    async def board_task(self):
+        # What the board reports now and then: the battery level (BLE Battery service)
+        # and the wearer's pairing gesture (e.g. a button held), which opens the window.
+        gesture = getattr(board, "pairing_gesture", None)
+        polls = 0
+        while self.running:
+            if not polls:
+                mv = board.battery_mv()
+                if mv >= 0:
+                    self.ble.set_battery(battery_percent(mv))
+                polls = _BATTERY_EVERY_POLLS
+            polls -= 1
+            if gesture is not None and gesture():
+                self.ble.open_pairing(_GESTURE_PAIRING_MS)
+            await asyncio.sleep_ms(_BOARD_POLL_MS)
+
     async def run(self):
         tasks = [asyncio.create_task(self.sample_task()), asyncio.create_task(self.motor_task()),
                  asyncio.create_task(self.metronome_task())]
         if self.ble is not None:
             tasks.append(asyncio.create_task(self.ble.run()))
+            tasks.append(asyncio.create_task(self.board_task()))
             if self.live is not None:
                 # Worn without a host: measure and cue from power-on; the host
                 # catches up from the event log when it connects.
@@ -624,6 +760,23 @@ class Device:
             for task in tasks:
                 task.cancel()
             self.motor.off()
+
+
+def _log_sizes():
+    # (event log records, sample log bytes): the board's maxima, scaled down together
+    # to what it can spare now if it says (board.log_budget_bytes, after BLE is on).
+    records = getattr(board, "EVENT_LOG_RECORDS", _EVENT_LOG_RECORDS)
+    sample_bytes = getattr(board, "SAMPLE_LOG_BYTES", 0)
+    budget = getattr(board, "log_budget_bytes", None)
+    if budget:
+        gc.collect()
+        want = 40 * records + sample_bytes
+        have = budget()
+        if have < want:
+            per_mille = have * 1000 // want if have > 0 else 0  # products stay small ints
+            records = records * per_mille // 1000
+            sample_bytes = sample_bytes * per_mille // 1000 // _SAMPLE_SLOT_BYTES * _SAMPLE_SLOT_BYTES
+    return records, sample_bytes
 
 
 def _open_sensors():

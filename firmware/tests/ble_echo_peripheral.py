@@ -3,14 +3,16 @@
 # printed ("packet TYPE SEQ") and answered with an ACK; COMMAND GET_STATUS is answered
 # with a STATUS packet; COMMAND START_STREAM answers ACK, then sends
 # INSOLE_BLE_STREAM_PACKETS full-size SAMPLES packets as fast as the link takes them,
-# with a STEP event after every 25, and prints "stream SENT DROPPED BUSY" (BUSY: times
+# with a STEP event (and its RSC Measurement) after every 25, and prints "stream SENT DROPPED BUSY" (BUSY: times
 # the stack had no buffer free and the link waited). Refused writes
-# print "bad REASON". COMMAND EXIT_TO_REPL answers ACK, then the insole ends the link
+# print "bad REASON". The battery level is INSOLE_BATTERY_PCT (default 100).
+# COMMAND EXIT_TO_REPL answers ACK, then the insole ends the link
 # itself ("disconnect True") and advertises again. Argument --indicate sends events
 # as indications.
 import asyncio
 import gc
 import os
+import struct
 import sys
 
 import bluetooth
@@ -31,6 +33,9 @@ class EchoApp:
                             indicate_events="--indicate" in sys.argv,
                             settings_dir=os.getenv("INSOLE_SETTINGS_DIR"))
         self.step = bytearray(P.STEP_LEN)
+        # A 1 s stride (600 ms stance, 400 ms swing) of 1.4 m at 1.4 m/s: RSC 120 steps/min.
+        struct.pack_into("<HH", self.step, 8, 600, 400)  # stance, swing (docs/protocol.md STEP)
+        struct.pack_into("<HH", self.step, 20, 1400, 1400)  # stride length, speed
         self.streaming = False
 
     def on_packet(self, buf, length):
@@ -46,6 +51,7 @@ class EchoApp:
             n = self.builder.ack(0, ptype, command, seq)
         self.link.send(self.builder.buf, n)
         if command == P.CMD_START_STREAM and not self.streaming:
+            self.link.want_gait_data(True)  # as the insole app does for a bonded host
             self.streaming = True
             asyncio.create_task(self.stream())
         elif command == P.CMD_EXIT_TO_REPL:
@@ -79,6 +85,7 @@ class EchoApp:
                 while not link.can_send(P.T_STEP, n):
                     await asyncio.sleep_ms(1)
                 link.send(b.buf, n)
+                link.note_step(b.buf)  # the RSC Measurement, as the insole app does
             await asyncio.sleep_ms(0)
         print("stream", sent, link.dropped, link.busy)
         self.streaming = False
@@ -87,6 +94,7 @@ class EchoApp:
 def main():
     app = EchoApp()
     app.link.start()
+    app.link.set_battery(int(os.getenv("INSOLE_BATTERY_PCT") or "100"))
     print("ready", app.link.name)
     asyncio.run(app.link.run())
 

@@ -9,8 +9,17 @@
 # IRQs: the real stack calls the handler from its own context. Here events are queued
 # as they arrive and the handler runs from BLE().poll(), which the coroutine
 # BLE().poll_task() (or the module's poll_task()) calls inside the program's asyncio
-# loop. insolefw.ble.BleLink.run starts it; any other program must run it as a task. As on the device, handlers should only record
-# and enqueue; _IRQ_GET_SECRET/_IRQ_SET_SECRET return their value to the stack.
+# loop. insolefw.ble.BleLink.run starts it; any other program must run it as a task.
+# As on the device, handlers should only record and enqueue; _IRQ_GET_SECRET/
+# _IRQ_SET_SECRET return their value to the stack.
+#
+# As strict as the ESP32 port (extmod/modbluetooth.c, extmod/nimble/): an exception
+# escaping the handler disables it until reset; bytes in the IRQ data are memoryviews
+# that go stale once the handler returns (copy what you keep); gatts_write, gatts_notify,
+# gatts_indicate and gatts_set_buffer take positional arguments only; config() knows
+# only the ESP32 build's keys (ValueError otherwise); gatts_notify sends whether or not
+# the central subscribed. INSOLE_BLE_FAULTS="gap_advertise:2,3" makes those calls (by
+# count, from 1) fail with OSError(EBUSY), as a busy controller does, for tests.
 #
 # Flow control: like NimBLE's buffer pool, each gatts_notify/gatts_indicate takes one
 # of a few transmit credits that the bridge returns once the packet has gone out;
@@ -61,6 +70,10 @@ _OP_REMOTE_WRITE = const(0x83)  # <HH conn value_handle> data
 _OP_CREDIT = const(0x84)  # <H n>
 
 _DEFAULT_BUFFER = const(20)  # the real module's default value size
+_EBUSY = const(16)
+# config() keys of the ESP32 build (sync events: no rxbuf).
+_CONFIG_SET = ("gap_name", "mtu", "addr_mode", "bond", "mitm", "io", "le_secure")
+_CONFIG_GET = ("gap_name", "mac", "mtu")
 _ADV_MAX = const(31)  # legacy advertising payload
 _CALL_TIMEOUT_MS = const(10000)
 _IPPROTO_TCP = const(6)
@@ -133,6 +146,8 @@ class _BLE:
         self._indicating = set()
         self._values = {}
         self._active = False
+        self._faults = _parse_faults(os.getenv("INSOLE_BLE_FAULTS") or "")
+        self._calls = {}
         self.flag = asyncio.ThreadSafeFlag()  # set when events wait for poll()
 
     # -- socket ------------------------------------------------------------------------
@@ -246,15 +261,35 @@ class _BLE:
         return done
 
     def _run_handler(self, event, data):
-        if self._handler:
-            try:
-                return self._handler(event, data)
-            except Exception as exc:  # the real stack prints and carries on
-                sys.print_exception(exc)
-        return None
+        handler = self._handler
+        if handler is None:
+            return None
+        # Bytes arrive as memoryviews of the stack's own buffers, valid during the call.
+        views = []
+        items = list(data)
+        for i in range(len(items)):
+            if isinstance(items[i], (bytes, bytearray)):
+                buf = bytearray(items[i])
+                views.append(buf)
+                items[i] = memoryview(buf)
+        try:
+            return handler(event, tuple(items))
+        except Exception as exc:
+            # modbluetooth.c: "Unhandled exception in IRQ callback handler", and the
+            # handler is disabled until the next reset.
+            print("Unhandled exception in IRQ callback handler", file=sys.stderr)
+            sys.print_exception(exc)
+            self._handler = None
+            return None
+        finally:
+            for buf in views:
+                for i in range(len(buf)):
+                    buf[i] = 0
 
     def _answer(self, request_id, event, data):
         result = self._run_handler(event, data)
+        if result is not None and not isinstance(result, (bool, bytes, bytearray, memoryview)):
+            result = None  # the stack reads only a buffer (GET) or a truth value (SET)
         if isinstance(result, (bytes, bytearray, memoryview)):
             result = hexlify(result).decode()
         self._send(_OP_IRQ_RESULT, "<H", (request_id,), json.dumps({"r": result}).encode())
@@ -290,16 +325,35 @@ class _BLE:
         return self._active
 
     def config(self, *args, **kwargs):
-        if args:
-            value = self._call("config_get", args[0])
-            if args[0] == "mac":
-                return (value[0], unhexlify(value[1]))
-            return value
-        self._call("config_set", kwargs)
+        if kwargs:
+            if args:
+                raise TypeError("can't specify pos and kw args")
+            for key in kwargs:
+                if key not in _CONFIG_SET:
+                    raise ValueError("unknown config param")
+            self._call("config_set", kwargs)
+            return None
+        if len(args) != 1:
+            raise TypeError("must query one param")
+        if args[0] not in _CONFIG_GET:
+            raise ValueError("unknown config param")
+        value = self._call("config_get", args[0])
+        if args[0] == "mac":
+            return (value[0], unhexlify(value[1]))
+        if args[0] == "gap_name":
+            return value.encode()
+        return value
 
     # -- GAP ---------------------------------------------------------------------------
 
-    def gap_advertise(self, interval_us, adv_data=None, *, resp_data=None, connectable=True):
+    def _fault(self, name):
+        n = self._calls.get(name, 0) + 1
+        self._calls[name] = n
+        if n in self._faults.get(name, ()):
+            raise OSError(_EBUSY)
+
+    def gap_advertise(self, interval_us, adv_data=None, resp_data=None, connectable=True):
+        self._fault("gap_advertise")
         for data in (adv_data, resp_data):
             if data is not None and len(data) > _ADV_MAX:
                 raise OSError(errno.EINVAL)
@@ -345,17 +399,21 @@ class _BLE:
             value.data = b""
         return data
 
-    def gatts_write(self, value_handle, data, send_update=False):
+    # Positional arguments only, as MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN makes them.
+    def gatts_write(self, value_handle, data, *send_update):
+        if len(send_update) > 1:
+            raise TypeError("function takes at most 3 arguments")
+        send_update = bool(send_update and send_update[0])
         value = self._values[value_handle]
         value.data = bytes(data)
         if len(data) > value.size:
             value.size = len(data)  # a local write grows the buffer, as on the device
         self._send(_OP_WRITE, "<HB", (value_handle, 1 if send_update else 0), value.data)
 
-    def gatts_set_buffer(self, value_handle, size, append=False):
+    def gatts_set_buffer(self, value_handle, size, *append):
         value = self._values[value_handle]
         value.size = size
-        value.append = bool(append)
+        value.append = bool(append and append[0])
 
     def _take_credit(self, conn_handle):
         if conn_handle not in self._conns:
@@ -366,18 +424,30 @@ class _BLE:
                 raise OSError(errno.ENOMEM)
         self._credits -= 1
 
-    def gatts_notify(self, conn_handle, value_handle, data=None):
+    def gatts_notify(self, conn_handle, value_handle, *data):
+        data = data[0] if data else None
         self._take_credit(conn_handle)
         self._send(_OP_NOTIFY, "<HH", (conn_handle, value_handle),
                    self._values[value_handle].data if data is None else data)
 
-    def gatts_indicate(self, conn_handle, value_handle, data=None):
+    def gatts_indicate(self, conn_handle, value_handle, *data):
+        data = data[0] if data else None
         if conn_handle in self._indicating:
             raise OSError(errno.EALREADY)  # one indication at a time per connection
         self._take_credit(conn_handle)
         self._indicating.add(conn_handle)
         self._send(_OP_INDICATE, "<HH", (conn_handle, value_handle),
                    self._values[value_handle].data if data is None else data)
+
+
+def _parse_faults(text):
+    # "gap_advertise:2,3;other:1" -> {"gap_advertise": (2, 3), "other": (1,)}
+    faults = {}
+    for part in text.split(";"):
+        if ":" in part:
+            name, counts = part.split(":", 1)
+            faults[name.strip()] = tuple(int(c) for c in counts.split(",") if c.strip())
+    return faults
 
 
 _ble = None

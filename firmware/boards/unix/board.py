@@ -61,8 +61,24 @@ def restore_repl():
     pass
 
 
+# A simulated cell: full at power-on, discharging linearly from 4180 to 3400 mV over
+# INSOLE_SIM_BATTERY_HOURS (default 8), so the Battery service reports a measured,
+# falling level as on the device. 0 or less: no battery (-1, "unknown").
+_battery_hours = float(os.getenv("INSOLE_SIM_BATTERY_HOURS") or 8)
+_battery_t0 = time.ticks_ms()
+
+
 def battery_mv():
-    return -1
+    if _battery_hours <= 0:
+        return -1
+    elapsed_s = time.ticks_diff(time.ticks_ms(), _battery_t0) // 1000
+    drop = 780 * elapsed_s // (int(_battery_hours * 3600) or 1)
+    return 4180 - drop if drop < 780 else 3400
+
+
+# Pairing window after power-on, in ms (docs/security.md): INSOLE_PAIRING_WINDOW_S
+# (default 60; 0 keeps it closed until the USB command opens it).
+PAIRING_WINDOW_MS = int(float(os.getenv("INSOLE_PAIRING_WINDOW_S") or 60) * 1000)
 
 
 # Device clock: INSOLE_CLOCK_PPM (float, default 0) makes it run fast (+) or slow (-)

@@ -57,6 +57,7 @@ from insole.protocol import (
     BackfillEnd,
     Body,
     Command,
+    CommandCode,
     DecodedPacket,
     ErrorCode,
     PacketType,
@@ -187,6 +188,9 @@ class InsoleClient:
         self._tasks: set[asyncio.Task[None]] = set()  # strong references
         self._next_sample = -1
         self._t0 = time.monotonic()
+        # The insole sends gait data only to a host that asked on the current link
+        # (docs/security.md): a stream asked for is asked for again after a reconnect.
+        self._streaming = False
 
     # -- connection policy -----------------------------------------------------------
 
@@ -252,6 +256,8 @@ class InsoleClient:
                 if self._closing:
                     return
             try:
+                if self._streaming:
+                    await self.command(Command(CommandCode.START_STREAM))  # continues, unbroken
                 await self.backfill()
             except (LinkTimeout, DeviceError) as exc:  # the next reconnect tries again
                 log.info("%s: backfill incomplete: %s", self.side, exc)
@@ -296,7 +302,10 @@ class InsoleClient:
         finally:
             with contextlib.suppress(ValueError):
                 self._pending.remove(entry)
-        return pending.check(reply, self.name)
+        checked = pending.check(reply, self.name)
+        if isinstance(body, Command) and body.command in (CommandCode.START_STREAM, CommandCode.STOP_STREAM):
+            self._streaming = body.command == CommandCode.START_STREAM
+        return checked
 
     async def command(
         self, command: Command, answer: PacketType = PacketType.ACK, timeout_s: float = DEFAULT_TIMEOUT_S
