@@ -9,14 +9,17 @@ UUID      access    content
 …1002     notify    STEP, HEEL_RAISE and event types >= 0x0A (indicate if so built)
 …1003     write     one packet + CRC-16 LE per write, with response, only on an
                     encrypted, bonded link; answers come back as notifications
-…1004     read      the latest STATUS packet (also notified)
+…1004     read      the latest STATUS packet (also notified); encrypted links only
 ========  ========  ==============================================================
 
-Standard services: Device Information (0x180A), Battery (0x180F), Running Speed and
-Cadence (0x1814). The advertising data carries the flags, the service UUID and the
-name ``insole-L``/``insole-R``; the scan response the service data (side byte: 0 left,
-1 right, 0xFF unknown; then the protocol version) and the preferred connection
-interval range (7.5-15 ms).
+Gait samples and events are sent only to a bonded host that asked on the current link
+(START_STREAM or GET_EVENTS; docs/security.md). Public standard services: Device
+Information (0x180A), Battery (0x180F, measured level) and Running Speed and Cadence
+(0x1814: RSC Measurement, RSC Feature, Sensor Location "in shoe"), so sports apps see a
+footpod. The advertising data carries the flags, the RSC service (0x1814), this
+project's service UUID and the appearance 0x0441 (in-shoe running speed and cadence
+sensor); the scan response the service data (side byte: 0 left, 1 right, 0xFF unknown;
+then the protocol version) and the name ``insole-L``/``insole-R``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ BATTERY_LEVEL_UUID = normalize_uuid_16(0x2A19)
 RSC_SERVICE_UUID = normalize_uuid_16(0x1814)
 RSC_MEASUREMENT_UUID = normalize_uuid_16(0x2A53)
 RSC_FEATURE_UUID = normalize_uuid_16(0x2A54)
+SENSOR_LOCATION_UUID = normalize_uuid_16(0x2A5D)
 
 SIDE_LETTERS = {0: "L", 1: "R"}
 
