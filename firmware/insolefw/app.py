@@ -302,10 +302,10 @@ class Device:
         self._stop()
         self.events.clear()
         self.settings = Settings()
-        removed = self._remove_settings_file()
+        removed = Settings.erase(board.SETTINGS_DIR)
         self._clear_bonds()
-        self._empty_log(self.eventlog)
-        self._empty_log(self.samplelog)
+        self.eventlog.clear()
+        self.samplelog.clear()
         layout_for_side = getattr(board, "layout_for_side", None)
         own = layout_for_side(self.side) if layout_for_side and board.LAYOUT else board.LAYOUT
         self._layout = list(sum(own, ()))
@@ -321,31 +321,6 @@ class Device:
         else:
             # Reset in RAM, but the old settings would come back at the next start.
             self._error(P.T_COMMAND, P.CMD_FACTORY_RESET, seq, P.E_BAD_STATE, 0xFF)
-
-    def _remove_settings_file(self):
-        import errno
-        import os
-        from insolefw.settings import _FILE
-        path = board.SETTINGS_DIR + "/" + _FILE
-        for name in (path, path + ".tmp"):
-            try:
-                os.remove(name)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    return False
-        return True
-
-    def _empty_log(self, log):
-        # Forgets every packet the log holds, and overwrites their bytes: what the
-        # wearer did must not outlive a factory reset in RAM either.
-        from insolefw import fast
-        ring = log._buf
-        zeros = bytes(256)
-        for off in range(0, len(ring), 256):
-            n = len(ring) - off
-            fast.copy_bytes(ring, off, zeros, 0, n if n < 256 else 256)
-        log._head = 0
-        log.count = 0
 
     def _get_events(self, buf, off, seq):
         # Resends the logged packets of one type with seq in [from_seq, from_seq + count)

@@ -52,6 +52,22 @@ class EventLog:
         self.count += 1
         self.total += 1
 
+    def clear(self):
+        """Forgets every packet held and overwrites their bytes (a factory reset: what
+        the wearer did must not outlive it in RAM either). `total` goes on, so absolute
+        numbers and the seqs of packets still to come stay as they were."""
+        buf = self._buf
+        n = len(buf)
+        done = self.slot if self.slot < n else n
+        for i in range(done):
+            buf[i] = 0
+        while done < n:  # doubles the zeroed run each pass: no buffer allocated
+            step = done if done < n - done else n - done
+            fast.copy_bytes(buf, done, buf, 0, step)
+            done += step
+        self._head = 0
+        self.count = 0
+
     def logs(self, ptype):
         """Whether packets of ptype are logged here (and GET_EVENTS may ask for them)."""
         return self.capacity > 0 and ptype in self.types

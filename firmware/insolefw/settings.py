@@ -3,6 +3,7 @@
 # the old one). The file is the payload plus its CRC, so it carries its own version;
 # a missing, old, short or corrupt file leaves the defaults in force.
 from micropython import const
+import errno
 import os
 import struct
 
@@ -141,6 +142,19 @@ class Settings:
         if fast.crc16(buf, 0, SETTINGS_LEN) != buf[SETTINGS_LEN] | (buf[SETTINGS_LEN + 1] << 8):
             return False
         return self.decode_from(buf, 0) < 0
+
+    @staticmethod
+    def erase(directory):
+        """Removes the persisted settings (and a temporary file a power cut left), so the
+        defaults hold at the next start; False if a file is there but would not go."""
+        path = directory + "/" + _FILE
+        for name in (path, path + ".tmp"):
+            try:
+                os.remove(name)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    return False
+        return True
 
 
 def _ensure_dir(directory):

@@ -222,9 +222,11 @@ def test_factory_reset_without_a_radio():
     device, sink = _fresh_device()
     _write_settings(device, sink, 77)
     assert _settings_file() > 0
-    # An event in the log, a layout of the host's, a side of the settings'.
-    device.eventlog.append(bytearray(b"\x01\x03\x00\x00\x00\x00\x00\x00") + bytearray(P.STEP_LEN),
-                           P.HEADER_LEN + P.STEP_LEN)
+    # Events in the log (beyond its first slot), a layout of the host's, a side of the settings'.
+    for seq in range(3):
+        device.eventlog.append(bytearray(b"\x01\x03") + bytes((seq,)) + bytearray(5 + P.STEP_LEN),
+                               P.HEADER_LEN + P.STEP_LEN)
+    logged = device.eventlog.total
     layout = bytearray(b"\x01\x09\x00\x00\x00\x00\x00\x00\x01\x00\x0a\x00\x14\x00")
     device.on_packet(layout, len(layout))
     assert _answers(device, sink)[0][1] == P.T_ACK and device._layout == [10, 20]
@@ -233,6 +235,14 @@ def test_factory_reset_without_a_radio():
     assert _answers(device, sink)[0][1] == P.T_ACK
     assert device.settings.cue_duty_pct == 60 and _settings_file() == -1
     assert device.eventlog.count == 0 and device.eventlog.oldest_seq(P.T_STEP) == -1
+    assert not any(device.eventlog._buf)  # the ring's bytes overwritten, not just forgotten
+    # The running count goes on: a packet logged after the reset is found by GET_EVENTS.
+    assert device.eventlog.total == logged
+    device.eventlog.append(bytearray(b"\x01\x03\x07\x00\x00\x00\x00\x00") + bytearray(P.STEP_LEN),
+                           P.HEADER_LEN + P.STEP_LEN)
+    out = bytearray(P.HEADER_LEN + P.STEP_LEN)
+    assert device.eventlog.next_packet(P.T_STEP, 7, 1, 0, out) == (logged + 1, P.HEADER_LEN + P.STEP_LEN)
+    assert device.eventlog.oldest_seq(P.T_STEP) == 7
     import board
     assert device._layout == list(sum(board.LAYOUT, ()))
     # Without a radio: no bonds to list, none to clear, no pairing window to open.
