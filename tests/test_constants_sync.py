@@ -21,6 +21,8 @@ The board's pins have their own check against hardware/wiring.md (test_firmware_
 from __future__ import annotations
 
 import ast
+import dataclasses
+import struct
 from collections.abc import Iterator
 from enum import IntEnum
 from pathlib import Path
@@ -67,6 +69,7 @@ from insole.protocol import (
     ErrorCode,
     Mode,
     PacketType,
+    Status,
 )
 
 FIRMWARE = REPO_ROOT / "firmware"
@@ -205,6 +208,15 @@ def test_shared_numbers_match() -> None:
         pairs[f"protocol.{name}"] = (protocol[name], length)
     differ = {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
     assert not differ, f"firmware and host disagree (firmware, host): {differ}"
+
+
+def test_firmware_status_layout_is_the_hosts() -> None:
+    """The firmware packs STATUS with _STATUS_FMT: the host's Status fields, in order, in the same sizes."""
+    layout = _module_values(FW / "protocol.py")["_STATUS_FMT"]
+    values = tuple(range(1, len(dataclasses.fields(Status)) + 1))  # distinct: an order mix-up shows
+    payload = Status(*values).payload()
+    assert struct.calcsize(layout) == len(payload) == FIXED_PAYLOAD_LEN[PacketType.STATUS]
+    assert struct.unpack(layout, payload) == values
 
 
 def test_bridge_opcodes_irqs_and_flags_match_the_bluetooth_stand_in() -> None:

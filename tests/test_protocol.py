@@ -235,8 +235,15 @@ def test_samples_bytes_by_hand() -> None:
 
 
 def test_status_settings_layout_command_bytes_by_hand() -> None:
-    status = Status(1, 2, 3, None, 1, 8, 1, 55, 20480, 3700, 5, 70000, None)
-    assert status.payload().hex() == "010203ff01080137" "0050" "740e" "05000000" "70110100" "ffffffff"
+    status = Status(1, 2, 3, None, 1, 8, 1, 55, 20480, 3700, 5, 70000, None, 7, 0x0102)
+    assert status.payload().hex() == (
+        "010203ff01080137"  # fw 1.2.3, side n/a, live, 8 channels, IMU, battery 55 %
+        "0050" "740e"  # 204.8 Hz, 3700 mV
+        "05000000" "70110100" "ffffffff"  # 5 dropped, 70000 samples, free heap n/a
+        "0700" "0201"  # BLE: 7 IRQ faults, 258 connections refused
+    )  # fmt: skip
+    saturated = Status.decode(bytes.fromhex("00" * 24 + "ffff" "feff"))
+    assert (saturated.ble_irq_faults, saturated.ble_refused) == (None, 0xFFFE)  # no radio; 65534 or more
     settings = Settings(
         side=1, cue_mode=1, cue_duty_pct=60, fpa_target_cdeg=-500, fpa_half_width_cdeg=300, toe_in_pattern=3,
         toe_out_pattern=2, cue_duration_ms=200, cue_ms_per_deg=40, cue_max_ms=600, schedule=2, fade_every=3,
@@ -343,7 +350,9 @@ def test_decode_errors_name_the_problem(data: bytes, reason: str) -> None:
 
 def test_encoder_refuses_what_the_wire_cannot_carry() -> None:
     with pytest.raises(ProtocolError, match="sentinel"):
-        Status(0, 0, 0, 0, 0, 0, 0, 0, 0, NA_U16, 0, 0, 0).payload()
+        Status(0, 0, 0, 0, 0, 0, 0, 0, 0, NA_U16, 0, 0, 0, 0, 0).payload()
+    with pytest.raises(ProtocolError, match="sentinel"):
+        Status(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NA_U16).payload()  # a saturated count is 0xFFFE
     with pytest.raises(ProtocolError, match="no n/a"):
         Step(None, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1).payload()  # type: ignore[arg-type]
     with pytest.raises(ProtocolError, match="does not fit"):

@@ -192,16 +192,16 @@ def _raw(ptype: int, payload: bytes, *, seq: int = 1, time_ms: int = 1000, versi
 
 
 def status_cases() -> list[dict[str, Any]]:
-    typical = Status(0, 3, 1, 0, 1, 8, 1, 87, 10000, 3987, 12, 6000, 123456)
-    minimum = Status(0, 0, 0, 0, 0, 0, 0, 0, 5000, 0, 0, 0, 0)
-    maximum = Status(255, 255, 255, 1, 2, 16, 1, 100, 25000, 65534, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFE)
-    sentinel = Status(1, 0, 0, None, 0, 8, 0, None, 20480, None, 0, 0, None)
+    typical = Status(0, 3, 1, 0, 1, 8, 1, 87, 10000, 3987, 12, 6000, 123456, 2, 5)
+    minimum = Status(0, 0, 0, 0, 0, 0, 0, 0, 5000, 0, 0, 0, 0, 0, 0)
+    maximum = Status(255, 255, 255, 1, 2, 16, 1, 100, 25000, 65534, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFE, 0xFFFE)
+    sentinel = Status(1, 0, 0, None, 0, 8, 0, None, 20480, None, 0, 0, None, None, None)
     return [
         _ok_packet("status_typical", typical.encode(seq=7, time_ms=123456)),
         _ok_packet("status_min", minimum.encode(seq=0, time_ms=0)),
         _ok_packet("status_max", maximum.encode(seq=65535, time_ms=0x3FFFFFFF)),
         _ok_packet("status_sentinels", sentinel.encode(seq=1, time_ms=5)),
-        _refused_packet("status_short", _raw(PacketType.STATUS, typical.payload()[:23]), "truncated"),
+        _refused_packet("status_short", _raw(PacketType.STATUS, typical.payload()[:-1]), "truncated"),
         _refused_packet("status_long", _raw(PacketType.STATUS, typical.payload() + b"\x00"), "bad_length"),
         _refused_packet("status_no_payload", _raw(PacketType.STATUS, b""), "truncated"),
     ]
@@ -560,7 +560,7 @@ def header_cases() -> list[dict[str, Any]]:
     return [
         _refused_packet("header_version_0", _raw(PacketType.COMMAND, ping, version=0), "unsupported_version"),
         _refused_packet("header_version_2", _raw(PacketType.COMMAND, ping, version=2), "unsupported_version"),
-        _refused_packet("header_version_255", _raw(PacketType.STATUS, bytes(24), version=255), "unsupported_version"),
+        _refused_packet("header_version_255", _raw(PacketType.STATUS, bytes(28), version=255), "unsupported_version"),
         _refused_packet("header_version_2_unknown_type", _raw(0x0D, b"", version=2), "unsupported_version"),
         _refused_packet("header_type_0", _raw(0x00, b""), "unknown_type"),
         _refused_packet("header_type_0x0d", _raw(0x0D, bytes(4)), "unknown_type"),
@@ -601,7 +601,7 @@ def _frame_case(name: str, data: bytes, expect: str, *, packet: bytes | None = N
 def frame_cases() -> list[dict[str, Any]]:
     step = TYPICAL_STEP.encode(seq=11, time_ms=16000)
     ping = Command(CommandCode.PING).encode(seq=1, time_ms=0)
-    status = Status(0, 3, 1, 1, 0, 8, 1, None, 10000, None, 0, 0, None).encode(seq=0, time_ms=1)
+    status = Status(0, 3, 1, 1, 0, 8, 1, None, 10000, None, 0, 0, None, None, None).encode(seq=0, time_ms=1)
     # Long runs without 0x00 exercise COBS 0xFF code bytes.
     dense = _samples(7, [[0x0101 + k] for k in range(255)], None, 255).encode(seq=0x0101, time_ms=0x01010101)
     full = _samples(36, [[0x1111] * 8] * 36, [[0x2222] * 6] * 36, 36).encode(seq=5, time_ms=360)
@@ -697,7 +697,7 @@ def _stream_case(name: str, pieces: list[tuple[str, bytes]], pending: int = 0) -
 def stream_cases() -> list[dict[str, Any]]:
     rng = np.random.default_rng(7)
     ping = Command(CommandCode.PING).encode(seq=1, time_ms=10)
-    status = Status(0, 3, 1, 0, 1, 8, 1, 90, 10000, 4000, 0, 100, 50000).encode(seq=2, time_ms=20)
+    status = Status(0, 3, 1, 0, 1, 8, 1, 90, 10000, 4000, 0, 100, 50000, 0, 1).encode(seq=2, time_ms=20)
     samples = _samples(0, [[k, 2 * k] for k in range(5)], [[0, 0, 1000, 1, 2, 3]] * 5, 5).encode(seq=3, time_ms=30)
     step = TYPICAL_STEP.encode(seq=4, time_ms=40)
     garbage = bytes(int(b) for b in rng.integers(1, 256, 37)) + b"\x00"

@@ -148,13 +148,17 @@ class Device:
     def send_status(self):
         gc.collect()  # report the steady-state free heap, not what garbage happens to hold
         source = self.source
+        ble = self.ble
+        mv = _battery_mv()
         self._send(self.builder.status(
             self.clock.now_ms(), (FW_MAJOR, FW_MINOR, FW_PATCH), self.side, self.mode,
             self.core.n_pressure if source else (self.live.n_pressure if self.live else 0),
             self.core.imu if source else (self.live.imu if self.live else 0),
-            P.NA_U8, self.core.rate_chz if source else self.settings.rate_chz,
-            _battery_mv(), source.dropped if source else 0, self.samples_total,
-            gc.mem_free()))
+            P.NA_U8 if mv == P.NA_U16 else battery_percent(mv),
+            self.core.rate_chz if source else self.settings.rate_chz,
+            mv, source.dropped if source else 0, self.samples_total, gc.mem_free(),
+            P.count_u16(ble.irq_faults) if ble else P.NA_U16,
+            P.count_u16(ble.refused) if ble else P.NA_U16))
 
     def flush_events(self):
         while True:

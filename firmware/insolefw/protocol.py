@@ -28,7 +28,7 @@ T_BONDS = const(0x0C)
 _N_TYPES = const(13)
 
 # Payload lengths of fixed-size packets
-STATUS_LEN = const(24)
+STATUS_LEN = const(28)
 STEP_LEN = const(28)
 HEEL_RAISE_LEN = const(16)
 SETTINGS_LEN = const(36)
@@ -84,7 +84,7 @@ NA_I16 = const(-32768)
 # Device clock wraps at 2**30 ms so it stays a small int on the ESP32.
 TIME_MASK = const(0x3FFFFFFF)
 
-_STATUS_FMT = "<BBBBBBBBHHIII"
+_STATUS_FMT = "<BBBBBBBBHHIIIHH"
 _STEP_FMT = "<IIHHhBBHBBHHI"
 _HEEL_RAISE_FMT = "<IIHHHH"
 _ACK_FMT = "<BBH"
@@ -105,11 +105,12 @@ class PacketBuilder:
         struct.pack_into("<BBHI", self.buf, 0, VERSION, ptype, seq, time_ms & TIME_MASK)
 
     def status(self, time_ms, fw, side, mode, n_pressure, imu, battery_pct, rate_chz,
-               battery_mv, dropped, sample_count, free_heap):
+               battery_mv, dropped, sample_count, free_heap, ble_irq_faults, ble_refused):
+        # ble_irq_faults, ble_refused: counts through count_u16, or NA_U16 without a radio
         self._header(T_STATUS, time_ms)
         struct.pack_into(_STATUS_FMT, self.buf, HEADER_LEN, fw[0], fw[1], fw[2], side, mode,
                          n_pressure, imu, battery_pct, rate_chz, battery_mv, dropped,
-                         sample_count, free_heap)
+                         sample_count, free_heap, ble_irq_faults, ble_refused)
         return HEADER_LEN + STATUS_LEN
 
     def event(self, ptype, time_ms, record, length):
@@ -172,6 +173,11 @@ class PacketBuilder:
         self._header(T_SAMPLES, time_ms)
         struct.pack_into("<IBBBB", self.buf, HEADER_LEN, first_index, count, n_pressure, imu, 0)
         return HEADER_LEN + SAMPLES_HEADER_LEN
+
+
+def count_u16(n):
+    """A running count as a u16 field that has an n/a value: saturates at 0xFFFE."""
+    return n if n < NA_U16 else NA_U16 - 1
 
 
 def sample_record_len(n_pressure, imu):

@@ -45,8 +45,10 @@ class EchoApp:
         print("packet", ptype, seq)
         if command == P.CMD_GET_STATUS:
             gc.collect()
+            link = self.link
             n = self.builder.status(0, (0, 1, 0), _SIDE, 0, 0, 0, 0xFF, 10000, 0xFFFF,
-                                    self.link.dropped, self.link.sent, gc.mem_free())
+                                    link.dropped, link.sent, gc.mem_free(),
+                                    P.count_u16(link.irq_faults), P.count_u16(link.refused))
         else:
             n = self.builder.ack(0, ptype, command, seq)
         self.link.send(self.builder.buf, n)

@@ -216,7 +216,7 @@ def test_packets_go_to_their_characteristic_events_first():
     assert link.send(step, n_step)
     n_ack = b.ack(0, P.T_COMMAND, 1, 7)
     assert link.send(b.buf, n_ack)
-    n_status = b.status(0, (0, 1, 0), 0, 0, 0, 0, 0xFF, 10000, 0xFFFF, 0, 0, 1000)
+    n_status = b.status(0, (0, 1, 0), 0, 0, 0, 0, 0xFF, 10000, 0xFFFF, 0, 0, 1000, 0, 0)
     assert link.send(b.buf, n_status)
     _spin(link)
     order = [_short(fake.uuids[h]) for h, _ in fake.sent]

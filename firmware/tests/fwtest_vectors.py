@@ -67,7 +67,8 @@ def _build(builder, ptype, f):
                               _na(f["side"], P.NA_U8), f["mode"], f["n_pressure"], f["imu"],
                               _na(f["battery_pct"], P.NA_U8), f["rate_chz"],
                               _na(f["battery_mv"], P.NA_U16), f["dropped_samples"],
-                              f["sample_count"], _na(f["free_heap"], 0xFFFFFFFF))
+                              f["sample_count"], _na(f["free_heap"], 0xFFFFFFFF),
+                              _na(f["ble_irq_faults"], P.NA_U16), _na(f["ble_refused"], P.NA_U16))
     if ptype == P.T_STEP:
         record = bytearray(P.STEP_LEN)
         struct.pack_into("<IIHHhBBHBBHHI", record, 0, f["ic_index"], f["to_index"],

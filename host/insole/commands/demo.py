@@ -62,10 +62,14 @@ def run(args: argparse.Namespace) -> int:
     console.print()
     for foot in session.feet:
         status = foot.status
+        radio = ""
+        if status and status.ble_irq_faults is not None:
+            radio = f", BLE IRQ faults {status.ble_irq_faults}, connections refused {status.ble_refused}"
         console.print(
             f"{foot.side}: {foot.step_count} steps detected on the device in {args.duration_s:.0f} s "
             f"(the simulated walk has {truth_steps[foot.side]} in {sim.streams[0].n_samples / 100:.0f} s); "
             f"free heap {status.free_heap if status else '?'} B, dropped {status.dropped_samples if status else '?'}"
+            f"{radio}"
         )
     if args.output:
         console.print(f"recorded to {args.output}")

@@ -134,6 +134,9 @@ class Status(_FixedBody):
     dropped_samples: int
     sample_count: int
     free_heap: int | None
+    # The BLE link's health since boot (saturating at 65534; None: a board without radio):
+    ble_irq_faults: int | None  # exceptions caught in its IRQ handler
+    ble_refused: int | None  # connections it ended: not encrypted in time, or not bonded
 
     TYPE: ClassVar[PacketType] = PacketType.STATUS
     _FIELDS, _STRUCT = _layout(
@@ -150,6 +153,8 @@ class Status(_FixedBody):
         _Field("dropped_samples", "I"),
         _Field("sample_count", "I"),
         _Field("free_heap", "I", na=True),
+        _Field("ble_irq_faults", "H", na=True),
+        _Field("ble_refused", "H", na=True),
     )
 
 

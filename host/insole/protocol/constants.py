@@ -178,7 +178,7 @@ SETTINGS_VERSION = 2  # of the SETTINGS layout (its first byte)
 
 # Fixed payload lengths; SAMPLES, COMMAND and LAYOUT are variable.
 FIXED_PAYLOAD_LEN: dict[int, int] = {
-    PacketType.STATUS: 24,
+    PacketType.STATUS: 28,
     PacketType.STEP: 28,
     PacketType.HEEL_RAISE: 16,
     PacketType.SETTINGS: 36,
