@@ -54,13 +54,14 @@ SOURCE_PATTERNS = (
     re.compile(r"extmod/machine_[^/]+\.c$"),
     re.compile(r"extmod/mod(machine|bluetooth)\.c$"),
 )
-# ESP-IDF facts of the ESP32-S3 (no PSRAM) that the sources test; other CONFIG_/SOC_
-# values stay unknown.
+# ESP-IDF facts of the ESP32-S3 build that the sources test; other CONFIG_/SOC_ values
+# stay unknown. (The generic S3 build enables PSRAM support, boards/sdkconfig.spiram_quad,
+# and boots without it on a module that has none.)
 TARGET_FACTS = {
     "CONFIG_IDF_TARGET_ESP32S3": 1,
     "CONFIG_IDF_TARGET_ARCH_XTENSA": 1,
     "CONFIG_IDF_TARGET_ARCH_RISCV": 0,
-    "CONFIG_SPIRAM": 0,
+    "CONFIG_SPIRAM": 1,
     "SOC_USB_OTG_SUPPORTED": 1,
     "SOC_USB_SERIAL_JTAG_SUPPORTED": 1,
     "SOC_USB_OTG_PERIPH_NUM": 1,
