@@ -26,6 +26,7 @@ from insole.commands import flash as flash_command
 from insole.errors import UserError
 from insole.flash import (
     MARCH,
+    MPY_ARCHES,
     BoardInfo,
     CrossCompiler,
     MpyFormat,
@@ -43,7 +44,6 @@ from insole.flash import (
 )
 from insole.resources import FIRMWARE_DIR
 
-MPY_ARCH_X64 = 2  # py/persistentcode.h MP_NATIVE_ARCH_X64: the PyPI unix port's
 MPY_ARCH_XTENSAWIN = 10  # py/persistentcode.h MP_NATIVE_ARCH_XTENSAWIN
 # sys.implementation._mpy: version | (sub-version | arch << 2) << 8 (py/persistentcode.h)
 ESP32_S3_MPY = 6 | (3 | MPY_ARCH_XTENSAWIN << 2) << 8
@@ -223,6 +223,7 @@ def test_mpremote_session_arguments() -> None:
 # --------------------------------------------------------------------------- the unix port as the board
 
 
+@pytest.mark.micropython
 def test_flash_to_the_unix_port_over_a_pty(repl: UnixPortOnPty, device_dir: Path, tmp_path: Path) -> None:
     landed: list[str] = []
     staged = flash(repl.port, "right", staging_dir=tmp_path / "staging", soft_reset=False, reset=True,
@@ -247,15 +248,25 @@ def test_flash_to_the_unix_port_over_a_pty(repl: UnixPortOnPty, device_dir: Path
     assert out.split()[-2:] == ["drivers/lsm6dsox.mpy", "LSM6DSOX"]
 
 
+def _interpreter_mpy() -> MpyFormat:
+    out = subprocess.run([micropython_executable(), "-c", "import sys; print(sys.implementation._mpy)"],
+                         capture_output=True, text=True, env=micropython_env(), check=True).stdout
+    return MpyFormat.from_header_int(int(out))
+
+
+@pytest.mark.micropython
 def test_flash_compiles_native_code_for_the_boards_own_architecture(
     repl: UnixPortOnPty, device_dir: Path, tmp_path: Path
 ) -> None:
-    # The unix port loads x64 native code, not xtensawin: flash reads that from the
-    # board and compiles to match, so the viper kernels run there.
+    # The unix port loads x64 (or, the ESP32 number-model build, x86) native code, not
+    # xtensawin: flash reads that from the board and compiles to match, so the viper
+    # kernels run there.
+    arch = MPY_ARCHES.index(_interpreter_mpy().arch)
+    assert arch not in (0, MPY_ARCH_XTENSAWIN)
     staged = flash(repl.port, None, staging_dir=tmp_path / "staging", soft_reset=False, reset=False)
     arches = {f.device_path: _mpy_arch(f.local) for f in staged if f.device_path.endswith(".mpy")}
-    assert arches["insolefw/fast.mpy"] == MPY_ARCH_X64
-    assert set(arches.values()) == {0, MPY_ARCH_X64}
+    assert arches["insolefw/fast.mpy"] == arch
+    assert set(arches.values()) == {0, arch}
     out = run_mpremote(["connect", repl.port, "resume", "exec",
                         "import insolefw.fast as f; print(f.__file__, f.find_byte(b'abcde', 0, 5, 100))"])
     assert out.split()[-2:] == ["insolefw/fast.mpy", "3"]
@@ -268,9 +279,10 @@ def _pretend(repl: UnixPortOnPty, code: str) -> None:
     time.sleep(0.3)
 
 
+@pytest.mark.micropython
 def test_flash_refuses_a_board_with_another_mpy_version(repl: UnixPortOnPty, device_dir: Path, tmp_path: Path) -> None:
-    # A board running MicroPython 1.22 (.mpy v6.2) on x64.
-    _pretend(repl, "import sys; I = type('I', (), {'_mpy': 6 | (2 | 2 << 2) << 8, 'version': (1, 22, 2), "
+    # A board running MicroPython 1.22 (.mpy v6.2), an ESP32-S3.
+    _pretend(repl, "import sys; I = type('I', (), {'_mpy': 6 | (2 | 10 << 2) << 8, 'version': (1, 22, 2), "
                    "'_machine': 'linux', '_build': 'standard'}); "
                    "sys.modules['sys'] = type('S', (), {'implementation': I()})()")
     with pytest.raises(UserError) as refused:
@@ -284,6 +296,7 @@ def test_flash_refuses_a_board_with_another_mpy_version(repl: UnixPortOnPty, dev
     assert not (device_dir / "insolefw" / "app.mpy").exists()
 
 
+@pytest.mark.micropython
 def test_flash_refuses_a_uart_repl_build_unless_allowed(repl: UnixPortOnPty, device_dir: Path, tmp_path: Path) -> None:
     # machine.UART(0) as on a build whose REPL is also on UART0 (ports/esp32/machine_uart.c).
     _pretend(repl, "import sys; U = type('UART', (), {'__init__': lambda self, i, txbuf=-1: "
@@ -296,6 +309,7 @@ def test_flash_refuses_a_uart_repl_build_unless_allowed(repl: UnixPortOnPty, dev
     assert (device_dir / "insolefw" / "app.mpy").exists()
 
 
+@pytest.mark.micropython
 def test_flash_without_side_keeps_the_side_file(repl: UnixPortOnPty, device_dir: Path, tmp_path: Path) -> None:
     staged = flash(repl.port, None, staging_dir=tmp_path / "staging", soft_reset=False, reset=False)
     assert "side.txt" not in [f.device_path for f in staged]
@@ -303,6 +317,7 @@ def test_flash_without_side_keeps_the_side_file(repl: UnixPortOnPty, device_dir:
     assert (device_dir / "board.mpy").exists()
 
 
+@pytest.mark.micropython
 def test_flash_stops_the_running_firmware_with_exit_to_repl(tmp_path: Path) -> None:
     from insole.link import SerialLink
     from insole.protocol import Command, CommandCode
@@ -357,11 +372,11 @@ def test_march_is_the_esp32_s3s() -> None:
     assert MARCH == "xtensawin"
 
 
+@pytest.mark.micropython
 def test_mpy_format_of_sys_implementation() -> None:
     assert MpyFormat.from_header_int(ESP32_S3_MPY) == MpyFormat(6, 3, "xtensawin")
-    out = subprocess.run([micropython_executable(), "-c", "import sys; print(sys.implementation._mpy)"],
-                         capture_output=True, text=True, env=micropython_env(), check=True).stdout
-    assert MpyFormat.from_header_int(int(out)) == MpyFormat(6, 3, "x64")  # the PyPI unix port
+    # The PyPI unix port (x64) or the ESP32 number-model build (x86).
+    assert _interpreter_mpy() in (MpyFormat(6, 3, "x64"), MpyFormat(6, 3, "x86"))
     assert MpyFormat.from_header_int(6) == MpyFormat(6, 0, "")  # no native code at all
 
 
