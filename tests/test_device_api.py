@@ -212,23 +212,7 @@ def _bluetooth_members() -> list[str]:
 
 # Differences of the lead's stand-in (firmware/boards/unix/bluetooth.py) found by this
 # test, reported and left to its owner: remove an entry once its case passes.
-_NAMED_PARAMETERS = ("its parameters can be given by keyword, the device's only by position "
-                     "(MicroPython has no '/': name them with a leading '_', or take *args)")
-BLUETOOTH_STAND_IN_MISMATCHES = {
-    "active": "active(*args) takes any number of positional arguments, the device at most 1",
-    "gap_advertise": "resp_data and connectable are keyword-only on the device (MP_ARG_KW_ONLY), and "
-                     "interval_us has a default (500 ms)",
-    "gap_disconnect": _NAMED_PARAMETERS,
-    "gap_pair": _NAMED_PARAMETERS,
-    "gattc_exchange_mtu": _NAMED_PARAMETERS,
-    "gatts_indicate": _NAMED_PARAMETERS + "; *data unbounded (the device takes at most 3)",
-    "gatts_notify": _NAMED_PARAMETERS + "; *data unbounded (the device takes at most 3)",
-    "gatts_read": _NAMED_PARAMETERS,
-    "gatts_register_services": _NAMED_PARAMETERS,
-    "gatts_set_buffer": _NAMED_PARAMETERS + "; *append unbounded (the device takes at most 3)",
-    "gatts_write": _NAMED_PARAMETERS,
-    "irq": _NAMED_PARAMETERS,
-}
+BLUETOOTH_STAND_IN_MISMATCHES: dict[str, str] = {}  # where the stand-in still differs, and why
 
 
 def _bluetooth_cases() -> list[object]:
@@ -255,10 +239,6 @@ def test_bluetooth_stand_in_accepts_exactly_what_the_device_accepts(method: str,
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(reason="lead's stand-in defines FLAG_READ_ENCRYPTED and the other permission flags as "
-                   "module constants; the device's bluetooth module has only FLAG_READ, FLAG_WRITE, "
-                   "FLAG_WRITE_NO_RESPONSE, FLAG_NOTIFY and FLAG_INDICATE (firmware must define the rest itself)",
-                   strict=True)
 def test_bluetooth_stand_in_module_names_exist_on_the_device(api: DeviceApi) -> None:
     body, _ = _bluetooth_stand_in()
     device = api.modules["bluetooth"]

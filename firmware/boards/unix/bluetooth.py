@@ -16,7 +16,9 @@
 # As strict as the ESP32 port (extmod/modbluetooth.c, extmod/nimble/): an exception
 # escaping the handler disables it until reset; bytes in the IRQ data are memoryviews
 # that go stale once the handler returns (copy what you keep); gatts_write, gatts_notify,
-# gatts_indicate and gatts_set_buffer take positional arguments only; config() knows
+# gatts_indicate and gatts_set_buffer take positional arguments only (named "_x" here:
+# MicroPython has no "/"); gap_advertise's resp_data and connectable are keyword-only;
+# the module has only the device's own constants; config() knows
 # only the ESP32 build's keys (ValueError otherwise); gatts_notify sends whether or not
 # the central subscribed. INSOLE_BLE_FAULTS="gap_advertise:2,3" makes those calls (by
 # count, from 1) fail with OSError(EBUSY), as a busy controller does, for tests.
@@ -38,20 +40,13 @@ import struct
 import sys
 from binascii import hexlify, unhexlify
 
-FLAG_BROADCAST = const(0x0001)
+# The module's own constants, as extmod/modbluetooth.c exports them (the permission
+# flags, 0x0200 and up, exist only as numbers a program defines itself).
 FLAG_READ = const(0x0002)
 FLAG_WRITE_NO_RESPONSE = const(0x0004)
 FLAG_WRITE = const(0x0008)
 FLAG_NOTIFY = const(0x0010)
 FLAG_INDICATE = const(0x0020)
-FLAG_AUTHENTICATED_SIGNED_WRITE = const(0x0040)
-FLAG_AUX_WRITE = const(0x0100)
-FLAG_READ_ENCRYPTED = const(0x0200)
-FLAG_READ_AUTHENTICATED = const(0x0400)
-FLAG_READ_AUTHORIZED = const(0x0800)
-FLAG_WRITE_ENCRYPTED = const(0x1000)
-FLAG_WRITE_AUTHENTICATED = const(0x2000)
-FLAG_WRITE_AUTHORIZED = const(0x4000)
 
 _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
@@ -71,6 +66,8 @@ _OP_CREDIT = const(0x84)  # <H n>
 
 _DEFAULT_BUFFER = const(20)  # the real module's default value size
 _EBUSY = const(16)
+_ADV_DEFAULT_INTERVAL_US = const(500000)  # gap_advertise's default, as in modbluetooth.c
+_UNSET = object()
 # config() keys of the ESP32 build (sync events: no rxbuf).
 _CONFIG_SET = ("gap_name", "mtu", "addr_mode", "bond", "mitm", "io", "le_secure")
 _CONFIG_GET = ("gap_name", "mac", "mtu")
@@ -245,8 +242,8 @@ class _BLE:
 
     # -- IRQs --------------------------------------------------------------------------
 
-    def irq(self, handler):
-        self._handler = handler
+    def irq(self, _handler):
+        self._handler = _handler
 
     def poll(self):
         """Runs the IRQ handler for every queued event; returns how many ran."""
@@ -319,9 +316,11 @@ class _BLE:
 
     # -- configuration -----------------------------------------------------------------
 
-    def active(self, *args):
-        if args:
-            self._active = bool(self._call("active", bool(args[0])))
+    # Parameters named with a leading "_" are positional only on the device
+    # (MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN); MicroPython has no "/" to say so.
+    def active(self, _on=_UNSET):
+        if _on is not _UNSET:
+            self._active = bool(self._call("active", bool(_on)))
         return self._active
 
     def config(self, *args, **kwargs):
@@ -352,7 +351,7 @@ class _BLE:
         if n in self._faults.get(name, ()):
             raise OSError(_EBUSY)
 
-    def gap_advertise(self, interval_us, adv_data=None, resp_data=None, connectable=True):
+    def gap_advertise(self, interval_us=_ADV_DEFAULT_INTERVAL_US, adv_data=None, *, resp_data=None, connectable=True):
         self._fault("gap_advertise")
         for data in (adv_data, resp_data):
             if data is not None and len(data) > _ADV_MAX:
@@ -365,22 +364,22 @@ class _BLE:
             bool(connectable),
         )
 
-    def gap_disconnect(self, conn_handle):
-        if conn_handle not in self._conns:
+    def gap_disconnect(self, _conn_handle):
+        if _conn_handle not in self._conns:
             return False
-        return bool(self._call("disconnect", conn_handle))
+        return bool(self._call("disconnect", _conn_handle))
 
-    def gap_pair(self, conn_handle):
-        self._call("pair", conn_handle)
+    def gap_pair(self, _conn_handle):
+        self._call("pair", _conn_handle)
 
-    def gattc_exchange_mtu(self, conn_handle):
-        self._call("exchange_mtu", conn_handle)
+    def gattc_exchange_mtu(self, _conn_handle):
+        self._call("exchange_mtu", _conn_handle)
 
     # -- GATT server -------------------------------------------------------------------
 
-    def gatts_register_services(self, services):
+    def gatts_register_services(self, _services):
         spec = []
-        for service_uuid, characteristics in services:
+        for service_uuid, characteristics in _services:
             chars = []
             for c in characteristics:
                 descriptors = [[str(d[0]), d[1]] for d in (c[2] if len(c) > 2 else ())]
@@ -392,28 +391,24 @@ class _BLE:
                 self._values[handle] = _Value()
         return tuple(tuple(group) for group in handles)
 
-    def gatts_read(self, value_handle):
-        value = self._values[value_handle]
+    def gatts_read(self, _value_handle):
+        value = self._values[_value_handle]
         data = value.data
         if value.append:
             value.data = b""
         return data
 
-    # Positional arguments only, as MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN makes them.
-    def gatts_write(self, value_handle, data, *send_update):
-        if len(send_update) > 1:
-            raise TypeError("function takes at most 3 arguments")
-        send_update = bool(send_update and send_update[0])
-        value = self._values[value_handle]
-        value.data = bytes(data)
-        if len(data) > value.size:
-            value.size = len(data)  # a local write grows the buffer, as on the device
-        self._send(_OP_WRITE, "<HB", (value_handle, 1 if send_update else 0), value.data)
+    def gatts_write(self, _value_handle, _data, _send_update=False):
+        value = self._values[_value_handle]
+        value.data = bytes(_data)
+        if len(_data) > value.size:
+            value.size = len(_data)  # a local write grows the buffer, as on the device
+        self._send(_OP_WRITE, "<HB", (_value_handle, 1 if _send_update else 0), value.data)
 
-    def gatts_set_buffer(self, value_handle, size, *append):
-        value = self._values[value_handle]
-        value.size = size
-        value.append = bool(append and append[0])
+    def gatts_set_buffer(self, _value_handle, _size, _append=False):
+        value = self._values[_value_handle]
+        value.size = _size
+        value.append = bool(_append)
 
     def _take_credit(self, conn_handle):
         if conn_handle not in self._conns:
@@ -424,20 +419,18 @@ class _BLE:
                 raise OSError(errno.ENOMEM)
         self._credits -= 1
 
-    def gatts_notify(self, conn_handle, value_handle, *data):
-        data = data[0] if data else None
-        self._take_credit(conn_handle)
-        self._send(_OP_NOTIFY, "<HH", (conn_handle, value_handle),
-                   self._values[value_handle].data if data is None else data)
+    def gatts_notify(self, _conn_handle, _value_handle, _data=None):
+        self._take_credit(_conn_handle)
+        self._send(_OP_NOTIFY, "<HH", (_conn_handle, _value_handle),
+                   self._values[_value_handle].data if _data is None else _data)
 
-    def gatts_indicate(self, conn_handle, value_handle, *data):
-        data = data[0] if data else None
-        if conn_handle in self._indicating:
+    def gatts_indicate(self, _conn_handle, _value_handle, _data=None):
+        if _conn_handle in self._indicating:
             raise OSError(errno.EALREADY)  # one indication at a time per connection
-        self._take_credit(conn_handle)
-        self._indicating.add(conn_handle)
-        self._send(_OP_INDICATE, "<HH", (conn_handle, value_handle),
-                   self._values[value_handle].data if data is None else data)
+        self._take_credit(_conn_handle)
+        self._indicating.add(_conn_handle)
+        self._send(_OP_INDICATE, "<HH", (_conn_handle, _value_handle),
+                   self._values[_value_handle].data if _data is None else _data)
 
 
 def _parse_faults(text):
