@@ -6,10 +6,17 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-from insole.emulation.board import HEAP, micropython_env, micropython_executable
+from insole.emulation.board import (
+    ESP32_NUMBER_MODEL_BUILD,
+    HEAP,
+    MICROPYTHON_ENV,
+    micropython_env,
+    micropython_executable,
+)
 from insole.resources import DATA_DIR_ENV, FIRMWARE_DIR
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -19,16 +26,35 @@ PROTOCOL_VECTORS = REPO_ROOT / "docs" / "protocol-vectors.json"
 # find them there too, wherever pytest was started.
 SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 os.environ.setdefault(DATA_DIR_ENV, str(SHARED_DATA_DIR))
+# Where scripts/build-micropython-esp32.sh puts the unix port with the ESP32's number model.
+ESP32_MICROPYTHON = REPO_ROOT / ".build" / "micropython-esp32" / "micropython"
+
+
+def skip_or_fail(message: str) -> NoReturn:
+    """Skip outside CI, fail in CI: there everything the suite needs must be present."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `micropython` under a chosen interpreter that is not there: skip (fail in CI)."""
+    chosen = os.environ.get(MICROPYTHON_ENV)
+    if chosen and item.get_closest_marker("micropython") and not os.access(chosen, os.X_OK):
+        skip_or_fail(f"no MicroPython at {MICROPYTHON_ENV}={chosen}; build it with `{ESP32_NUMBER_MODEL_BUILD}`")
+
+
+def pytest_report_header() -> str:
+    chosen = os.environ.get(MICROPYTHON_ENV)
+    return f"micropython: {chosen} (${MICROPYTHON_ENV})" if chosen else "micropython: the PyPI unix port"
 
 
 def require_shared_data(*relative: str) -> Path:
     """Path under ../shared/data; skip with a message outside CI when missing, fail in CI."""
     path = SHARED_DATA_DIR.joinpath(*relative)
     if not path.exists():
-        message = f"real data not found at {path} (expected ../shared/data beside the checkout)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"real data not found at {path} (expected ../shared/data beside the checkout)")
     return path
 
 

@@ -147,6 +147,7 @@ def _cli(argv: list[str]) -> int:
     return int(args.func(args))
 
 
+@pytest.mark.micropython
 def test_cue_set_persists_on_the_insole_and_show_reads_it_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sim = ["--simulate", "--settings-dir", str(tmp_path / "settings")]
     assert _cli(["cue", "set", *sim, "--mode", "band", "--band", "-10:2", "--toe-in-pattern", "triple",
@@ -182,10 +183,12 @@ def _settings(link: SerialLink) -> Settings:
     return body
 
 
+@pytest.mark.micropython
 def test_device_defaults_match_the_host_defaults(link: SerialLink) -> None:
     assert _settings(link) == Settings()
 
 
+@pytest.mark.micropython
 def test_device_refuses_bad_settings_keeps_the_old_and_persists_nothing(link: SerialLink, settings_dir: Path) -> None:
     good = apply_cue_options(Settings(), mode="band", band="4:3", probability_pct=30, seed=5)
     link.request(good)
@@ -203,6 +206,7 @@ def test_device_refuses_bad_settings_keeps_the_old_and_persists_nothing(link: Se
     assert sorted(p.name for p in settings_dir.iterdir()) == ["settings.bin"]  # no temporary file left
 
 
+@pytest.mark.micropython
 @pytest.mark.parametrize(
     "content",
     [b"", b"\x01" * 18, Settings(cue_mode=1).payload()[:16] + b"\x00\x00", Settings(cue_mode=1).payload() + b"\x12\x34"],
@@ -220,6 +224,7 @@ def _cues(packets: Sequence[DecodedPacket]) -> list[Cue]:
     return [p.body for p in packets if isinstance(p.body, Cue)]
 
 
+@pytest.mark.micropython
 def test_cue_test_command_is_logged_with_its_latency(link: SerialLink) -> None:
     link.command(Command.cue_test(150, 40))
     deadline = time.monotonic() + 3
@@ -231,6 +236,7 @@ def test_cue_test_command_is_logged_with_its_latency(link: SerialLink) -> None:
     assert cue.step_number is None and cue.latency_us is not None and cue.latency_us <= 10_000
 
 
+@pytest.mark.micropython
 def test_metronome_beats_at_the_set_rate_while_streaming(link: SerialLink) -> None:
     link.request(apply_cue_options(Settings(), mode="metronome", spm=120, pulse_ms=80, metronome_pattern="long"))
     link.command(Command.replay_begin(10000, 0, 1, side=0))
@@ -256,6 +262,7 @@ def test_metronome_beats_at_the_set_rate_while_streaming(link: SerialLink) -> No
 # --------------------------------------------------------------------------- a replayed walk
 
 
+@pytest.mark.micropython
 def test_replayed_walk_outside_the_band_is_cued_on_the_device(link: SerialLink) -> None:
     """Toes out 20° against a band of 5° ± 2°: every step with a foot angle needs "toe in"."""
     from insole.hil import replay_foot
@@ -298,6 +305,7 @@ def test_replayed_walk_outside_the_band_is_cued_on_the_device(link: SerialLink) 
     assert sum(c.reason == CueReason.TOE_IN for c in cues) >= len(cues) * 0.8
 
 
+@pytest.mark.micropython
 def test_faded_schedule_on_the_device_matches_the_reference_model(link: SerialLink) -> None:
     """Probability 50 % (seeded) inside no-feedback blocks: the device logs every
     out-of-band step with its outcome, and the host's model predicts each one."""
@@ -325,6 +333,7 @@ def test_faded_schedule_on_the_device_matches_the_reference_model(link: SerialLi
 # --------------------------------------------------------------------------- the unix board's clock
 
 
+@pytest.mark.micropython
 @pytest.mark.parametrize("ppm", [0.0, 100_000.0, -50_000.0])
 def test_unix_board_clock_runs_off_by_insole_clock_ppm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ppm: float) -> None:
     """INSOLE_CLOCK_PPM skews the simulated device's clock (packet time_ms) for clock-sync tests."""
@@ -340,6 +349,7 @@ def test_unix_board_clock_runs_off_by_insole_clock_ppm(monkeypatch: pytest.Monke
     assert device_ms == pytest.approx(host_ms * (1 + ppm * 1e-6), abs=15)
 
 
+@pytest.mark.micropython
 def test_mount_yaw_is_set_kept_and_range_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from insole.cli import main
 

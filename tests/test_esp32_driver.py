@@ -19,6 +19,8 @@ import pytest
 from conftest import micropython_env, micropython_executable
 from insole.resources import FIRMWARE_DIR, LAYOUTS_DIR
 
+pytestmark = pytest.mark.micropython
+
 ESP32_BOARD_DIR = FIRMWARE_DIR / "boards" / "esp32s3"
 
 # --------------------------------------------------------------------------- MicroPython side
@@ -147,6 +149,7 @@ class Pin:
     def __init__(self, _id, mode=None, pull=-1, *, value=None, drive=None, hold=None):
         self.id = _id
         self.mode = mode
+        self.pull = pull
         self.level = 0 if value is None else value
         self.handler = None
         self.trigger = None
@@ -478,6 +481,17 @@ out["record_times_us"] = record_times
 out["dropped"] = src.dropped
 out["stale"] = src.stale_pressure
 out["battery_mv"] = board.battery_mv()
+button = Pin(0, Pin.IN, Pin.PULL_UP)
+button.level = 1
+gestures = [board.pairing_gesture() for _ in range(3)]  # released
+button.level = 0
+gestures += [board.pairing_gesture() for _ in range(10)]  # held 5 s: one gesture
+button.level = 1
+gestures.append(board.pairing_gesture())
+button.level = 0
+gestures += [board.pairing_gesture() for _ in range(4)]  # held again for 2 s
+out["pairing_gestures"] = [i for i, g in enumerate(gestures) if g]
+out["boot_pin_pull"] = Pin.by_id[0].pull
 motor = board.Motor()
 motor.on(50)
 half = motor._pwm.duty
@@ -795,6 +809,7 @@ def test_board_constants_layout_side_battery_motor(tmp_path: Path) -> None:
     assert out["default_side"] == 255  # no /side.txt on this machine
     assert out["name"] == "esp32s3-insole-v1" and out["settings_dir"] == "/settings"
     assert out["battery_mv"] == 30000 * 50 * 2 // 1000
+    assert out["pairing_gestures"] == [6, 17]  # the 4th poll of each hold, once per hold
     assert out["motor"] == [32767, 65535, 0, 20000]
 
 

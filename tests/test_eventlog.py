@@ -110,6 +110,7 @@ def _replay_walk(link: SerialLink, seconds: int) -> None:
     link.command(Command(CommandCode.REPLAY_END))
 
 
+@pytest.mark.micropython
 def test_backfill_recovers_identical_bytes_and_reports_what_is_gone(small_log_link: SerialLink, tmp_path: Path) -> None:
     link = small_log_link
     raw: list[bytes] = []
@@ -155,6 +156,7 @@ def test_backfill_recovers_identical_bytes_and_reports_what_is_gone(small_log_li
     assert sorted(s.step_number for s in steps) == [s + 1 for s in range(n) if s not in range(4, 9)]
 
 
+@pytest.mark.micropython
 def test_get_events_for_the_future_or_a_never_used_type_loses_nothing(small_log_link: SerialLink) -> None:
     link = small_log_link
     for ptype, first in ((STEP, 0), (CUE, 100)):

@@ -7,6 +7,8 @@ import pytest
 from conftest import run_micropython
 from insole.resources import FIRMWARE_DIR
 
+pytestmark = pytest.mark.micropython
+
 FIRMWARE_TESTS = sorted(p.stem for p in (FIRMWARE_DIR / "tests").glob("fwtest_*.py"))
 
 

@@ -144,6 +144,7 @@ def test_ring_slots_are_floor_averages_of_pairs() -> None:
 # --------------------------------------------------------------------------- gaitmap, firmware
 
 
+@pytest.mark.micropython
 def test_gaitmap_events_through_the_firmware(walk: GaitmapWalk) -> None:
     row = imu_cases.score_gaitmap_events(walk, engine="firmware")
     # Measured: IC F1 0.991, TC F1 0.965 (a short contact inside the turn that the
@@ -155,6 +156,7 @@ def test_gaitmap_events_through_the_firmware(walk: GaitmapWalk) -> None:
     assert row["direction_pct"] >= 97.0 and row["wrong_direction_pct"] == 0.0, row
 
 
+@pytest.mark.micropython
 def test_gaitmap_time_reversed_is_backward(walk: GaitmapWalk) -> None:
     row = imu_cases.score_gaitmap_events(walk, engine="firmware", reversed=True)
     # Measured: 98 % backward, 2 % unknown, none forward; events as well found as forward.
@@ -163,6 +165,7 @@ def test_gaitmap_time_reversed_is_backward(walk: GaitmapWalk) -> None:
     assert row["ic_mae_ms"] <= 12.0 and row["to_mae_ms"] <= 12.0, row
 
 
+@pytest.mark.micropython
 def test_gaitmap_foot_progression_angle_through_the_firmware(walk: GaitmapWalk) -> None:
     row = imu_cases.score_gaitmap_fpa(walk, engine="firmware")
     assert row["n"] == 53 and row["start_n"] >= 50 and row["end_n"] >= 50
@@ -183,6 +186,7 @@ def test_gaitmap_host_reference_in_the_reference_definition(walk: GaitmapWalk) -
     assert row["out_n"] >= 50 and row["out_cal_mae_deg"] <= 1.2, row
 
 
+@pytest.mark.micropython
 def test_firmware_and_host_reference_agree_on_gaitmap(walk: GaitmapWalk, gaitmap_replays: list) -> None:
     for stream, replay in zip(walk.streams, gaitmap_replays, strict=True):
         a = imu_cases.agreement(stream, replay)
@@ -194,6 +198,7 @@ def test_firmware_and_host_reference_agree_on_gaitmap(walk: GaitmapWalk, gaitmap
             assert f.event_share >= 0.95 and f.fpa_share >= 0.95 and f.fpa_max_diff_deg < 0.5, (dtype, f)
 
 
+@pytest.mark.micropython
 def test_firmware_free_heap_stays_above_40_kb(gaitmap_replays: list) -> None:
     assert all(r.free_heap is not None and r.free_heap >= 40 * 1024 for r in gaitmap_replays), [
         r.free_heap for r in gaitmap_replays
@@ -203,6 +208,7 @@ def test_firmware_free_heap_stays_above_40_kb(gaitmap_replays: list) -> None:
 # --------------------------------------------------------------------------- Moticon
 
 
+@pytest.mark.micropython
 def test_moticon_imu_forward_and_time_reversed() -> None:
     files = [require_shared_data("moticon_opengo", f.name) for f in moticon_walk_files()]
     forward = imu_cases.score_moticon_imu(files, engine="firmware")
@@ -219,6 +225,7 @@ def test_moticon_imu_forward_and_time_reversed() -> None:
 # --------------------------------------------------------------------------- simulated
 
 
+@pytest.mark.micropython
 def test_simulated_fpa_sweep_through_the_firmware() -> None:
     row = imu_cases.score_simulated("sweep", engine="firmware")
     # Measured: 0.05° MAE over 115 steps, all forward.
@@ -227,6 +234,7 @@ def test_simulated_fpa_sweep_through_the_firmware() -> None:
     assert row["stride_mae_m"] <= 0.03 and row["speed_mae_ms"] <= 0.03, row
 
 
+@pytest.mark.micropython
 def test_simulated_backward_and_turns_through_the_firmware() -> None:
     backward = imu_cases.score_simulated("backward", engine="firmware")
     assert backward["n"] >= 30 and backward["direction_pct"] >= 95.0, backward
@@ -242,6 +250,7 @@ def test_mounting_tilt_does_not_change_the_angle(tilt_deg: float, azimuth_deg: f
     assert row["fpa_n"] >= 60 and row["fpa_mae_deg"] <= 0.5 and row["direction_pct"] >= 99.0, row
 
 
+@pytest.mark.micropython
 def test_mounting_tilt_through_the_firmware() -> None:
     row = imu_cases.score_simulated("sweep", engine="firmware", tilt=(-40.0, 30.0), steps_per_value=8)
     assert row["fpa_n"] >= 60 and row["fpa_mae_deg"] <= 0.5 and row["direction_pct"] >= 99.0, row
@@ -285,6 +294,7 @@ def test_mounting_yaw_from_a_roll_test(yaw_deg: float, tilt_deg: float, roll_deg
     assert mounting_yaw_from_roll_deg(tuple(flat), tuple(rolled)) == pytest.approx(yaw_deg, abs=1e-6)
 
 
+@pytest.mark.micropython
 def test_pressure_steps_carry_the_imu_stride() -> None:
     # With pressure, steps come from the pressure contacts and the IMU's stride result
     # attaches to the stance it ended in (stride_end_index): angle, length, direction.

@@ -67,6 +67,7 @@ def moticon_scores() -> dict:
     return score_moticon([_moticon(n) for n in MOTICON_FILES], engine="firmware")
 
 
+@pytest.mark.micropython
 def test_firmware_gaitpdb_events_against_force_reference(gaitpdb_scores: dict) -> None:
     s = gaitpdb_scores
     assert s["n_reference"] > 350
@@ -76,6 +77,7 @@ def test_firmware_gaitpdb_events_against_force_reference(gaitpdb_scores: dict) -
     assert s["direction_pct"] >= 95.0 and s["wrong_direction_pct"] <= 2.0, s
 
 
+@pytest.mark.micropython
 def test_firmware_moticon_events_against_vendor(moticon_scores: dict) -> None:
     s = moticon_scores
     assert s["n_reference"] == 32
@@ -84,6 +86,7 @@ def test_firmware_moticon_events_against_vendor(moticon_scores: dict) -> None:
     assert s["direction_pct"] >= 95.0, s
 
 
+@pytest.mark.micropython
 @pytest.mark.parametrize("scores", ["gaitpdb_scores", "moticon_scores"])
 def test_firmware_and_host_reference_agree(scores: str, request: pytest.FixtureRequest) -> None:
     result = request.getfixturevalue(scores)
@@ -117,6 +120,7 @@ def test_host_reference_on_every_gaitpdb_walk() -> None:
     assert s["direction_pct"] >= 95.0, s
 
 
+@pytest.mark.micropython
 def test_time_reversed_walks_are_backward_by_roll_over() -> None:
     # Host reference on every walk, firmware on one: backward walking by construction.
     require_shared_data("gaitpdb")
@@ -298,6 +302,7 @@ def test_simulated_direction_and_contacts_on_every_layout(layout: str) -> None:
     assert unknown <= 0.10 * (correct + wrong + unknown), (layout, unknown)
 
 
+@pytest.mark.micropython
 @pytest.mark.parametrize("layout", ["insole8", "generic4", "generic16"])
 def test_firmware_matches_host_on_simulated_walks(layout: str) -> None:
     sim = simulate_session(_sim_steps_plan(), rate_hz=SIM_RATE_HZ, seed=8, layout=layout)
@@ -332,6 +337,7 @@ def heel_raise_session():
     return sim, _replay(sim.streams)
 
 
+@pytest.mark.micropython
 def test_heel_raises_counted_in_sets(heel_raise_session) -> None:
     sim, replays = heel_raise_session
     for stream, replay in zip(sim.streams, replays, strict=True):
@@ -357,6 +363,7 @@ def test_heel_raise_hold_host_reference(heel_raise_session) -> None:
         assert [(int(s), int(r)) for s, r in zip(d.set_, d.rep_, strict=True)] == [(t.set, t.rep) for t in truth]
 
 
+@pytest.mark.micropython
 def test_heel_raise_hold_firmware(heel_raise_session) -> None:
     sim, replays = heel_raise_session
     stream, replay = sim.streams[0], replays[0]

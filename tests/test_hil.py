@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from conftest import require_shared_data
 from insole.cli import main
 from insole.export.events_csv import read_steps_csv
+
+pytestmark = pytest.mark.micropython
 
 
 def _hil(recording: Path, tmp_path: Path) -> list:

@@ -665,6 +665,7 @@ def test_import_gaitpdb_command_end_to_end(tmp_path: Path) -> None:
         assert not stream.has_imu and stream.layout == "gaitpdb8"
 
 
+@pytest.mark.micropython
 def test_gaitmap_import_then_hil_writes_foot_angles(tmp_path: Path) -> None:
     from insole.cli import main
 

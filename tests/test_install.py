@@ -70,6 +70,7 @@ def test_wheel_carries_every_module_the_firmware_and_the_layouts_but_not_the_fir
     assert not [n for n in names if n.startswith("insole/bundled/firmware/tests/")]
 
 
+@pytest.mark.micropython
 def test_plain_install_runs_hil_on_a_recording_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from insole.cli import main
 from insole.recording import read_recording
 
 
+@pytest.mark.micropython
 def test_record_simulated_insoles_keeps_every_sample(tmp_path: Path) -> None:
     out = tmp_path / "live.insole"
     assert main(["record", "--simulate", "-o", str(out), "--duration-s", "3"]) == 0
@@ -28,12 +30,14 @@ def test_record_refuses_to_overwrite(tmp_path: Path) -> None:
     assert main(["record", "--simulate", "-o", str(out)]) == 2
 
 
+@pytest.mark.micropython
 def test_demo_runs_and_records(tmp_path: Path) -> None:
     out = tmp_path / "demo.insole"
     assert main(["demo", "--duration-s", "2", "-o", str(out)]) == 0
     assert read_recording(out).streams[0].n_samples >= 100
 
 
+@pytest.mark.micropython
 def test_mount_yaw_setting_is_taken_off_live_foot_angles() -> None:
     import time
     from contextlib import ExitStack

@@ -61,6 +61,7 @@ def _cli(*argv: str) -> int:
 # --------------------------------------------------------------------------- over USB (pty)
 
 
+@pytest.mark.micropython
 def test_bonds_and_pairing_on_a_board_without_a_radio(board: SimulatedBoard, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli("bonds", "list", "--port", board.port) == 0
     assert capsys.readouterr().out == f"no host is bonded with the insole on {board.port}\n"
@@ -79,6 +80,7 @@ def test_bonds_and_pairing_on_a_board_without_a_radio(board: SimulatedBoard, cap
         assert refused.value.code == ErrorCode.BAD_STATE
 
 
+@pytest.mark.micropython
 def test_factory_reset_forgets_settings_events_and_layout(board: SimulatedBoard, capsys: pytest.CaptureFixture[str]) -> None:
     settings_file = board.settings_dir / "settings.bin"
     with SerialLink(board.port) as link:
@@ -116,6 +118,7 @@ def _get_steps(link: SerialLink, from_seq: int, count: int) -> BackfillEnd:
     return body
 
 
+@pytest.mark.micropython
 def test_destructive_commands_ask_first(
     board: SimulatedBoard, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -151,6 +154,7 @@ def test_maintenance_commands_name_a_serial_port_never_a_ble_address(capsys: pyt
 # --------------------------------------------------------------------------- over BLE, from a bonded central
 
 
+@pytest.mark.micropython
 @pytest.mark.ble
 def test_every_control_command_over_ble_maintenance_refused_and_nothing_changed() -> None:
     from insole.emulation.insoles import open_simulated_insoles
@@ -229,6 +233,7 @@ class _InsoleOnUsbAndRadio(BridgedPeripheral):
             self._pty = ()
 
 
+@pytest.mark.micropython
 @pytest.mark.ble
 def test_pairing_window_bonds_list_and_clear_over_usb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from insole.emulation import bumble_backend

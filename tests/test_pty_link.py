@@ -29,6 +29,8 @@ from insole.protocol import (
     frame,
 )
 
+pytestmark = pytest.mark.micropython
+
 
 @pytest.fixture
 def board(tmp_path: Path) -> Iterator[SimulatedBoard]:

@@ -49,6 +49,7 @@ def _check(row: Row, metric: str, op: str, floor: float) -> None:
     assert (value >= floor) if op == ">=" else (value <= floor), f"{row.data}: {metric} = {value}, floor {op} {floor}"
 
 
+@pytest.mark.micropython
 @pytest.mark.realdata
 @pytest.mark.parametrize("prefix", list(FLOORS))
 def test_table_row_meets_its_floor(rows: list[Row], prefix: str) -> None:
@@ -59,6 +60,7 @@ def test_table_row_meets_its_floor(rows: list[Row], prefix: str) -> None:
             _check(row, metric, op, floor)
 
 
+@pytest.mark.micropython
 def test_validate_command_prints_the_table_and_fails_on_a_missed_goal(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["validate", "--quick", "--rows", "sim-raises"])
     out = capsys.readouterr().out
