@@ -481,7 +481,8 @@ out["record_times_us"] = record_times
 out["dropped"] = src.dropped
 out["stale"] = src.stale_pressure
 out["battery_mv"] = board.battery_mv()
-button = Pin(0, Pin.IN, Pin.PULL_UP)
+board.pairing_gesture()  # makes the board's BOOT pin
+button = fake_machine.Pin.by_id[0]
 button.level = 1
 gestures = [board.pairing_gesture() for _ in range(3)]  # released
 button.level = 0
@@ -491,7 +492,7 @@ gestures.append(board.pairing_gesture())
 button.level = 0
 gestures += [board.pairing_gesture() for _ in range(4)]  # held again for 2 s
 out["pairing_gestures"] = [i for i, g in enumerate(gestures) if g]
-out["boot_pin_pull"] = Pin.by_id[0].pull
+out["boot_pin_pull"] = button.pull
 motor = board.Motor()
 motor.on(50)
 half = motor._pwm.duty
@@ -810,6 +811,7 @@ def test_board_constants_layout_side_battery_motor(tmp_path: Path) -> None:
     assert out["name"] == "esp32s3-insole-v1" and out["settings_dir"] == "/settings"
     assert out["battery_mv"] == 30000 * 50 * 2 // 1000
     assert out["pairing_gestures"] == [6, 17]  # the 4th poll of each hold, once per hold
+    assert out["boot_pin_pull"] == 1  # Pin.PULL_UP: the button pulls GPIO0 to ground
     assert out["motor"] == [32767, 65535, 0, 20000]
 
 

@@ -230,6 +230,29 @@ def restore_repl():
     micropython.kbd_intr(3)
 
 
+# -- the wearer's pairing gesture -----------------------------------------------------
+
+# The pairing window (docs/security.md) opens for 60 s at power-on, and again when the
+# wearer holds the BOOT button for 2 s while the insole runs (the app polls every
+# 0.5 s). Held during the first second after a reset, BOOT means safe boot (boot.py).
+PAIRING_WINDOW_MS = 60000
+_PAIRING_HOLD_POLLS = const(4)  # 4 polls of 0.5 s: held for about 2 s
+_pairing_button = None
+_pairing_held = 0
+
+
+def pairing_gesture():
+    """True once each time the BOOT button has been held for about 2 s."""
+    global _pairing_button, _pairing_held
+    if _pairing_button is None:
+        _pairing_button = Pin(_PIN_BOOT, Pin.IN, Pin.PULL_UP)
+    if _pairing_button.value():  # released (pulled up)
+        _pairing_held = 0
+        return False
+    _pairing_held += 1
+    return _pairing_held == _PAIRING_HOLD_POLLS
+
+
 # -- battery and motor ---------------------------------------------------------------
 
 _battery_adc = None
