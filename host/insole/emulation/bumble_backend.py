@@ -330,6 +330,12 @@ class BumbleClient(BaseBleakClient):
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
         connection = self._require_connection()
+        adapter = self._adapter
+        keystore = adapter.device.keystore if adapter is not None and adapter.device is not None else None
+        if connection.is_encrypted and keystore is not None and await keystore.get(str(connection.peer_address)):
+            # Already paired and bonded, as BlueZ answers: pairing again would make
+            # the peripheral delete its bond first (NimBLE's repeat pairing).
+            return
         try:
             await connection.pair()
         except Exception as exc:
