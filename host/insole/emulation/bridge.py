@@ -198,7 +198,7 @@ class NimbleKeyStore(KeyStore):
     def __init__(self, bridge: PeripheralBridge) -> None:
         self.bridge = bridge
         self.resolving: dict[str, tuple[bytes, hci.Address]] = {}
-        self.restored_authenticated: dict[str, bool] = {}  # per peer, from its last LTK lookup
+        self.restored: dict[str, SecRecord] = {}  # per peer, our record its last LTK lookup found
 
     # -- the firmware's store ------------------------------------------------------------
 
@@ -297,7 +297,7 @@ class NimbleKeyStore(KeyStore):
         record = await self.read_record(STORE_OUR_SEC, hci.Address(name))
         if record is None or record.ltk is None:
             return None
-        self.restored_authenticated[name] = record.authenticated
+        self.restored[name] = record
         return PairingKeys(address_type=record.peer.address_type,
                            ltk=PairingKeys.Key(value=record.ltk, authenticated=record.authenticated))
 
@@ -888,7 +888,7 @@ class PeripheralBridge:
             state.encrypted = bool(connection.encryption)
             state.authenticated = any(k is not None and k.authenticated for k in (keys.ltk, keys.ltk_central))
             state.bonded = self.pairing_bonded.pop(handle, False)
-            state.key_size = connection.encryption_key_size
+            state.key_size = connection.encryption_key_size or 16  # bumble pairs with 16-byte keys
             pairing_ended()
 
         def on_pairing_failure(reason: int) -> None:
@@ -899,10 +899,11 @@ class PeripheralBridge:
                 return  # pairing: reported once the keys are exchanged
             # ble_sm_enc_event_rx, BLE_SM_PROC_STATE_ENC_RESTORE: a bond's LTK restored.
             state = self.security.setdefault(handle, _SecState())
+            record = self.keystore.restored.get(str(connection.peer_address))
             state.encrypted = bool(connection.encryption)
-            state.authenticated = self.keystore.restored_authenticated.get(str(connection.peer_address), False)
+            state.authenticated = record is not None and record.authenticated
             state.bonded = state.encrypted
-            state.key_size = connection.encryption_key_size
+            state.key_size = record.key_size if record is not None else connection.encryption_key_size
             self._encryption_update(connection)
 
         connection.on("disconnection", on_disconnection)
