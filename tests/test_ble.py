@@ -27,7 +27,7 @@ from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolError
 from insole.emulation import bumble_backend
 from insole.emulation.bumble_backend import BumbleClient, BumbleScanner
 from insole.emulation.peripheral import BridgedPeripheral
-from insole.emulation.radio import VirtualRadio
+from insole.emulation.radio import PDUS_PER_EVENT, VirtualRadio
 from insole.link.gatt import (
     BATTERY_LEVEL_UUID,
     CONTROL_UUID,
@@ -135,15 +135,23 @@ async def _line(peripheral: BridgedPeripheral, timeout_s: float = 10.0) -> str:
     return await asyncio.to_thread(peripheral.firmware_line, timeout_s)
 
 
-def _run(radio: VirtualRadio, scenario: Callable[[], Any]) -> Any:
+def _run(radio: VirtualRadio, scenario: Callable[[], Any], interval_ms: float | None = None) -> Any:
+    """Runs the host's side; its connections ask for ``interval_ms`` (the backend's default if None)."""
     async def main() -> Any:
         bumble_backend.use_transport(radio.transports[HOST])
+        bumble_backend.use_connection_interval(interval_ms)
         try:
             return await scenario()
         finally:
+            bumble_backend.use_connection_interval(None)
             await bumble_backend.shutdown()
 
     return asyncio.run(main())
+
+
+# Connection intervals the streaming tests run at: the shortest (what the host asks for
+# by default) and what phones choose (30-50 ms).
+INTERVALS_MS = [7.5, 30.0, 50.0]
 
 
 # --------------------------------------------------------------------------------------
@@ -264,8 +272,9 @@ def test_notification_throughput_no_loss(radio: VirtualRadio) -> None:
                 return {"packets_s": len(samples) / elapsed, "bytes_s": n_bytes / elapsed,
                         "samples_s": n_samples / elapsed, "busy": busy}
 
-        rates = _run(radio, scenario)
-        print(f"\nBLE notification throughput (emulated link, one insole): {rates['packets_s']:.0f} packets/s, "
+        rates = _run(radio, scenario, interval_ms)
+        print(f"\nBLE notification throughput at a {interval_ms:g} ms connection interval (emulated link, one "
+              f"insole): {rates['packets_s']:.0f} packets/s, "
               f"{rates['bytes_s'] / 1000:.1f} kB/s, {rates['samples_s']:.0f} samples/s "
               f"(16 pressure channels + IMU per sample); the firmware waited for stack buffers "
               f"{rates['busy']} times")
@@ -275,6 +284,8 @@ def test_notification_throughput_no_loss(radio: VirtualRadio) -> None:
 
 def test_disconnect_reconnect_and_bond_survives_firmware_restart(radio: VirtualRadio) -> None:
     with echo_peripheral(radio.transports[LEFT], side="left") as left:
+        # No faster than the link carries: a few packets per connection event.
+        assert rates["packets_s"] <= PDUS_PER_EVENT * 1000.0 / interval_ms * 1.05
         assert left.firmware_line().startswith("ready")
 
         async def write_ping(client: BleakClient, seq: int) -> None:

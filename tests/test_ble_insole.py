@@ -61,6 +61,11 @@ def stack() -> Iterator[ExitStack]:
         yield stack
 
 
+# Connection intervals the streaming tests run at: the shortest (what the host asks for
+# by default) and what phones choose (30-50 ms).
+INTERVALS_MS = [7.5, 30.0, 50.0]
+
+
 def _status(link: BleInsoleLink) -> Status:
     body = link.command(Command(CommandCode.GET_STATUS), PacketType.STATUS).body
     assert isinstance(body, Status)
@@ -118,23 +123,34 @@ def _step_numbers(packets: list[DecodedPacket]) -> list[int]:
     return [p.body.step_number for p in packets if isinstance(p.body, Step)]
 
 
-def test_random_disconnects_mid_walk_lose_no_step_event(stack: ExitStack, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("interval_ms", INTERVALS_MS)
+def test_random_disconnects_mid_walk_lose_no_step_event(
+    stack: ExitStack, capsys: pytest.CaptureFixture[str], interval_ms: float
+) -> None:
     sim = _walk(120.0)
-    insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True)
+    insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True, connection_interval_ms=interval_ms)
     _, link = insoles.links[0]
     assert isinstance(link, BleInsoleLink)
     rng = random.Random(4)
     received: list[DecodedPacket] = []
     disconnects = 6
-    for _ in range(disconnects):
+    reconnect_s: list[float] = []
+    for n in range(disconnects):
         time.sleep(rng.uniform(1.0, 3.0))  # walking while connected
+        dropped = time.monotonic()
         link.disconnect()  # the radio drops; the client reconnects and backfills by itself
-        time.sleep(rng.uniform(0.5, 3.0))
+        pause_s = rng.uniform(0.5, 3.0)
+        while link.stats.connections <= n + 1 and time.monotonic() - dropped < 20.0:
+            time.sleep(0.02)
+        reconnect_s.append(time.monotonic() - dropped)
+        time.sleep(max(0.0, pause_s - reconnect_s[-1]))
         received += link.poll()
     deadline = time.monotonic() + 20.0
     while link.stats.connections <= disconnects and time.monotonic() < deadline:
         time.sleep(0.1)
+    started = time.monotonic()
     lost = link.backfill()  # and once more at the end, for the tail
+    tail_backfill_s = time.monotonic() - started
     received += link.drain_inbox()
     numbers = _step_numbers(received)
     assert link.stats.disconnects == disconnects
@@ -147,9 +163,12 @@ def test_random_disconnects_mid_walk_lose_no_step_event(stack: ExitStack, capsys
     assert covered == list(range(covered[0], covered[-1] + 1)), "a sample is missing or doubled"
     assert link.stats.lost_sample_packets == 0
     with capsys.disabled():
-        print(f"\nBLE: {disconnects} random disconnects, {max(numbers)} steps and {len(covered)} samples, "
+        print(f"\nBLE at a {interval_ms:g} ms connection interval: {disconnects} random disconnects, "
+              f"{max(numbers)} steps and {len(covered)} samples, "
               f"0 lost after backfill ({link.stats.lost_samples} samples were missing before it), "
-              f"{link.stats.duplicate_events} duplicates dropped")
+              f"{link.stats.duplicate_events} duplicates dropped; reconnected (encryption, discovery, "
+              f"subscriptions) in {np.median(reconnect_s):.2f} s median, {max(reconnect_s):.2f} s max; "
+              f"the last backfill took {tail_backfill_s:.2f} s")
 
 
 def test_two_insoles_share_one_timeline_despite_clock_skew(
@@ -207,9 +226,12 @@ async def _fit(clock: ClockSync):
     return clock.fit()  # on the radio loop, where the client adds to it
 
 
-def test_backfill_refetches_only_what_is_missing(stack: ExitStack) -> None:
+@pytest.mark.parametrize("interval_ms", INTERVALS_MS)
+def test_backfill_refetches_only_what_is_missing(
+    stack: ExitStack, capsys: pytest.CaptureFixture[str], interval_ms: float
+) -> None:
     sim = _walk(60.0)
-    insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True)
+    insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True, connection_interval_ms=interval_ms)
     _, link = insoles.links[0]
     assert isinstance(link, BleInsoleLink)
     link.start_stream()  # gait data goes only to a host that asked (docs/security.md)
@@ -217,7 +239,12 @@ def test_backfill_refetches_only_what_is_missing(stack: ExitStack) -> None:
     first = link.drain_inbox()
     assert _step_numbers(first)
     # Asking again right away: everything is there, nothing new, nothing lost.
+    started = time.monotonic()
     assert link.backfill() == []
+    elapsed_s = time.monotonic() - started
+    with capsys.disabled():
+        print(f"\nBLE at a {interval_ms:g} ms connection interval: a backfill with nothing missing "
+              f"(the exchange alone) takes {elapsed_s * 1000:.0f} ms")
     again = [p for p in link.drain_inbox() if isinstance(p.body, Step)]
     assert all(n > max(_step_numbers(first)) for n in _step_numbers(again))
     assert np.all(np.diff(_step_numbers(first)) == 1)
@@ -239,12 +266,22 @@ def test_cli_scan_monitor_and_record_over_ble(tmp_path: Path, capsys: pytest.Cap
     assert min(s.n_samples for s in recording.streams) >= 200
 
 
-def test_cue_on_out_of_band_steps_of_a_walk_with_latency(stack: ExitStack, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("interval_ms", INTERVALS_MS)
+def test_cue_on_out_of_band_steps_of_a_walk_with_latency(
+    stack: ExitStack, capsys: pytest.CaptureFixture[str], interval_ms: float
+) -> None:
     from insole.protocol import Cue, CueOutcome, CueReason
 
     sim = _walk(60.0, fpa_deg=15.0)  # toe-out 15°
-    insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True)
+    insoles = open_simulated_insoles(stack, sim.streams[:1], ble=True, connection_interval_ms=interval_ms)
     _, link = insoles.links[0]
+    assert isinstance(link, BleInsoleLink)
+    # A cue the host asks for (CUE_TEST): from the write to its ACK, a round trip over the link.
+    round_trips_ms = []
+    for _ in range(8):
+        started = time.monotonic()
+        link.command(Command(CommandCode.CUE_TEST, duration_ms=10, duty_pct=0))
+        round_trips_ms.append((time.monotonic() - started) * 1000.0)
     # Target 0° ± 3°: every step is toes-out too far, so each asks "turn the toes in".
     link.request(Settings(cue_mode=CueMode.FOOT_ANGLE, fpa_target_cdeg=0, fpa_half_width_cdeg=300))
     link.start_stream()
@@ -260,6 +297,10 @@ def test_cue_on_out_of_band_steps_of_a_walk_with_latency(stack: ExitStack, capsy
     assert all(c.reason == CueReason.TOE_IN and c.fpa_cdeg is not None and c.fpa_cdeg > 300 for c in cued)
     latencies_ms = [c.latency_us / 1000.0 for c in cued if c.latency_us is not None]
     assert latencies_ms and max(latencies_ms) <= 10.0  # motor on within 10 ms of the FPA being known
+    # The host's request needs at least one connection event each way.
+    assert min(round_trips_ms) >= interval_ms * 0.9
     with capsys.disabled():
-        print(f"\nBLE cueing: {len(cued)} cues on {len(with_fpa)} steps, latency max {max(latencies_ms):.3f} ms "
-              f"(device time)")
+        print(f"\nBLE cueing at a {interval_ms:g} ms connection interval: {len(cued)} cues on {len(with_fpa)} steps, "
+              f"step to motor max {max(latencies_ms):.3f} ms (device time, no radio in it); a cue the host asks "
+              f"for (CUE_TEST write to ACK): {np.median(round_trips_ms):.0f} ms median, "
+              f"{max(round_trips_ms):.0f} ms max round trip")

@@ -7,6 +7,7 @@ bleak 3.1 has no bumble backend, but ``BleakScanner(backend=...)`` and
     from insole.emulation.bumble_backend import BumbleClient, BumbleScanner, use_transport
 
     use_transport("tcp-client:127.0.0.1:9001")      # or INSOLE_BLE_TRANSPORT in the environment
+    use_connection_interval(30.0)                   # optional: what a phone would choose
     device = await BleakScanner.find_device_by_filter(match, service_uuids=[SERVICE_UUID],
                                                       backend=BumbleScanner)
     async with BleakClient(device, backend=BumbleClient) as client:
@@ -49,10 +50,13 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 TRANSPORT_ENV = "INSOLE_BLE_TRANSPORT"
+INTERVAL_ENV = "INSOLE_BLE_CONNECTION_INTERVAL_MS"
 HOST_ADDRESS = "C0:15:00:00:00:FE"  # the host's static random address
 CLIENT_MTU = 517  # what BlueZ asks for
-# A short connection interval for streaming (the peripheral cannot ask; the central sets it).
-CONNECTION_INTERVAL_MS = (7.5, 15.0)
+# The connection interval the host asks for: the central decides it (MicroPython has
+# no call for a peripheral to ask for another). 7.5 ms, the shortest, by default;
+# phones use 30-50 ms, BlueZ 30-50 ms: use_connection_interval() or INTERVAL_ENV.
+DEFAULT_CONNECTION_INTERVAL_MS = 7.5
 
 _PROPERTY_NAMES: tuple[tuple[int, Any], ...] = (
     (0x01, "broadcast"),
@@ -80,6 +84,7 @@ _SERVICE_DATA = (
 
 _default_transport: str | None = None
 _default_keystore: str | None = None
+_connection_interval_ms: float | None = None
 
 
 def use_transport(transport: str, keystore_path: str | None = None) -> None:
@@ -88,6 +93,30 @@ def use_transport(transport: str, keystore_path: str | None = None) -> None:
     global _default_transport, _default_keystore
     _default_transport = transport
     _default_keystore = keystore_path
+
+
+def use_connection_interval(interval_ms: float | None) -> None:
+    """The connection interval new connections ask for (7.5..4000 ms, a multiple of
+    1.25 ms); None for the environment's or the default."""
+    global _connection_interval_ms
+    if interval_ms is not None:
+        _check_interval(interval_ms)
+    _connection_interval_ms = interval_ms
+
+
+def connection_interval_ms() -> float:
+    """What a new connection asks for: use_connection_interval(), else INTERVAL_ENV, else the default."""
+    if _connection_interval_ms is not None:
+        return _connection_interval_ms
+    text = os.environ.get(INTERVAL_ENV)
+    return _check_interval(float(text)) if text else DEFAULT_CONNECTION_INTERVAL_MS
+
+
+def _check_interval(interval_ms: float) -> float:
+    units = interval_ms / 1.25
+    if not 6 <= units <= 3200 or units != int(units):
+        raise ValueError(f"a connection interval is 7.5..4000 ms in steps of 1.25 ms, not {interval_ms:g}")
+    return interval_ms
 
 
 def bleak_uuid(uuid: UUID) -> str:
@@ -250,9 +279,11 @@ class BumbleClient(BaseBleakClient):
         disconnected_callback: Callable[[], None] | None = None,
         timeout: float = 10.0,
         bumble_transport: str | None = None,
+        connection_interval_ms: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(address_or_ble_device, disconnected_callback=disconnected_callback, timeout=timeout)
+        self._interval_ms = None if connection_interval_ms is None else _check_interval(connection_interval_ms)
         if isinstance(address_or_ble_device, BLEDevice) and isinstance(address_or_ble_device.details, hci.Address):
             self._peer_address = address_or_ble_device.details
         else:
@@ -284,9 +315,9 @@ class BumbleClient(BaseBleakClient):
         self._adapter = adapter = await BumbleAdapter.get(self._transport_name)
         device = adapter.device
         assert device is not None
-        interval_min, interval_max = CONNECTION_INTERVAL_MS
-        preferences = ConnectionParametersPreferences(connection_interval_min=interval_min,
-                                                      connection_interval_max=interval_max)
+        interval_ms = self._interval_ms or connection_interval_ms()
+        preferences = ConnectionParametersPreferences(connection_interval_min=interval_ms,
+                                                      connection_interval_max=interval_ms)
         async with adapter.connect_lock:
             try:
                 connection = await device.connect(
