@@ -15,8 +15,9 @@ each packet costing its air time at 1 Mbit/s plus the inter-frame space, up to
 ``pdus_per_event`` packets per direction (phones cap their connection events) and
 within the interval. The controller reports a packet as completed (HCI Number Of
 Completed Packets) only once it has gone over the air, so a host that sends faster
-than the link carries sees its buffers fill, as on a device. Scanners receive each
-advertiser's own scan response (bumble's controller repeats the advertising data).
+than the link carries sees its buffers fill, as on a device. Active scanners receive
+each advertiser's own scan response (bumble's controller repeats the advertising
+data, to passive scanners too).
 
 The radio runs in its own process (``python -m insole.emulation.radio --controllers N``)
 so that it has a CPU of its own; :class:`VirtualRadio` starts and always kills it.
@@ -250,6 +251,12 @@ def _radio_types() -> tuple[Callable[[int], LocalLink], type[Controller]]:
             """HCI packets the PDU just assembled on this connection came in."""
             return self.fragments.pop(handle, 1)
 
+        def on_hci_le_set_extended_scan_parameters_command(
+            self, command: hci.HCI_LE_Set_Extended_Scan_Parameters_Command
+        ) -> hci.HCI_StatusReturnParameters:
+            self.le_scan_type = command.scan_types[0] if command.scan_types else 0  # 1: active
+            return super().on_hci_le_set_extended_scan_parameters_command(command)
+
         def on_advertising_pdu(self, pdu: ll.AdvInd | ll.AdvExtInd) -> None:
             scanning = self.le_scan_enable
             if scanning:
@@ -271,7 +278,7 @@ def _radio_types() -> tuple[Callable[[int], LocalLink], type[Controller]]:
                 if scannable:
                     kind |= kinds.SCANNABLE_ADVERTISING
                 reports = [(kind, pdu.data)]
-                if scannable:
+                if scannable and self.le_scan_type == 1:  # an active scanner asks for it
                     reports.append((kind | kinds.SCAN_RESPONSE, response))
                 for extended_type, data in reports:
                     self.send_hci_packet(hci.HCI_LE_Extended_Advertising_Report_Event([
@@ -286,7 +293,7 @@ def _radio_types() -> tuple[Callable[[int], LocalLink], type[Controller]]:
             legacy = hci.HCI_LE_Advertising_Report_Event.EventType
             first = legacy.ADV_IND if connectable else legacy.ADV_SCAN_IND if scannable else legacy.ADV_NONCONN_IND
             reports_legacy = [(first, pdu.data)]
-            if scannable:
+            if scannable and self.le_scan_type == 1:
                 reports_legacy.append((legacy.SCAN_RSP, response))
             for event_type, data in reports_legacy:
                 self.send_hci_packet(hci.HCI_LE_Advertising_Report_Event([
@@ -313,6 +320,30 @@ def _radio_types() -> tuple[Callable[[int], LocalLink], type[Controller]]:
     return TimedLink, TimedController
 
 
+def radio_link(pdus_per_event: int = PDUS_PER_EVENT) -> LocalLink:
+    """A link of this radio (connection events), for controllers made by :func:`radio_controller`."""
+    timed_link, _ = _radio_types()
+    return timed_link(pdus_per_event)
+
+
+def radio_controller(name: str, host_source: Any, host_sink: Any, link: LocalLink) -> Controller:
+    """A controller of this radio on ``link``, for a bumble host on any transport (or in
+    the same process: a controller is its own host's source and sink)."""
+    _, timed_controller = _radio_types()
+    controller = timed_controller(
+        name,
+        host_source=host_source,
+        host_sink=host_sink,
+        link=link,
+        # No public address: every device uses its static random address, also as
+        # its identity address in pairing, so a bond matches on the next connection.
+    )
+    # LE Data Length Extension (251-byte link-layer payloads), as the ESP32-S3 and
+    # current phones negotiate: a 247-byte MTU notification travels in one packet.
+    controller.le_acl_data_packet_length = _LL_PAYLOAD_MAX
+    return controller
+
+
 # --------------------------------------------------------------------------------------
 # The radio process
 
@@ -336,8 +367,6 @@ class _HciConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         from bumble.transport.common import StreamPacketSink, StreamPacketSource
 
-        _, timed_controller = _radio_types()
-
         assert isinstance(transport, asyncio.Transport)
         if self.port.active is not None:
             # A second host on the same radio replaces the first (its process died
@@ -346,17 +375,8 @@ class _HciConnection(asyncio.Protocol):
         self.port.active = self
         self.transport = transport
         self.source = StreamPacketSource()
-        self.controller = timed_controller(
-            f"C{self.port.index}",
-            host_source=self.source,
-            host_sink=StreamPacketSink(transport),
-            link=self.port.link,
-            # No public address: every device uses its static random address, also as
-            # its identity address in pairing, so a bond matches on the next connection.
-        )
-        # LE Data Length Extension (251-byte link-layer payloads), as the ESP32-S3 and
-        # current phones negotiate: a 247-byte MTU notification travels in one packet.
-        self.controller.le_acl_data_packet_length = 251
+        self.controller = radio_controller(f"C{self.port.index}", self.source, StreamPacketSink(transport),
+                                           self.port.link)
 
     def data_received(self, data: bytes) -> None:
         if self.source is not None:
@@ -391,8 +411,7 @@ class _HciConnection(asyncio.Protocol):
 
 async def serve_radio(n_controllers: int, host: str = LOOPBACK, pdus_per_event: int = PDUS_PER_EVENT) -> None:
     """Run the radio until cancelled; prints the ports, space-separated, on one line."""
-    timed_link, _ = _radio_types()
-    link = timed_link(pdus_per_event)
+    link = radio_link(pdus_per_event)
     loop = asyncio.get_running_loop()
     ports: list[int] = []
     servers = []
