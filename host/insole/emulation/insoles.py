@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from insole.emulation.board import BLE_HEAP, SimulatedBoard, write_sample_file
 from insole.errors import ToolError
@@ -95,10 +95,13 @@ def simulated_ble_insole(
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
     settings_dir: Path | None = None,
+    **peripheral_options: Any,
 ) -> BridgedPeripheral:
     """The insole's firmware on the unix port, its sensors replaying ``samples_file``,
     its radio on the bumble HCI ``transport`` (a controller of the emulated radio, or
-    any bumble transport: ``tcp-server:HOST:PORT``, ``usb:0``). Not started."""
+    any bumble transport: ``tcp-server:HOST:PORT``, ``usb:0``). Not started.
+    ``peripheral_options`` go to :class:`BridgedPeripheral` (``address``,
+    ``start_timeout_s``, ``inherit_stderr``)."""
     from insole.emulation.peripheral import BridgedPeripheral
 
     return BridgedPeripheral(
@@ -114,6 +117,7 @@ def simulated_ble_insole(
         heap=BLE_HEAP,
         log_path=log_path,
         settings_dir=settings_dir,
+        **peripheral_options,
     )
 
 

@@ -1,8 +1,10 @@
-"""One insole on the emulated radio: the peripheral bridge plus a MicroPython program.
+"""One insole on a BLE controller: the peripheral bridge plus a MicroPython program.
 
-The bridge (``python -m insole.emulation.bridge``) owns a bumble device on one virtual
-controller; the program runs under the unix port with ``boards/unix/bluetooth.py`` as
-its ``bluetooth`` module, the stand-in that forwards every call to that bridge.
+The bridge (``python -m insole.emulation.bridge``) owns a bumble device on one HCI
+transport (a virtual controller of the emulated radio, or any bumble transport: a USB
+dongle, ``tcp-server:``); the program runs under the unix port with
+``boards/unix/bluetooth.py`` as its ``bluetooth`` module, the stand-in that forwards
+every call to that bridge.
 """
 
 from __future__ import annotations
@@ -52,10 +54,16 @@ class BridgedPeripheral:
         log_path: Path | None = None,
         capture_stdout: bool = True,
         heap: str | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
+        inherit_stderr: bool = False,
     ) -> None:
         self.controller = controller
         self.capture_stdout = capture_stdout  # False: the program's stdout goes to the log
         self.heap = heap  # MicroPython heap size; default insole.emulation.board.HEAP
+        # How long the bridge may take to open its transport (a tcp-server waits for its
+        # controller), and whether its and the program's stderr go to ours.
+        self.start_timeout_s = start_timeout_s
+        self.inherit_stderr = inherit_stderr
         self.side = side
         self.address = address or ("C0:15:01:00:00:01" if side == "left" else "C0:15:01:00:00:02")
         self.script = script
@@ -69,7 +77,9 @@ class BridgedPeripheral:
         self.firmware: subprocess.Popen[str] | None = None
         self.bridge_port = 0
 
-    def _stderr(self) -> IO[bytes] | int:
+    def _stderr(self) -> IO[bytes] | int | None:
+        if self.inherit_stderr:
+            return None
         return open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
 
     def start(self) -> BridgedPeripheral:
@@ -80,17 +90,17 @@ class BridgedPeripheral:
             self.stop()  # a half-started insole leaves nothing running
             raise
         finally:
-            if not isinstance(stderr, int):
+            if stderr is not None and not isinstance(stderr, int):
                 stderr.close()
         return self
 
-    def _start(self, stderr: IO[bytes] | int) -> None:
+    def _start(self, stderr: IO[bytes] | int | None) -> None:
         self.bridge = subprocess.Popen(
             [sys.executable, "-m", "insole.emulation.bridge", "--controller", self.controller,
              "--listen", f"{LOOPBACK}:0", "--address", self.address],
             stdout=subprocess.PIPE, stderr=stderr, text=True,
         )
-        self.bridge_port = int(read_first_line(self.bridge, "the peripheral bridge"))
+        self.bridge_port = int(read_first_line(self.bridge, "the peripheral bridge", self.start_timeout_s))
         env = micropython_env(extra_paths=self.python_path)
         env["INSOLE_BLE_BRIDGE"] = f"{LOOPBACK}:{self.bridge_port}"
         env["INSOLE_SETTINGS_DIR"] = str(self.settings_dir)
