@@ -49,7 +49,7 @@ class Clock:
 
     def now_ms(self):
         t = self._ticks_ms()
-        self._ms = (self._ms + self._ticks_diff(t, self._last)) & P.TIME_MASK
+        self._ms = P.time_add_ms(self._ms, self._ticks_diff(t, self._last))
         self._last = t
         return self._ms
 
@@ -66,8 +66,10 @@ class Device:
     def __init__(self, reader, writer, wait_writable, ble=None):
         self.settings = Settings()
         self.settings.load(board.SETTINGS_DIR)
-        # A board may supply its own device clock (the unix board's can run off by ppm).
+        # A board may supply its own device clock (the unix board's can run off by ppm),
+        # and its own ticks_us, which times each cue's latency.
         self.clock = Clock(getattr(board, "ticks_ms", time.ticks_ms))
+        self._ticks_us = getattr(board, "ticks_us", time.ticks_us)
         # The radio first: on an ESP32 without PSRAM the Python heap grows out of the
         # system heap that NimBLE also takes from when it starts, so BLE is switched on
         # before the logs claim what is left (board.log_budget_bytes).
@@ -103,8 +105,6 @@ class Device:
         self.live = _open_sensors()
         self.source = None
         self.motor = board.Motor()
-        self._beats = -1  # metronome beats since it was armed; -1: not armed
-        self._beat0 = 0  # device time of its first beat
         self.mode = MODE_IDLE
         self.running = True
         self.pressure = array("H", bytes(2 * MAX_CHANNELS))
@@ -119,7 +119,7 @@ class Device:
         self._live_off = 0
         self.samples_total = 0
         gc.collect()
-        from insolefw.cue import CueEngine, CuePlayer
+        from insolefw.cue import CueEngine, CuePlayer, Metronome
         from insolefw.eventlog import EventLog, SAMPLE_SLOT
         self.eventlog = EventLog(log_ring)
         self.samplelog = EventLog(sample_ring, SAMPLE_SLOT, (P.T_SAMPLES,))
@@ -127,6 +127,7 @@ class Device:
         self.cue = CueEngine()
         self.cue.reset(self.settings.seed)
         self.player = CuePlayer(self.motor)
+        self.metronome = Metronome()
 
     @property
     def side(self):
@@ -413,7 +414,7 @@ class Device:
     def _restart_cueing(self):
         # A new stream or new settings: the schedule and the metronome start over.
         self.cue.reset(self.settings.seed)
-        self._beats = -1
+        self.metronome.disarm()
 
     def _on_samples(self, buf, plen, seq):
         # The packet's form first (same order and details as the host decoder), then
@@ -624,7 +625,7 @@ class Device:
         fpa = self.core.imu_tracker.fpa_cdeg
         if fpa == P.NA_I16:
             return
-        t_known = time.ticks_us()
+        t_known = self._ticks_us()
         known_ms = self.clock.now_ms()
         s = self.settings
         cue = self.cue
@@ -645,7 +646,7 @@ class Device:
         latency_us = -1
         if outcome == _CUED:
             self.player.start(pattern, duration_ms, duty_pct, self.clock.now_ms())
-            latency_us = time.ticks_diff(time.ticks_us(), t_us)
+            latency_us = time.ticks_diff(self._ticks_us(), t_us)
             start_ms = self.clock.now_ms()
             self._motor_flag.set()
         self._send_event(P.T_CUE, self.cue.record, self.cue.pack(
@@ -653,27 +654,29 @@ class Device:
             outcome, pattern, duty_pct, duration_ms, out_of_band))
 
     async def metronome_task(self):
-        # Beats at metronome_spm while a stream runs (live or replay) in metronome mode;
-        # beat n is due n * 60000 / spm ms after the first (no accumulated rounding).
+        # Beats at metronome_spm while a stream runs (live or replay) in metronome mode,
+        # on cue.Metronome's schedule (beat n due n * 60000 / spm ms after the first).
+        metronome = self.metronome
         while self.running:
             s = self.settings
             if s.cue_mode != CUE_METRONOME or self.mode == MODE_IDLE:
-                self._beats = -1
+                metronome.disarm()
                 await asyncio.sleep_ms(_METRONOME_IDLE_MS)
                 continue
             now = self.clock.now_ms()
-            if self._beats < 0:
-                self._beats = 0
-                self._beat0 = now
-            due = (self._beat0 + self._beats * 60000 // s.metronome_spm) & P.TIME_MASK
-            late = (now - due) & P.TIME_MASK
-            if late > P.TIME_MASK >> 1:  # not due yet
-                await asyncio.sleep_ms(min(P.TIME_MASK + 1 - late, _METRONOME_IDLE_MS))
+            if not metronome.beat:  # not armed
+                metronome.arm(now, s.metronome_spm)
+            wait = metronome.due_in_ms(now)
+            if wait > 0:
+                await asyncio.sleep_ms(wait if wait < _METRONOME_IDLE_MS else _METRONOME_IDLE_MS)
                 continue
-            self._beats += 1
+            number = metronome.beat
+            due = metronome.due_ms()
+            metronome.advance()
+            # Late by -wait ms (less than a beat): the latency runs from the due time.
             self._cue(_REASON_METRONOME, _CUED, s.metronome_pattern, s.metronome_pulse_ms,
-                      self._beats, self.samples_total, due,
-                      time.ticks_add(time.ticks_us(), late * -1000), P.NA_I16, P.NA_I16,
+                      number, self.samples_total, due,
+                      time.ticks_add(self._ticks_us(), wait * 1000), P.NA_I16, P.NA_I16,
                       P.NA_U16, -1)
 
     async def motor_task(self):

@@ -2,12 +2,13 @@
 # the pulse patterns and the CUE record (docs/protocol.md).
 #
 # Everything here runs once per step or per beat, never per sample; the cadence
-# metronome itself is a task in app.py. Host twin of the decision: host/insole/gait/cue.py.
+# metronome's schedule is Metronome, its task in app.py. Host twin of the decision:
+# host/insole/gait/cue.py.
 from micropython import const
 import struct
 from array import array
 
-from insolefw.protocol import CUE_LEN, NA_U16, TIME_MASK
+from insolefw.protocol import CUE_LEN, NA_U16, TIME_MASK, time_add_ms, time_diff_ms
 from insolefw.settings import SCHEDULE_EVERY_KTH, SCHEDULE_PROBABILITY
 
 # CUE reason codes
@@ -30,6 +31,7 @@ _SEED_ZERO = const(0xACE1)  # xorshift needs a non-zero state; seed 0 starts her
 # first, alternating. 1 long, 2 short-short, 3 triple, 4 long-short.
 PATTERNS = ((1,), (1, 1, 1), (1, 1, 1, 1, 1), (2, 1, 1))
 _MAX_SEGMENTS = const(5)
+_MINUTE_MS = const(60000)
 
 
 def xorshift16(x):
@@ -146,3 +148,57 @@ class CuePlayer:
             self.active = False
             return -1
         return self._edges[self._next] - elapsed
+
+
+class Metronome:
+    """The cadence metronome's beat schedule, in device time, free of hardware and clocks.
+
+    Beat n (1-based) is due (n - 1) * 60000 // spm ms after the first: no rounding
+    accumulates. The schedule is re-anchored at every full minute (spm beats are exactly
+    60000 ms), so products stay below 60000 * spm and sums within the clock's 2**30
+    wrap: small ints on the ESP32, nothing allocated per beat, however long the session.
+    A beat due when the one after it is due as well (the task was held up for a whole
+    beat) is skipped, not played in a burst with it; its number is not reused.
+    """
+
+    def __init__(self):
+        self.beat = 0  # number of the next beat, 1-based; 0: not armed
+        self.skipped = 0  # beats skipped since armed
+        self._spm = 1
+        self._anchor_ms = 0  # device time of the current minute's first beat
+        self._in_minute = 0  # beats of the current minute before the next one: 0..spm-1
+
+    def arm(self, now_ms, spm):
+        """Starts the schedule: the first beat is due at now_ms."""
+        self.beat = 1
+        self.skipped = 0
+        self._spm = spm
+        self._anchor_ms = now_ms
+        self._in_minute = 0
+
+    def disarm(self):
+        self.beat = 0
+
+    def due_ms(self):
+        """Device time at which the next beat is due."""
+        return time_add_ms(self._anchor_ms, self._in_minute * _MINUTE_MS // self._spm)
+
+    def due_in_ms(self, now_ms):
+        """ms until the next beat is due; 0 or less: it is due, late by minus that."""
+        wait = time_diff_ms(self.due_ms(), now_ms)
+        while True:
+            k = self._in_minute
+            interval = (k + 1) * _MINUTE_MS // self._spm - k * _MINUTE_MS // self._spm
+            if wait + interval > 0:
+                return wait
+            wait += interval  # the one after is due too: skip this one
+            self.advance()
+            self.skipped += 1
+
+    def advance(self):
+        """The next beat was given (or skipped): the one after it is next."""
+        self.beat += 1
+        self._in_minute += 1
+        if self._in_minute == self._spm:
+            self._anchor_ms = time_add_ms(self._anchor_ms, _MINUTE_MS)
+            self._in_minute = 0

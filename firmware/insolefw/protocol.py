@@ -83,6 +83,24 @@ NA_I16 = const(-32768)
 
 # Device clock wraps at 2**30 ms so it stays a small int on the ESP32.
 TIME_MASK = const(0x3FFFFFFF)
+_TIME_HALF = const(0x20000000)
+
+
+def time_add_ms(t_ms, d_ms):
+    """Device time t_ms plus d_ms (|d_ms| < 2**29), modulo 2**30. Never forms a value
+    beyond the ESP32's small ints (+-2**30): t_ms + d_ms itself would be a big int,
+    allocated, near the wrap."""
+    if d_ms > TIME_MASK - t_ms:
+        return t_ms - (TIME_MASK - d_ms) - 1
+    return (t_ms + d_ms) & TIME_MASK
+
+
+def time_diff_ms(a_ms, b_ms):
+    """a_ms - b_ms for two device times, as ticks_diff for a 2**30 period: in
+    [-2**29, 2**29), whatever the wrap between them."""
+    d = (a_ms - b_ms) & TIME_MASK
+    return d - TIME_MASK - 1 if d >= _TIME_HALF else d
+
 
 _STATUS_FMT = "<BBBBBBBBHHIIIHH"
 _STEP_FMT = "<IIHHhBBHBBHHI"
