@@ -648,7 +648,10 @@ class PeripheralBridge:
     async def on_pairing_request(self, connection: Connection) -> bool:
         """ble_sm_pair_req_rx → ble_sm_chk_repeat_pairing: a peer with a stored bond that
         pairs again raises BLE_GAP_EVENT_REPEAT_PAIRING; MicroPython's handler deletes the
-        old bond (ble_store_util_delete_peer) and retries, until no bond is found."""
+        old bond (ble_store_util_delete_peer) and retries, until no bond is found. (Before
+        that, ble_sm_chk_store_overflow counts the records; when they reach
+        BLE_STORE_MAX_BONDS the FULL event goes to ble_store_util_status_rr, which lets
+        the pairing proceed: nothing to model.)"""
         try:
             for _ in range(_STORE_LOOP_LIMIT):
                 if await self.keystore.read_record(STORE_PEER_SEC, connection.peer_address) is None:
