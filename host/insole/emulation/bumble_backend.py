@@ -159,6 +159,10 @@ class BumbleAdapter:
     async def _open(self) -> None:
         self.transport = await open_transport(self.transport_name)
         device = Device.with_hci("insole-host", hci.Address(HOST_ADDRESS), self.transport.source, self.transport.sink)
+        # The identity key it gives peripherals when pairing (bumble's with_hci leaves it
+        # all zero): derived from the address, as bumble does for its configuration
+        # files, so that bonds kept in a key store stay valid from run to run.
+        device.irk = (bytes(hci.Address(HOST_ADDRESS)) * 3)[:16]
         keystore: KeyStore = JsonKeyStore(None, self.keystore_path) if self.keystore_path else MemoryKeyStore()
         device.keystore = keystore
         device.pairing_config_factory = lambda connection: pairing.PairingConfig(
