@@ -198,6 +198,22 @@ def _insole_unchanged(worn: WornInsole) -> None:
 # --------------------------------------------------------------------------- the attacks
 
 
+def test_a_new_host_outside_the_window_is_refused_and_told_how_to_pair(tmp_path: Path) -> None:
+    from insole.errors import LinkError
+
+    with ExitStack() as stack:
+        radio = stack.enter_context(VirtualRadio(n_controllers=2))
+        bumble_backend.use_transport(radio.transports[OWNER])
+        stack.callback(lambda: run_on_radio(bumble_backend.shutdown(), timeout_s=10.0))
+        stack.enter_context(_InsoleOnUsbAndRadio(
+            radio.transports[INSOLE], side="left", settings_dir=tmp_path, heap=BLE_HEAP,
+            env={"INSOLE_PAIRING_WINDOW_S": "0"},
+        ))  # fmt: skip
+        with pytest.raises(LinkError) as refused:
+            stack.enter_context(BleInsoleLink("left", scanner_backend=BumbleScanner, client_backend=BumbleClient))
+        assert "insole pair --port" in refused.value.one_line()
+
+
 def test_pairing_outside_the_window_gives_no_bond_and_the_link_is_dropped(worn: WornInsole) -> None:
     async def pair(device: Device, connection: Connection, peer: Peer, seen: Seen) -> tuple[bool, float | None]:
         try:

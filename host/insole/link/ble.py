@@ -74,6 +74,10 @@ SIDES = {"left": 0, "right": 1}
 BACKFILL_CHUNK = 16  # seqs per GET_EVENTS: the answer fits the insole's priority queue
 MAX_BACKFILL_ROUNDS = 64
 RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+BONDED_CHECK_TIMEOUT_S = 5.0
+# A new host bonds only inside the insole's pairing window (docs/security.md).
+PAIRING_ADVICE = ("a new computer pairs only while the insole's pairing window is open: switch the insole on "
+                  "(open for a minute), hold its button for 2 s, or run `insole pair --port PORT` on its cable")
 _NOTIFY_UUIDS = (CONTROL_UUID, EVENTS_UUID, SAMPLES_UUID, STATUS_UUID)
 
 
@@ -197,6 +201,13 @@ class InsoleClient:
     async def start(self) -> None:
         await self._connect()
         self._spawn(self._consume())
+        try:
+            # Paired is not yet bonded: outside its pairing window the insole takes no
+            # new bond and drops the link, or refuses control writes (NOT_BONDED).
+            await self.command(Command(CommandCode.PING), timeout_s=BONDED_CHECK_TIMEOUT_S)
+        except (LinkError, DeviceError, BleakError) as exc:
+            await self.close()
+            raise LinkError(f"{self.name} did not accept this computer: {exc}", advice=PAIRING_ADVICE) from exc
         if self._reconnect:
             self._spawn(self._keep_connected())
 
@@ -212,7 +223,10 @@ class InsoleClient:
             self._client_class, found.device, found.name, disconnected_callback=self._on_disconnect, max_attempts=4
         )
         try:
-            await client.pair()
+            try:
+                await client.pair()
+            except BleakError as exc:
+                raise LinkError(f"{found.name} did not pair with this computer: {exc}", advice=PAIRING_ADVICE) from exc
             for uuid in _NOTIFY_UUIDS:
                 await client.start_notify(uuid, self._notifier(uuid))
         except BaseException:
@@ -251,7 +265,7 @@ class InsoleClient:
                 try:
                     await self._connect()
                     break
-                except (BleakError, LinkTimeout, TimeoutError, OSError) as exc:
+                except (BleakError, LinkError, TimeoutError, OSError) as exc:
                     log.info("%s: reconnect attempt %d failed: %s", self.side, attempt + 1, exc)
                 if self._closing:
                     return
