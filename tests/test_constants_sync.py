@@ -230,11 +230,15 @@ def test_bridge_opcodes_irqs_and_flags_match_the_bluetooth_stand_in() -> None:
     irqs_bridge = {name: value for name, value in host.items() if name.startswith("IRQ_")}
     for copy in (irqs_stand_in, irqs_bridge):
         assert copy and {name: irqs.get(name) for name in copy} == copy
+    # Characteristic flags: the module exports the ATT property ones (the stand-in has
+    # exactly those); the permission flags (0x0200 and up) the firmware defines itself.
     flags = {name: value for name, value in stand_in.items() if name.startswith("FLAG_")}
     flags_fw = {name.lstrip("_"): value for name, value in _consts(FW / "ble.py").items() if name.startswith("_FLAG_")}
+    assert flags and {name: flags_fw.get(name, value) for name, value in flags.items()} == flags
+    known = {**flags, **flags_fw}
     flags_bridge = {name: value for name, value in host.items() if name.startswith("FLAG_")}
-    for copy in (flags_fw, flags_bridge):
-        assert copy and {name: flags.get(name) for name in copy} == copy
+    assert flags_bridge and {name: known.get(name, value) for name, value in flags_bridge.items()} == flags_bridge
+    assert set(flags_fw) <= set(flags_bridge)  # every flag the firmware uses, the bridge maps
     assert bridge.OP_CREDIT == opcodes["OP_CREDIT"]  # the module the host runs is the file read here
 
 

@@ -99,7 +99,8 @@ _MTU = const(247)  # 244-byte values: one LE data PDU with data length extension
 _ATT_DEFAULT_MTU = const(23)
 _ADV_INTERVAL_US = const(100000)
 _MTU_WAIT_MS = const(1500)  # ask for the MTU ourselves if the central has not by then
-_BUSY_RETRY_MS = const(5)  # the stack's buffers are full: about one connection interval
+_BUSY_RETRY_MS = const(5)  # the stack's buffers are full: first wait, doubling ...
+_BUSY_RETRY_MAX_MS = const(40)  # ... up to about a phone's connection interval
 
 _HEADER_LEN = const(8)
 _CRC_LEN = const(2)
@@ -127,6 +128,7 @@ _SUPERVISE_MS = const(250)
 _RSC_LEN = const(6)
 _RSC_STRIDE_PRESENT = const(0x01)  # flags: stride length present; bit 2 clear: walking
 _RSC_STALE_MS = const(3000)  # no STEP for two strides or more: standing still
+_RSC_MAX_STRIDE_MS = const(2500)  # slower than 48 steps/min: a pause, not a stride
 _SENSOR_IN_SHOE = const(2)  # Sensor Location 0x2A5D
 _RSC_UUID16_LE = b"\x14\x18"
 _APPEARANCE_IN_SHOE_LE = b"\x41\x04"  # 0x0441: in-shoe running speed and cadence sensor
@@ -304,8 +306,8 @@ class _Secrets:
         if key is not None:
             key = bytes(key)
             value = self._entries.get((sec_type, key))
-            if value is not None and sec_type in _PEER_TYPES:
-                self._touch(key)  # read to re-encrypt a link: this bond is in use
+            if value is not None and sec_type == _SEC_OUR:
+                self._touch(key)  # our LTK, read to encrypt a link: this bond is in use
             return value
         if sec_type in _PEER_TYPES:
             for peer in reversed(self._order):  # most recently used first
@@ -325,7 +327,10 @@ class _Secrets:
     def set(self, sec_type, key, value):
         key = bytes(key)
         if value is None:
-            self._entries.pop((sec_type, key), None)
+            # "Not found" must be said: NimBLE deletes a bond by repeating the delete
+            # until the store says so (ble_store_util_delete_all).
+            if self._entries.pop((sec_type, key), None) is None:
+                return False
             if sec_type in _PEER_TYPES and key in self._order:
                 if not any((t, key) in self._entries for t in _PEER_TYPES):
                     self._order.remove(key)
@@ -686,9 +691,11 @@ class BleLink:
         swing = step[18] | (step[19] << 8)
         stride_mm = step[28] | (step[29] << 8)
         speed_mms = step[30] | (step[31] << 8)
-        if stance == 0xFFFF or swing == 0xFFFF or not stance + swing or speed_mms == 0xFFFF:
-            return  # the first step of a bout: nothing sensible to say yet
         stride_ms = stance + swing
+        if stance == 0xFFFF or swing == 0xFFFF or not 0 < stride_ms <= _RSC_MAX_STRIDE_MS or speed_mms == 0xFFFF:
+            # The first step of a bout (its stance or swing holds the pause before
+            # it): no cadence to tell yet.
+            return
         if stride_mm == 0xFFFF:
             stride_mm = speed_mms * stride_ms // 1000
         self._write_rsc(speed_mms, 120000 // stride_ms, stride_mm)
@@ -734,6 +741,7 @@ class BleLink:
     async def _tx_task(self):
         ble = self._ble
         handles = self._handles
+        wait_ms = _BUSY_RETRY_MS
         while True:
             while self._conn >= 0:
                 ring = self._next_ring()
@@ -753,11 +761,15 @@ class BleLink:
                     else:
                         ble.gatts_notify(self._conn, handle, data)
                     self.sent += 1
+                    wait_ms = _BUSY_RETRY_MS
                 except OSError as exc:
                     code = exc.errno
                     if code == errno.ENOMEM or code == errno.EAGAIN or code == errno.EALREADY:
                         self.busy += 1  # the stack is full: same packet again soon
-                        await asyncio.sleep_ms(_BUSY_RETRY_MS)
+                        # Buffers free up at connection events (7.5 to 50 ms apart; the
+                        # central does not always say which): back off up to one.
+                        await asyncio.sleep_ms(wait_ms)
+                        wait_ms = wait_ms * 2 if wait_ms < _BUSY_RETRY_MAX_MS else _BUSY_RETRY_MAX_MS
                         continue
                     self.dropped += 1  # the link went away under us
                 ring.pop()

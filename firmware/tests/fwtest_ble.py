@@ -250,6 +250,9 @@ def test_rsc_from_each_step_reaches_subscribers_only_and_zeroes_when_walking_sto
     assert fake.updates[-1][1][1:] == b"\x00\x00\x00\x00\x00"  # stopped: no stale values
     link.note_step(_step_packet(0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF)[0])
     assert fake.updates[-1][1][1:] == b"\x00\x00\x00\x00\x00"  # a step without a stride
+    for stance, swing in ((600, 8600), (8600, 470)):  # the first step after standing 8 s
+        link.note_step(_step_packet(stance, swing, 1300, 1200)[0])
+        assert fake.updates[-1][1][1:] == b"\x00\x00\x00\x00\x00"  # no cadence of 13
 
 
 def test_battery_level_is_notified_when_it_changes():
@@ -475,6 +478,7 @@ def test_bond_store_answers_at_once_and_persists():
     assert fake2.handler(_IRQ_SET_SECRET, (2, _addr(1), None)) is True
     assert fake2.handler(_IRQ_SET_SECRET, (1, _addr(1), None)) is True
     assert fake2.handler(_IRQ_GET_SECRET, (2, 0, _addr(1))) is None
+    assert fake2.handler(_IRQ_SET_SECRET, (2, _addr(1), None)) is False  # "not found" ends NimBLE's delete loop
     assert link2.bond_peers() == [_addr(2)]
     link2.clear_bonds()
     assert link2.bond_peers() == [] and fake2.handler(_IRQ_GET_SECRET, (10, 0, b"irk")) == b"our-irk"

@@ -40,9 +40,12 @@ SIDE_FILE = "/side.txt"  # written by `insole flash --side left|right`
 # CUE per step: 700 steps, 10 min at a walking cadence of 140 steps/min (70 per
 # insole); 23 min of STEPs alone at 60 per insole per minute.
 EVENT_LOG_RECORDS = 1400
-# Sample log for BLE backfill (insolefw/eventlog.py): 132 notifications of 248 bytes,
-# 8 samples each with 8 cells + IMU: 1056 samples, 10 s at 104 Hz.
-SAMPLE_LOG_BYTES = 32736
+# Sample log for BLE backfill (insolefw/eventlog.py): 160 notifications of 248 bytes,
+# 8 samples each with 8 cells + IMU: 1280 samples, 12.3 s at 104 Hz. A backfill at a
+# phone's 50 ms connection interval asks for the first lost sample about 10.2 s after
+# it was sent (up to 6 s to notice the loss, 3.75 s to reconnect and re-encrypt, 0.45 s
+# for the request; tests/test_ble_insole.py measures the last two): 133 slots, plus room.
+SAMPLE_LOG_BYTES = 39680
 
 # Heap, on the ESP32-S3 without PSRAM (the vendored ports/esp32 and py/ sources): the
 # Python heap starts at 64 KB (MICROPY_GC_INITIAL_HEAP_SIZE, mpconfigport.h; main.c).
