@@ -207,7 +207,7 @@ class _InsoleOnUsbAndRadio(BridgedPeripheral):
     port = ""
     _pty: tuple[int, ...] = ()
 
-    def _start(self, stderr: IO[bytes] | int) -> None:
+    def _start(self, stderr: IO[bytes] | int | None) -> None:
         master, slave = os.openpty()
         tty.setraw(master)
         tty.setraw(slave)

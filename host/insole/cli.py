@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from insole.errors import InsoleError
 
@@ -29,8 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    # A terminated command (a service manager, a test, `kill`) unwinds like Ctrl-C, so the
+    # simulated insoles, bridges and radios it started are stopped with it, not orphaned.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -38,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except InsoleError as exc:
         print(f"insole {args.command}: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
