@@ -380,3 +380,6 @@ def test_insole_peripheral_command_serves_a_footpod_on_a_tcp_server_transport(tm
         except subprocess.TimeoutExpired:
             command.kill()
             command.wait(timeout=5)
+    # Terminated, the command stops what it started: no bridge (nor its firmware) left behind.
+    left = subprocess.run(["pgrep", "-f", f"tcp-server:127.0.0.1:{port}"], capture_output=True, text=True).stdout
+    assert not left.strip(), f"insole peripheral left processes behind: {left}"
