@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
+from collections.abc import Generator
 from pathlib import Path
 from typing import NoReturn
 
@@ -43,6 +45,46 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     chosen = os.environ.get(MICROPYTHON_ENV)
     if chosen and item.get_closest_marker("micropython") and not os.access(chosen, os.X_OK):
         skip_or_fail(f"no MicroPython at {MICROPYTHON_ENV}={chosen}; build it with `{ESP32_NUMBER_MODEL_BUILD}`")
+
+
+# Every test that starts MicroPython must carry the `micropython` marker, or the ESP32
+# number-model run misses it. The subprocess audit event names each program the tests
+# start in this process (what their children start is not seen); a test that started
+# MicroPython without the marker fails at teardown.
+_running: list[pytest.Item] = []
+_unmarked_starts: dict[str, str] = {}  # test id -> the MicroPython it started
+
+
+def _note_micropython_start(event: str, args: tuple[object, ...]) -> None:
+    if event != "subprocess.Popen" or not _running:
+        return
+    item = _running[-1]
+    argv = args[1]
+    program = argv[0] if isinstance(argv, (list, tuple)) and argv else (argv or args[0])
+    if (os.path.basename(os.fsdecode(str(program))) == "micropython"
+            and item.get_closest_marker("micropython") is None):
+        _unmarked_starts.setdefault(item.nodeid, str(program))
+
+
+sys.addaudithook(_note_micropython_start)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    _running.append(item)
+    try:
+        return (yield)
+    finally:
+        _running.pop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    yield
+    started = _unmarked_starts.pop(item.nodeid, None)
+    if started:
+        pytest.fail(f"started MicroPython ({started}) but is not marked `micropython`: the ESP32 "
+                    "number-model run of scripts/test.sh would miss it", pytrace=False)
 
 
 def pytest_report_header() -> str:

@@ -158,6 +158,7 @@ INTERVALS_MS = [7.5, 30.0, 50.0]
 # tests
 
 
+@pytest.mark.micropython
 def test_scan_by_service_and_side_connect_and_read_standard_services(radio: VirtualRadio) -> None:
     with echo_peripheral(radio.transports[LEFT], side="left") as left:
         assert left.firmware_line() == "ready insole-L"
@@ -190,6 +191,7 @@ def test_scan_by_service_and_side_connect_and_read_standard_services(radio: Virt
         _run(radio, scenario)
 
 
+@pytest.mark.micropython
 def test_control_write_refused_unencrypted_then_accepted_after_pairing(radio: VirtualRadio) -> None:
     with echo_peripheral(radio.transports[LEFT], side="left") as left:
         assert left.firmware_line().startswith("ready")
@@ -241,6 +243,7 @@ def _check_stream(samples: list[bytes]) -> int:
     return expected
 
 
+@pytest.mark.micropython
 @pytest.mark.parametrize("interval_ms", INTERVALS_MS)
 def test_notification_throughput_no_loss(radio: VirtualRadio, interval_ms: float) -> None:
     with echo_peripheral(radio.transports[LEFT], side="left",
@@ -285,6 +288,7 @@ def test_notification_throughput_no_loss(radio: VirtualRadio, interval_ms: float
         assert rates["packets_s"] <= PDUS_PER_EVENT * 1000.0 / interval_ms * 1.05
 
 
+@pytest.mark.micropython
 def test_disconnect_reconnect_and_bond_survives_firmware_restart(radio: VirtualRadio) -> None:
     with echo_peripheral(radio.transports[LEFT], side="left") as left:
         assert left.firmware_line().startswith("ready")
@@ -332,6 +336,7 @@ def test_disconnect_reconnect_and_bond_survives_firmware_restart(radio: VirtualR
         _run(radio, scenario)
 
 
+@pytest.mark.micropython
 def test_two_insoles_at_once(radio: VirtualRadio) -> None:
     env = {"INSOLE_BLE_STREAM_PACKETS": "150"}
     with echo_peripheral(radio.transports[LEFT], side="left", env=env) as left, \
@@ -368,6 +373,7 @@ def test_two_insoles_at_once(radio: VirtualRadio) -> None:
         print(f"\nBLE notification throughput, two insoles at once: {samples_s:.0f} samples/s in all")
 
 
+@pytest.mark.micropython
 def test_events_as_indications(radio: VirtualRadio) -> None:
     with echo_peripheral(radio.transports[RIGHT], side="right", args=["--indicate"],
                            env={"INSOLE_BLE_STREAM_PACKETS": "100"}) as right:

@@ -44,7 +44,7 @@ from insole.resources import FIRMWARE_DIR
 from insole.session.live import LiveSession
 from insole.sim import Stand, Walk, simulate_session
 
-pytestmark = pytest.mark.ble
+pytestmark = [pytest.mark.ble, pytest.mark.micropython]
 
 RATE_HZ = 104.0
 

@@ -353,6 +353,7 @@ def test_heel_raises_counted_in_sets(heel_raise_session) -> None:
         assert host.end_index_.tolist() == [r.end_index for r in replay.raises]
 
 
+@pytest.mark.micropython  # its fixture replays the session through the firmware too
 def test_heel_raise_hold_host_reference(heel_raise_session) -> None:
     sim, _ = heel_raise_session
     for stream in sim.streams:

@@ -53,6 +53,7 @@ def _esp32_build() -> Path:
     return ESP32_MICROPYTHON
 
 
+@pytest.mark.micropython
 def test_the_esp32_build_has_the_esp32_number_model() -> None:
     result = subprocess.run([str(_esp32_build()), "-c", NUMBER_MODEL_PROBE], capture_output=True, text=True, timeout=30,
                             check=False)
@@ -66,6 +67,7 @@ def test_the_esp32_build_has_the_esp32_number_model() -> None:
     ]
 
 
+@pytest.mark.micropython
 def test_the_pypi_port_does_not_have_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The reason for the second build: the default port passes what the ESP32 fails."""
     monkeypatch.delenv(MICROPYTHON_ENV, raising=False)
@@ -92,6 +94,7 @@ def test_the_switch_picks_the_interpreter(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert micropython_executable() == default
 
 
+@pytest.mark.micropython
 def test_the_firmware_is_compiled_for_each_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
     esp32 = _esp32_build()
     monkeypatch.delenv(MICROPYTHON_ENV, raising=False)
