@@ -163,7 +163,6 @@ class Metronome:
 
     def __init__(self):
         self.beat = 0  # number of the next beat, 1-based; 0: not armed
-        self.skipped = 0  # beats skipped since armed
         self._spm = 1
         self._anchor_ms = 0  # device time of the current minute's first beat
         self._in_minute = 0  # beats of the current minute before the next one: 0..spm-1
@@ -171,7 +170,6 @@ class Metronome:
     def arm(self, now_ms, spm):
         """Starts the schedule: the first beat is due at now_ms."""
         self.beat = 1
-        self.skipped = 0
         self._spm = spm
         self._anchor_ms = now_ms
         self._in_minute = 0
@@ -193,7 +191,6 @@ class Metronome:
                 return wait
             wait += interval  # the one after is due too: skip this one
             self.advance()
-            self.skipped += 1
 
     def advance(self):
         """The next beat was given (or skipped): the one after it is next."""
