@@ -16,7 +16,9 @@ binary="$out_dir/micropython"
 vendor_dir="${INSOLE_VENDOR_DIR:-../shared/vendor}"
 in_ci=false
 case "${CI:-}" in 1 | true | yes | TRUE | True) in_ci=true ;; esac
-packages=(gcc-i686-linux-gnu libc6-i386)
+# The cross compiler and the 32-bit C library to run the result; make and a native gcc
+# (mpy-cross) are on most machines already.
+packages=(gcc-i686-linux-gnu libc6-i386 make gcc)
 
 unavailable() {  # $1: what is missing and how to get it
     if $in_ci; then
@@ -35,7 +37,10 @@ if [ "${#tarballs[@]}" -eq 0 ]; then
 fi
 tarball="${tarballs[-1]}"
 
-have_toolchain() { command -v i686-linux-gnu-gcc >/dev/null && [ -e /lib/ld-linux.so.2 ]; }
+have_toolchain() {
+    command -v i686-linux-gnu-gcc >/dev/null && [ -e /lib/ld-linux.so.2 ] &&
+        command -v make >/dev/null && command -v gcc >/dev/null
+}
 if ! have_toolchain; then
     if $in_ci && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         # CI is a fresh Debian machine, as root.
@@ -76,7 +81,9 @@ if [ -x "$binary" ] && [ "$(cat "$out_dir/stamp" 2>/dev/null)" = "$stamp" ]; the
 fi
 
 started=$SECONDS
-rm -rf "$out_dir"
+# Everything but the binary is rebuilt from scratch; the binary is replaced at the end in
+# one rename, so tests running meanwhile keep the old one.
+rm -rf "$out_dir/src" "$out_dir/mpy-lib" "$out_dir/stamp"
 mkdir -p "$out_dir/src" "$out_dir/mpy-lib"
 tar xzf "$tarball" -C "$out_dir/src"
 top="$(cd "$out_dir/src/micropython" && pwd)"
@@ -99,12 +106,14 @@ log="$out_dir/build.log"
     echo "build-micropython-esp32: the build failed (log: $log)" >&2
     exit 1
 }
-cp "$top/ports/unix/build-standard/micropython" "$binary"
-if ! result="$(check_number_model "$binary" 2>&1)" || [ "$result" != ok ]; then
-    echo "build-micropython-esp32: $binary does not have the ESP32's number model:" >&2
+built="$top/ports/unix/build-standard/micropython"
+if ! result="$(check_number_model "$built" 2>&1)" || [ "$result" != ok ]; then
+    echo "build-micropython-esp32: the build does not have the ESP32's number model:" >&2
     echo "$result" >&2
     exit 1
 fi
+cp "$built" "$binary.new"
+mv -f "$binary.new" "$binary"
 rm -rf "$out_dir/src"  # the build tree (~40 MB); the stamp and the binary are all the tests need
 echo "$stamp" >"$out_dir/stamp"
 echo "ESP32 number-model MicroPython built in $((SECONDS - started)) s: $binary ($(stat -c %s "$binary") bytes)"
