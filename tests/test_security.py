@@ -47,7 +47,7 @@ from insole.quantise import rate_hz_to_chz, stream_counts
 from insole.sim import Stand, Walk, simulate_session
 from test_maintenance import _InsoleOnUsbAndRadio
 
-pytestmark = pytest.mark.ble
+pytestmark = [pytest.mark.ble, pytest.mark.micropython]
 
 OWNER, INSOLE, FIRST_STRANGER = 0, 1, 2  # controllers on the emulated radio
 N_STRANGERS = 3
