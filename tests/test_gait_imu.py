@@ -8,12 +8,14 @@ the same results on real data.
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import require_shared_data
+from insole.emulation.board import micropython_executable
 from insole.errors import UserError
 from insole.gait.imu import ImuTracker, ring_slots
 from insole.gait.stride import (
@@ -198,9 +200,20 @@ def test_firmware_and_host_reference_agree_on_gaitmap(walk: GaitmapWalk, gaitmap
             assert f.event_share >= 0.95 and f.fpa_share >= 0.95 and f.fpa_max_diff_deg < 0.5, (dtype, f)
 
 
+# Free heap after a replay through the whole firmware at -X heapsize=128K. The goal
+# (>= 40 KB) is the device's: it holds on the build with the ESP32's object sizes
+# (32-bit; measured 54.6 KB). The 64-bit PyPI port's objects are larger (measured 37.0 KB);
+# its floor only catches a regression there. Free heap moves in steps of 5-7 KB as the
+# interned-name pool doubles, hence the room below each figure.
+FREE_HEAP_FLOOR_KB = {32: 40, 64: 34}
+
+
 @pytest.mark.micropython
-def test_firmware_free_heap_stays_above_40_kb(gaitmap_replays: list) -> None:
-    assert all(r.free_heap is not None and r.free_heap >= 40 * 1024 for r in gaitmap_replays), [
+def test_firmware_free_heap_keeps_the_goal(gaitmap_replays: list) -> None:
+    probe = subprocess.run([micropython_executable(), "-c", "import sys; print(sys.maxsize)"],
+                           capture_output=True, text=True, check=True)
+    floor_kb = FREE_HEAP_FLOOR_KB[int(probe.stdout).bit_length() + 1]
+    assert all(r.free_heap is not None and r.free_heap >= floor_kb * 1024 for r in gaitmap_replays), [
         r.free_heap for r in gaitmap_replays
     ]
 

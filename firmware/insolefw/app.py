@@ -268,7 +268,7 @@ class Device:
             else:
                 self._ack(P.T_COMMAND, cmd, seq)
                 self._cue(_REASON_TEST, _CUED, _PATTERN_LONG, duration, -1, -1, self.clock.now_ms(),
-                          time.ticks_us(), P.NA_I16, P.NA_I16, P.NA_U16, -1, duty)
+                          self._ticks_us(), P.NA_I16, P.NA_I16, P.NA_U16, -1, duty)
         elif cmd == P.CMD_EXIT_TO_REPL:
             self._stop()
             self._ack(P.T_COMMAND, cmd, seq)
@@ -279,10 +279,13 @@ class Device:
             peers = self.ble.bond_peers() if self.ble is not None else ()
             self._send(self.builder.bonds(self.clock.now_ms(), peers))
         elif cmd == P.CMD_CLEAR_BONDS:
-            self._clear_bonds()
+            if self.ble is not None:
+                self.ble.clear_bonds()  # and drops a link encrypted with one of them
             self._ack(P.T_COMMAND, cmd, seq)
         elif cmd == P.CMD_FACTORY_RESET:
-            self._factory_reset(seq)
+            # Rare, USB only: its code is loaded when asked for, not kept in the heap.
+            from insolefw.maintenance import factory_reset
+            factory_reset(self, seq)
         elif cmd == P.CMD_OPEN_PAIRING:
             seconds = buf[arg0] | (buf[arg0 + 1] << 8)
             if not 1 <= seconds <= P.OPEN_PAIRING_MAX_S:
@@ -292,40 +295,6 @@ class Device:
             else:
                 self.ble.open_pairing(seconds * 1000)
                 self._ack(P.T_COMMAND, cmd, seq)
-
-    # -- maintenance (USB only) ------------------------------------------------------
-
-    def _clear_bonds(self):
-        # Every bond forgotten, in RAM and on flash; a link encrypted with one of them
-        # must not carry on, so it is dropped (BleLink.clear_bonds).
-        if self.ble is not None:
-            self.ble.clear_bonds()
-
-    def _factory_reset(self, seq):
-        # The insole as it left the factory (docs/protocol.md, FACTORY_RESET), then
-        # as at power-on: a board with a radio and sensors measures again.
-        self._stop()
-        self.events.clear()
-        self.settings = Settings()
-        removed = Settings.erase(board.SETTINGS_DIR)
-        self._clear_bonds()
-        self.eventlog.clear()
-        self.samplelog.clear()
-        layout_for_side = getattr(board, "layout_for_side", None)
-        own = layout_for_side(self.side) if layout_for_side and board.LAYOUT else board.LAYOUT
-        self._layout = list(sum(own, ()))
-        self._restart_cueing()
-        self.samples_total = 0
-        self.out = self.ble or self.serial
-        if self.ble is not None:
-            self.ble.set_side(self.side)
-            if self.live is not None:
-                self._start_live(-1)
-        if removed:
-            self._ack(P.T_COMMAND, P.CMD_FACTORY_RESET, seq)
-        else:
-            # Reset in RAM, but the old settings would come back at the next start.
-            self._error(P.T_COMMAND, P.CMD_FACTORY_RESET, seq, P.E_BAD_STATE, 0xFF)
 
     def _get_events(self, buf, off, seq):
         # Resends the logged packets of one type with seq in [from_seq, from_seq + count)
