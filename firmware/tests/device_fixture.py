@@ -9,19 +9,11 @@ import board
 board.EVENT_LOG_RECORDS = 12  # small, so that a walk overflows it
 
 from insolefw.app import Device  # noqa: E402
-
-
-class _Sink:
-    def __init__(self):
-        self.data = bytearray()
-
-    def write(self, buf, off, n):
-        self.data.extend(memoryview(buf)[off:off + n])
-        return n
+from serial_sink import SerialSink  # noqa: E402
 
 
 gc.collect()  # as app.main() does before making the Device
-_SINK = _Sink()
+_SINK = SerialSink()
 _DEVICE = Device(None, _SINK, lambda: None)
 
 # The tests drive the Device with a stub gait core (cue_device_harness.StubCore): free

@@ -8,15 +8,7 @@ import board
 from insolefw import protocol as P
 from insolefw.app import Device
 from insolefw.battery import battery_percent
-
-
-class _Sink:
-    def __init__(self):
-        self.data = bytearray()
-
-    def write(self, buf, off, n):
-        self.data.extend(buf[off:off + n])
-        return n
+from serial_sink import SerialSink
 
 
 class _Radio:
@@ -34,7 +26,7 @@ class _Radio:
 
 
 board.EVENT_LOG_RECORDS = 4  # the log is not under test here
-_sink = _Sink()
+_sink = SerialSink()
 gc.collect()  # as app.main() does before making the Device
 _device = Device(None, _sink, lambda: None)
 _reader = P.FrameReader()

@@ -6,15 +6,7 @@ import struct
 
 from insolefw import protocol as P
 from insolefw.app import Device
-
-
-class _Sink:
-    def __init__(self):
-        self.data = bytearray()
-
-    def write(self, buf, off, n):
-        self.data.extend(buf[off:off + n])
-        return n
+from serial_sink import SerialSink
 
 
 def _answers(device, sink):
@@ -27,7 +19,7 @@ def _answers(device, sink):
 def _make_device():
     import board
     board.EVENT_LOG_RECORDS = 4  # the log is not under test here; leave the heap to the reader
-    sink = _Sink()
+    sink = SerialSink()
     gc.collect()  # as app.main() does before making the Device
     return Device(None, sink, lambda: None), sink
 

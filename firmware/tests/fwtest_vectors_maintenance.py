@@ -7,21 +7,13 @@ import struct
 
 from insolefw import protocol as P
 from insolefw.app import Device
-
-
-class _Sink:
-    def __init__(self):
-        self.data = bytearray()
-
-    def write(self, buf, off, n):
-        self.data.extend(buf[off:off + n])
-        return n
+from serial_sink import SerialSink
 
 
 def _make_device():
     import board
     board.EVENT_LOG_RECORDS = 4  # small, like fwtest_vectors_device: the heap is for the reader
-    sink = _Sink()
+    sink = SerialSink()
     gc.collect()
     return Device(None, sink, lambda: None), sink
 
