@@ -126,12 +126,18 @@ class Seen:
         return record
 
 
-async def _as_stranger(transport: str, number: int, act: Callable[[Device, Connection, Peer, Seen], Awaitable[_T]]) -> _T:
-    """Runs `act` on a fresh central with its own address, connected to the insole."""
+def _stranger_address(number: int) -> str:
+    return f"C0:66:00:00:{number >> 8:02X}:{number & 0xFF:02X}"
+
+
+async def _as_stranger(transport: str, number: int, act: Callable[[Device, Connection, Peer, Seen], Awaitable[_T]],
+                       keystore: MemoryKeyStore | None = None) -> _T:
+    """Runs `act` on a fresh central with its own address, connected to the insole (with
+    `keystore`, the keys it kept from an earlier pairing)."""
     async with await open_transport(transport) as hci_transport:
-        address = hci.Address(f"C0:66:00:00:{number >> 8:02X}:{number & 0xFF:02X}")
+        address = hci.Address(_stranger_address(number))
         device = Device.with_hci(f"stranger-{number}", address, hci_transport.source, hci_transport.sink)
-        device.keystore = MemoryKeyStore()
+        device.keystore = keystore or MemoryKeyStore()
         device.pairing_config_factory = lambda connection: pairing.PairingConfig(
             sc=True, mitm=False, bonding=True,
             delegate=pairing.PairingDelegate(io_capability=pairing.PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
@@ -281,6 +287,35 @@ def test_twenty_pairings_in_a_row_leave_the_owners_bond(worn: WornInsole) -> Non
         asyncio.run(_as_stranger(worn.stranger_transport(n), 100 + n, pair))
     _insole_unchanged(worn)
     worn.connect_owner().ping()
+
+
+def test_bonds_are_bounded_and_the_least_recently_used_goes(worn: WornInsole) -> None:
+    """Inside the window (the wearer's consent) every central bonds; the insole keeps the
+    8 most recently used and forgets the rest, all their keys."""
+    keystores = {n: MemoryKeyStore() for n in range(1, 21)}
+
+    async def pair(device: Device, connection: Connection, peer: Peer, seen: Seen) -> None:
+        await connection.pair()
+        await asyncio.sleep(0.2)  # the keys reach the insole's store
+
+    async def encrypt(device: Device, connection: Connection, peer: Peer, seen: Seen) -> bool:
+        try:
+            await connection.encrypt()
+            await _characteristic(peer, STATUS_UUID).read_value()  # needs the encrypted link
+            return True
+        except (Exception, asyncio.CancelledError):
+            return False
+
+    bonds_after = {}
+    with worn.usb() as usb:
+        usb.open_pairing(600)
+        for n in range(1, 21):
+            asyncio.run(_as_stranger(worn.stranger_transport(n), n, pair, keystores[n]))
+            if n in (8, 16, 20):
+                bonds_after[n] = _bonds(usb)
+    assert bonds_after == {n: [_stranger_address(i) for i in range(n, n - 8, -1)] for n in (8, 16, 20)}
+    assert asyncio.run(_as_stranger(worn.stranger_transport(0), 20, encrypt, keystores[20]))
+    assert not asyncio.run(_as_stranger(worn.stranger_transport(1), 1, encrypt, keystores[1]))
 
 
 def test_every_control_command_from_a_stranger_is_refused(worn: WornInsole) -> None:
