@@ -9,6 +9,7 @@
 # source or toolchain is not an error: one line says how to enable it, exit 0.
 set -euo pipefail
 self="$(realpath "$0")"
+here="$(dirname "$self")"
 cd "$(dirname "$self")/.."
 
 out_dir=.build/micropython-esp32
@@ -49,26 +50,16 @@ if ! have_toolchain; then
     have_toolchain || unavailable "the i686 toolchain is missing: apt-get install ${packages[*]}"
 fi
 
-# The checks a binary must pass to stand in for the ESP32's numbers.
+# The checks a binary must pass to stand in for the ESP32's numbers (scripts/number_model_probe.py).
 check_number_model() {
-    "$1" -c '
-import sys, time, micropython
-assert sys.maxsize == 2**31 - 1, "small ints are not 31-bit: sys.maxsize=%d" % sys.maxsize
-def allocates(bits):  # an argument, not a literal (folded at compile time); locals only (a new global allocates)
-    micropython.heap_lock()
-    try:
-        2**bits
-        return False
-    except MemoryError:
-        return True
-    finally:
-        micropython.heap_unlock()
-allocated = allocates(30)
-assert allocated, "2**30 did not allocate under heap_lock (small ints wider than 31 bits)"
-assert 1.0 + 1e-8 == 1.0, "floats are not single precision"
-assert time.ticks_add(0, -1) == 2**30 - 1, "ticks do not wrap at 2**30"
-print("ok")
-'
+    local facts
+    facts="$("$1" "$here/number_model_probe.py")" || return 1
+    if [ "$facts" = "$(printf '2147483647\nTrue False\nTrue\n1073741823\n20')" ]; then
+        echo ok
+    else
+        echo "not the ESP32's number model (want 31-bit small ints, 2**30 a big int, float32, ticks wrapping at 2**30): $facts"
+        return 1
+    fi
 }
 
 # The stamp: the source tarball and this recipe; either changing rebuilds.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ESP32_MICROPYTHON, skip_or_fail
+from conftest import ESP32_MICROPYTHON, REPO_ROOT, skip_or_fail
 from insole.emulation.board import (
     ESP32_NUMBER_MODEL_BUILD,
     MICROPYTHON_ENV,
@@ -25,26 +25,9 @@ from insole.errors import ToolError
 
 MPY_ARCH_X86 = 1  # py/persistentcode.h MP_NATIVE_ARCH_X86
 
-# What the ESP32 does with numbers, as MicroPython code: each line prints one fact.
-NUMBER_MODEL_PROBE = """
-import sys, time, micropython
-
-def allocates(bits):  # an argument: a literal 2**30 would be folded at compile time
-    micropython.heap_lock()
-    try:
-        2**bits
-        return False
-    except MemoryError:
-        return True
-    finally:
-        micropython.heap_unlock()
-
-print(sys.maxsize)
-print(allocates(30), allocates(29))
-print(1.0 + 1e-8 == 1.0)
-print(time.ticks_add(0, -1))
-print(time.ticks_diff(time.ticks_add(2**30 - 10, 20), 2**30 - 10))
-"""
+# What the ESP32 does with numbers, asked of a binary: each line prints one fact (the
+# build script checks its build with the same probe).
+NUMBER_MODEL_PROBE = REPO_ROOT / "scripts" / "number_model_probe.py"
 
 
 def _esp32_build() -> Path:
@@ -55,7 +38,7 @@ def _esp32_build() -> Path:
 
 @pytest.mark.micropython
 def test_the_esp32_build_has_the_esp32_number_model() -> None:
-    result = subprocess.run([str(_esp32_build()), "-c", NUMBER_MODEL_PROBE], capture_output=True, text=True, timeout=30,
+    result = subprocess.run([str(_esp32_build()), str(NUMBER_MODEL_PROBE)], capture_output=True, text=True, timeout=30,
                             check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:5] == [
@@ -71,7 +54,7 @@ def test_the_esp32_build_has_the_esp32_number_model() -> None:
 def test_the_pypi_port_does_not_have_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The reason for the second build: the default port passes what the ESP32 fails."""
     monkeypatch.delenv(MICROPYTHON_ENV, raising=False)
-    result = subprocess.run([micropython_executable(), "-c", NUMBER_MODEL_PROBE], capture_output=True, text=True,
+    result = subprocess.run([micropython_executable(), str(NUMBER_MODEL_PROBE)], capture_output=True, text=True,
                             timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:3] == [str(2**63 - 1), "False False", "False"]
