@@ -278,9 +278,7 @@ def test_replayed_walk_outside_the_band_is_cued_on_the_device(link: SerialLink) 
     cues = _cues(link.drain_inbox())
     steps: list[Step] = replay.steps
     with_fpa = [s for s in steps if s.fpa_cdeg is not None]
-    if not with_fpa:
-        assert not cues  # no foot angle, no decision
-        pytest.skip("the firmware reports no foot progression angle yet (FPA estimator not landed)")
+    assert len(with_fpa) >= len(steps) // 2, "the firmware reported no foot progression angle for most steps"
     assert cues, "out-of-band steps but no cue"
     by_step = {s.step_number: s for s in steps}
     last_to = max(s.to_index for s in steps)
@@ -320,8 +318,7 @@ def test_faded_schedule_on_the_device_matches_the_reference_model(link: SerialLi
     link.request(settings)
     replay = replay_foot(link, stream, choose_pressure_scale(stream.pressure))
     cues = _cues(link.drain_inbox())
-    if not any(s.fpa_cdeg is not None for s in replay.steps):
-        pytest.skip("the firmware reports no foot progression angle yet (FPA estimator not landed)")
+    assert any(s.fpa_cdeg is not None for s in replay.steps), "the firmware reported no foot progression angle"
     decided = [c for c in cues if c.step_number is not None]
     expected = CueEngine(settings).decide([c.step_number or 0 for c in decided], [c.fpa_cdeg or 0 for c in decided])
     assert [c.outcome for c in decided] == [d.outcome for d in expected.decisions_]

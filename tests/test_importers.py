@@ -19,6 +19,7 @@ from insole.importers.gaitpdb import read_gaitpdb
 from insole.importers.moticon import MoticonRecording, read_gait_report, read_moticon
 from insole.layouts import Layout, generic_layout, list_layouts, load_layout
 from insole.model import STANDARD_GRAVITY_MS2, FloatArray, FootStream
+from insole.recording import read_recording
 
 MOTICON_FILES = ("230927_102114.txt", "230927_102137.txt", "walk_data_with_events/text_export.txt")
 SIZE7_FILES = MOTICON_FILES[:2]
@@ -613,12 +614,11 @@ def _run(argv: list[str]) -> int:
 
 
 def test_import_csv_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    recording_module = pytest.importorskip("insole.recording")
     left = _write_csv(tmp_path / "L.csv", *_foot_rows(100, 250, pressure=3, imu=True))
     out = tmp_path / "walk.insole"
     assert _run(["import", "csv", "--left", str(left), "--pressure-unit", "N", "-o", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
-    back = recording_module.read_recording(out)
+    back = read_recording(out)
     assert back.header["source"] == "csv" and back.header["source_file"] == "L.csv"
     stream = back.stream("left")
     assert stream.layout == "generic3" and stream.n_samples == 250 and stream.t0_s == 1.5
@@ -633,11 +633,10 @@ def test_import_csv_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_import_moticon_command_end_to_end(tmp_path: Path, moticon: dict[str, MoticonRecording]) -> None:
-    recording_module = pytest.importorskip("insole.recording")
     source = moticon["230927_102114.txt"]
     out = tmp_path / "moticon.insole"
     assert _run(["import", "moticon", str(source.path), "-o", str(out)]) == 0
-    back = recording_module.read_recording(out)
+    back = read_recording(out)
     assert back.header["source"] == "moticon"
     for original in source.streams:
         stream = back.stream(original.side)
@@ -652,11 +651,10 @@ def test_import_moticon_command_end_to_end(tmp_path: Path, moticon: dict[str, Mo
 
 
 def test_import_gaitpdb_command_end_to_end(tmp_path: Path) -> None:
-    recording_module = pytest.importorskip("insole.recording")
     path = require_shared_data("gaitpdb", "GaCo13_10.txt")
     out = tmp_path / "gait.insole"
     assert _run(["import", "gaitpdb", str(path), "-o", str(out)]) == 0
-    back = recording_module.read_recording(out)
+    back = read_recording(out)
     original = read_gaitpdb(path)
     for k, side in enumerate(("left", "right")):
         stream = back.stream(side)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from insole.errors import UserError
 from insole.export.events_csv import read_raises_csv, read_steps_csv
 from insole.layouts import load_layout
 from insole.model import STANDARD_GRAVITY_MS2, FootStream
+from insole.recording import read_header, read_recording
 from insole.sim import (
     HeelRaises,
     SensorModel,
@@ -444,7 +444,7 @@ def test_sensor_imperfections() -> None:
         assert not np.allclose(acc(x), acc(y))
 
 
-def test_ten_minutes_generate_in_a_few_seconds() -> None:
+def test_ten_minutes_of_every_activity_generate() -> None:
     plan = SessionPlan(
         [
             Walk(duration_s=300.0),
@@ -454,12 +454,9 @@ def test_ten_minutes_generate_in_a_few_seconds() -> None:
             HeelRaises(reps=5, sets=2, set_rest_s=10.0),
         ]
     )
-    start = time.perf_counter()
-    session = simulate_session(plan)
-    elapsed = time.perf_counter() - start
+    session = simulate_session(plan)  # its speed: tools/bench_simulate.py (no timed assertion here)
     assert session.duration_s > 600.0
     assert len(session.steps) > 700
-    assert elapsed < 5.0
 
 
 def test_ready_made_plans() -> None:
@@ -510,7 +507,6 @@ def run_cli(*argv: str) -> int:
 
 
 def test_cli_writes_recording_and_ground_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    recording = pytest.importorskip("insole.recording")
     out = tmp_path / "walk.insole"
     assert run_cli("-o", str(out), "--plan", "walk", "--duration-s", "8", "--fpa-deg", "12", "--seed", "5") == 0
     capsys.readouterr()
@@ -522,11 +518,11 @@ def test_cli_writes_recording_and_ground_truth(tmp_path: Path, capsys: pytest.Ca
         assert (got.side, got.direction) == (want.side, want.direction)
         assert got.ic_s == pytest.approx(want.ic_s, abs=0.0006)
         assert got.fpa_deg == pytest.approx(want.fpa_deg, abs=0.006)
-    header = recording.read_header(out)
+    header = read_header(out)
     assert header["source"] == "simulated"
     assert header["ground_truth"]["steps"] == "walk.steps.csv"
     assert header["ground_truth"]["raises"] == "walk.raises.csv"
-    loaded = recording.read_recording(out)
+    loaded = read_recording(out)
     left = loaded.stream("left")
     assert left.n_samples == expected.streams[0].n_samples
     assert np.allclose(acc(left), acc(expected.streams[0]), atol=0.01)
@@ -534,7 +530,6 @@ def test_cli_writes_recording_and_ground_truth(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_cli_heel_raises_and_rejected_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("insole.recording")
     out = tmp_path / "raises.insole"
     assert run_cli("-o", str(out), "--plan", "heel-raises", "--no-noise") == 0
     assert "(60 heel raises)" in capsys.readouterr().out
