@@ -326,16 +326,14 @@ def test_not_a_recording_and_other_versions(tmp_path: Path) -> None:
         read_recording(headless)
 
 
-def test_reading_ten_minutes_of_two_feet_is_fast(tmp_path: Path) -> None:
+def test_ten_minutes_of_two_feet_read_back_whole(tmp_path: Path) -> None:
+    # Its speed: tools/bench_recording.py (no timed assertion here).
     n = 10 * 60 * 100
     streams = [foot("left", n, seed=8), foot("right", n, seed=9)]
     path = tmp_path / "long.insole"
     write_recording(path, streams, source="simulated")
-    start = time.perf_counter()
     recording = read_recording(path)
-    elapsed_s = time.perf_counter() - start
     assert [s.n_samples for s in recording.streams] == [n, n]
-    assert elapsed_s < 1.0, f"reading took {elapsed_s:.2f} s"
 
 
 def test_quantisation_helpers_agree_with_recorded_values(tmp_path: Path) -> None:
