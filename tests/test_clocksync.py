@@ -35,6 +35,25 @@ def test_fit_recovers_drift_and_aligns_events_within_a_few_ms(drift_ppm: float) 
     assert np.max(np.abs(error_ms - 4.0)) < 2.0, error_ms
 
 
+def test_slow_windows_do_not_bend_the_line() -> None:
+    # A busy host or a radio retry now and then: every packet of a 4-s block arrives
+    # 300 ms late. The window minima of those blocks sit far above the line; the fit
+    # (median of pairwise slopes, median offset) must not follow them.
+    rng = np.random.default_rng(11)
+    _true_s, device_ms, host_s = _packets(rng, 200e-6, offset_s=50.0)
+    clean = ClockSync()
+    slow = ClockSync()
+    for i, (d, h) in enumerate(zip(device_ms, host_s, strict=True)):
+        t = i / 10.0
+        delayed = any(start <= t < start + 4.0 for start in (120.0, 440.0, 560.0))
+        clean.add(int(d), float(h))
+        slow.add(int(d), float(h) + (0.3 if delayed else 0.0))
+    reference = clean.fit()
+    fit = slow.fit()
+    assert abs(fit.drift_ppm - 200.0) < 5.0 and abs(fit.drift_ppm - reference.drift_ppm) < 2.0, fit.drift_ppm
+    assert abs(fit.offset_s - reference.offset_s) * 1000.0 < 1.0
+
+
 def test_device_time_wrap_is_unwrapped() -> None:
     rng = np.random.default_rng(3)
     _, device_ms, host_s = _packets(rng, 100e-6, offset_s=0.0, duration_s=60.0, start_ms=(1 << 30) - 20_000)
