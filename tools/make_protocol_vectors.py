@@ -343,7 +343,8 @@ def settings_cases() -> list[dict[str, Any]]:
     ]
     fmt = _SETTINGS_FMT
     good = list(fmt.unpack(typical.payload()))
-    # (name, index in the struct, bad value, payload offset)
+    # (name, index in the struct, bad value, payload offset): the first invalid value
+    # beyond each end of every field's range
     bad_values = [
         ("settings_version_1", 0, 1, 0),
         ("settings_version_3", 0, 3, 0),
@@ -357,6 +358,7 @@ def settings_cases() -> list[dict[str, Any]]:
         ("toe_in_pattern_0", 6, 0, 8),
         ("toe_in_pattern_5", 6, 5, 8),
         ("toe_out_pattern_0", 7, 0, 9),
+        ("toe_out_pattern_5", 7, 5, 9),
         ("cue_duration_low", 8, 49, 10),
         ("cue_duration_high", 8, 1001, 10),
         ("cue_ms_per_deg_high", 9, 1001, 12),
@@ -367,6 +369,7 @@ def settings_cases() -> list[dict[str, Any]]:
         ("fade_every_101", 12, 101, 17),
         ("fade_probability_101", 13, 101, 18),
         ("metronome_pattern_0", 14, 0, 19),
+        ("metronome_pattern_5", 14, 5, 19),
         ("block_on_0", 15, 0, 20),
         ("block_on_1001", 15, 1001, 20),
         ("block_off_1001", 16, 1001, 22),
