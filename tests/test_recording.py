@@ -183,6 +183,39 @@ def test_live_writer_with_gaps_and_events(tmp_path: Path) -> None:
     assert np.allclose(left.times_s()[[0, 49]], [0.0, 0.49])
 
 
+def test_a_stream_attached_hours_after_power_on_starts_at_its_first_sample(tmp_path: Path) -> None:
+    # The insole measures from power-on; a host that starts recording three hours later
+    # gets sample indices from 1,123,200 on. The stream's rows begin there.
+    path = tmp_path / "attached.insole"
+    start = 3 * 3600 * 104
+    with RecordingWriter(path, live_header(1)) as writer:
+        for k in range(40):
+            first = start + 10 * k
+            pressure, imu = batch(k * 10, 10)
+            for packet in encode_samples(first, pressure, imu, seq_start=k, time_ms=(first + 9) * 10):
+                writer.append(0, packet, host_ms=5000 + (first - start + 9) * 10 + 7)
+    recording = read_recording(path)
+    (stream,) = recording.streams
+    assert stream.n_samples == 400 and recording.lost_samples == [0]
+    assert stream.extra["first_sample_index"] == start
+    assert stream.pressure is not None
+    np.testing.assert_array_equal(stream.pressure[:, 0], batch(0, 400)[0][:, 0].astype(float))
+    assert recording.timelines[0] is not None and abs(stream.t0_s - 5.0) < 0.02  # host time of its first sample
+
+
+def test_one_packet_with_a_wild_sample_index_is_counted_and_the_rest_kept(tmp_path: Path) -> None:
+    path = tmp_path / "wild.insole"
+    with RecordingWriter(path, live_header(1)) as writer:
+        for k in range(20):
+            first = 10 * k if k != 7 else 50_000_000  # a valid frame, an impossible index
+            pressure, imu = batch(10 * k, 10)
+            for packet in encode_samples(first, pressure, imu, seq_start=k):
+                writer.append(0, packet, host_ms=100 * k)
+    recording = read_recording(path)
+    assert recording.bad_packets["implausible_index"] == 1
+    assert recording.streams[0].n_samples == 200 and recording.lost_samples == [10]
+
+
 def test_writer_refuses_to_overwrite_and_appends_after_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "append.insole"
     pressure, imu = batch(0, 20)

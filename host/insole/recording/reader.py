@@ -87,10 +87,31 @@ class Recording:
         raise KeyError(f"no {side} stream in {self.path}")
 
 
+def _plausible(payloads: list[bytes], bad_packets: Counter[str]) -> list[bytes]:
+    """The SAMPLES payloads whose first index lies within reach of the stream's others.
+
+    One packet with a valid CRC but a wild index (a bit flip in a torn write, a bug)
+    would otherwise stretch the stream to millions of empty rows: it is dropped and
+    counted ("implausible_index"), the rest kept. Reach: the stream's own length ten
+    times over, plus _MAX_GAP_ROWS, around the median first index.
+    """
+    if len(payloads) < 3:
+        return payloads
+    firsts = np.array([int.from_bytes(p[0:4], "little") if len(p) >= 4 else 0 for p in payloads], dtype=np.int64)
+    n_samples = sum(p[4] for p in payloads if len(p) > 4)
+    reach = 10 * n_samples + _MAX_GAP_ROWS
+    keep = np.abs(firsts - np.median(firsts)) <= reach
+    if keep.all():
+        return payloads
+    bad_packets["implausible_index"] += int((~keep).sum())
+    return [p for p, ok in zip(payloads, keep, strict=True) if ok]
+
+
 def _decode_stream_samples(
     payloads: list[bytes], n_pressure: int, imu: bool, bad_packets: Counter[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Bulk decode; on a refusal, drop only the offending payloads (counted) and decode the rest."""
+    payloads = _plausible(payloads, bad_packets)
     try:
         return decode_sample_batches(payloads, n_pressure=n_pressure, imu=imu)
     except PacketError:
@@ -112,8 +133,11 @@ def _stream_from_samples(
     pressure_counts: np.ndarray,
     imu_raw: np.ndarray | None,
     origin: str,
+    first_index: int = 0,
 ) -> tuple[FootStream, int]:
-    """A FootStream with row k = sample index k (NaN rows for lost samples), and the lost count."""
+    """A FootStream with row k = sample index first_index + k (NaN rows for lost
+    samples), and the lost count."""
+    indices = indices - first_index
     n_pressure = int(entry["n_pressure"])
     has_imu = bool(entry["imu"])
     present = len(np.unique(indices))
@@ -135,6 +159,9 @@ def _stream_from_samples(
         raw[indices] = imu_raw
         acc, gyro = raw_to_imu(raw)
     extra = entry.get("extra")
+    extra = dict(extra) if isinstance(extra, dict) else {}
+    if first_index:
+        extra["first_sample_index"] = first_index  # events' sample indices count from the stream's start
     stream = FootStream(
         side=entry["side"],
         rate_hz=float(entry["rate_hz"]),
@@ -146,7 +173,7 @@ def _stream_from_samples(
         gyro_dps=gyro,
         device=str(entry.get("device", "")),
         firmware_version=str(entry.get("firmware_version", "")),
-        extra=dict(extra) if isinstance(extra, dict) else {},
+        extra=extra,
     )
     return stream, n_rows - present
 
@@ -222,8 +249,12 @@ def read_recording(path: Path) -> Recording:
         indices, pressure_counts, imu_raw = _decode_stream_samples(
             payloads, int(entry["n_pressure"]), bool(entry["imu"]), bad_packets
         )
-        stream, n_lost = _stream_from_samples(entry, indices, pressure_counts, imu_raw, origin)
-        timeline = _live_timeline(stream, clocks)
+        # A live stream may have begun long before the host attached (an insole measures
+        # from power-on): its rows start at the first sample recorded. Replays and
+        # imports start at index 0.
+        first_index = int(indices.min()) if clocks and len(indices) else 0
+        stream, n_lost = _stream_from_samples(entry, indices, pressure_counts, imu_raw, origin, first_index)
+        timeline = _live_timeline(stream, clocks, first_index)
         if timeline is not None:
             # A live stream: its samples on the host's clock, so that feet line up.
             stream = replace(stream, t0_s=timeline.t0_s, rate_hz=timeline.rate_hz)
@@ -245,10 +276,11 @@ def read_recording(path: Path) -> Recording:
     )
 
 
-def _live_timeline(stream: FootStream, clocks: list[tuple[int, int, int]]) -> SampleTimeline | None:
+def _live_timeline(stream: FootStream, clocks: list[tuple[int, int, int]], first_index: int) -> SampleTimeline | None:
     """The stream's host timeline when it was recorded live (packets with arrival times)."""
     if not clocks:
         return None
     index, device_ms, host_ms = (np.array(column, dtype=np.int64) for column in zip(*clocks, strict=True))
+    index = index - first_index  # row numbers of the stream
     order = np.argsort(host_ms, kind="stable")  # backfilled packets arrive late: still fine
     return sample_timeline(index[order], device_ms[order], host_ms[order], stream.rate_hz)
