@@ -359,6 +359,21 @@ def test_not_a_recording_and_other_versions(tmp_path: Path) -> None:
         read_recording(headless)
 
 
+@pytest.mark.parametrize("damage", ["no imu key", "imu not a bool"])
+def test_a_stream_entry_without_what_the_reader_needs_is_a_damaged_header(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "damaged.insole"
+    write_recording(path, [foot("left", 50, seed=1)], source="simulated")
+    first, header_line, body = path.read_bytes().split(b"\n", 2)
+    header = json.loads(header_line)
+    if damage == "no imu key":
+        del header["streams"][0]["imu"]
+    else:
+        header["streams"][0]["imu"] = "yes"
+    path.write_bytes(first + b"\n" + json.dumps(header).encode() + b"\n" + body)
+    with pytest.raises(NotARecordingError, match=r"stream 0 in the header is (incomplete|invalid)"):
+        read_recording(path)
+
+
 def test_ten_minutes_of_two_feet_read_back_whole(tmp_path: Path) -> None:
     # Its speed: tools/bench_recording.py (no timed assertion here).
     n = 10 * 60 * 100

@@ -137,11 +137,15 @@ def validate_header(header: dict[str, Any], *, origin: str) -> None:
         raise NotARecordingError(f"{origin}: {len(streams)} streams; the stream id is a u8")
     for i, s in enumerate(streams):
         try:
+            # Every key the reader needs, read up front: a damaged header is reported as
+            # such, not as a KeyError later.
+            imu = s["imu"]
             ok = (
                 s["side"] in ("left", "right")
                 and float(s["rate_hz"]) > 0
                 and 0 <= int(s["n_pressure"]) <= 16
-                and (int(s["n_pressure"]) > 0 or bool(s["imu"]))
+                and isinstance(imu, bool)
+                and (int(s["n_pressure"]) > 0 or imu)
                 and float(s.get("pressure_scale", 1.0)) > 0
             )
         except (KeyError, TypeError, ValueError) as exc:
