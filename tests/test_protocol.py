@@ -214,6 +214,46 @@ def test_step_bytes_by_hand() -> None:
     assert decode_packet(bytes.fromhex(expected)).body == step
 
 
+def test_heel_raise_ack_cue_and_backfill_end_bytes_by_hand() -> None:
+    # Written from the offset tables in docs/protocol.md, not from the codec: the host
+    # side stands on its own, without the firmware's vectors.
+    cases = [
+        (
+            HeelRaise(start_index=300, end_index=812, hold_ms=None, rep=3, set=2),
+            "0104" "0700" "e8030000"  # HEEL_RAISE, seq 7, time_ms 1000
+            "2c010000" "2c030000"  # start_index 300, end_index 812
+            "ffff" "0300" "0200" "0000",  # hold_ms n/a, rep 3, set 2, reserved
+            7, 1000,
+        ),
+        (
+            Ack(ref_type=PacketType.SETTINGS, ref_command=0, ref_seq=0x1234),
+            "0107" "0100" "02000000" "05" "00" "3412",  # ACK, seq 1, 2 ms: SETTINGS #0x1234
+            1, 2,
+        ),
+        (
+            Cue(step_number=12, decision_index=4000, decision_ms=65536, motor_start_ms=65537, latency_us=480,
+                fpa_cdeg=-850, target_cdeg=-500, half_width_cdeg=200, reason=2, outcome=0, pattern=2, duty_pct=70,
+                duration_ms=300, out_of_band_steps=None),
+            "010a" "0300" "10270000"  # CUE, seq 3, time_ms 10000
+            "0c000000" "a00f0000"  # step_number 12, decision_index 4000
+            "00000100" "01000100"  # decision_ms 65536, motor_start_ms 65537
+            "e001" "aefc" "0cfe" "c800"  # latency 480 us, fpa -850, target -500, half-width 200
+            "02" "00" "02" "46" "2c01" "ffff",  # toe-out needed, cued, pattern 2, 70 %, 300 ms, n/a
+            3, 10000,
+        ),
+        (
+            BackfillEnd(event_type=PacketType.STEP, ref_seq=9, from_seq=65530, count=16, resent=10, lost_from=65530,
+                        lost_count=6, next_seq=10),
+            "010b" "0000" "00000000"  # BACKFILL_END, seq 0, time 0
+            "03" "00" "0900" "faff" "1000" "0a00" "faff" "0600" "0a00",  # STEP; wraps past 65535
+            0, 0,
+        ),
+    ]  # fmt: skip
+    for body, expected, seq, time_ms in cases:
+        assert body.encode(seq=seq, time_ms=time_ms).hex() == expected, type(body).__name__
+        assert decode_packet(bytes.fromhex(expected)).body == body
+
+
 def test_samples_bytes_by_hand() -> None:
     samples = Samples(
         first_index=258,
