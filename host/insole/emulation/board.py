@@ -24,7 +24,8 @@ from insole.resources import FIRMWARE_DIR
 HEAP = "128K"  # the ESP32-S3's MicroPython heap is larger; 128K keeps us honest
 # The whole firmware with BLE on the unix port: 128K plus what only the unix port
 # carries (the `bluetooth` stand-in, ~16 KB with its buffers) and the BLE link's code
-# and queues (~20 KB), which on the ESP32-S3 come out of a ~300 KB heap.
+# and queues (~20 KB), which on the ESP32-S3 come out of a heap that grows from the
+# system heap (hardware/README.md).
 BLE_HEAP = "192K"
 
 

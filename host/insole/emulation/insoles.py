@@ -73,9 +73,10 @@ def open_simulated_insoles(
     return out
 
 
-# Sample log of a simulated insole on the emulated radio: 99 notifications (~7.6 s at
-# 104 Hz with 8 cells + IMU), within the BLE simulation's larger heap.
-SAMPLE_LOG_BYTES_BLE = 24552
+# Sample log of a simulated insole on the emulated radio: the ESP32-S3's, 160
+# notifications (~12 s at 104 Hz with 8 cells + IMU), enough for a backfill at a phone's
+# 50 ms connection interval (boards/esp32s3/board.py), within the BLE simulation's heap.
+SAMPLE_LOG_BYTES_BLE = 39680
 
 
 def write_insole_samples(stream: FootStream, path: Path) -> tuple[Layout, float]:
