@@ -225,10 +225,13 @@ class InsoleClient:
         try:
             try:
                 await client.pair()
+                for uuid in _NOTIFY_UUIDS:
+                    await client.start_notify(uuid, self._notifier(uuid))
             except BleakError as exc:
-                raise LinkError(f"{found.name} did not pair with this computer: {exc}", advice=PAIRING_ADVICE) from exc
-            for uuid in _NOTIFY_UUIDS:
-                await client.start_notify(uuid, self._notifier(uuid))
+                if client.is_connected:
+                    raise
+                # Refused or dropped right after pairing: the insole kept no bond.
+                raise LinkError(f"{found.name} did not accept this computer: {exc}", advice=PAIRING_ADVICE) from exc
         except BaseException:
             await client.disconnect()
             raise
