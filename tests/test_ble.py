@@ -397,3 +397,45 @@ def test_events_as_indications(radio: VirtualRadio) -> None:
                 assert _check_stream(await inbox.wait(SAMPLES_UUID, 100)) == 100 * SAMPLES_PER_PACKET
 
         _run(radio, scenario)
+
+
+def test_every_pending_gatt_request_ends_with_the_link(radio: VirtualRadio) -> None:
+    """A request queued behind one in flight fails when the link drops, as on BlueZ.
+
+    bumble cancels only the request in flight; the one waiting for its turn went out
+    on the dead link afterwards and took its 30-s timeout (a CI failure of the
+    pairing-refusal test, where the insole dropped the link during a subscribe).
+    """
+    from bumble.device import Device
+    from bumble.gatt import Characteristic, CharacteristicValue, Service
+    from bumble.transport import open_transport
+
+    slow_uuid = "7e1a0001-0000-4000-8000-00000000beef"
+
+    async def scenario() -> tuple[list[BaseException | bytearray], float]:
+        async with await open_transport(radio.transports[RIGHT]) as (source, sink):
+            peripheral = Device.with_hci("slow", "C0:15:00:00:00:51", source, sink)
+
+            async def read_slowly(_connection: Any) -> bytes:
+                await asyncio.sleep(5.0)
+                return b"late"
+
+            peripheral.add_service(Service(slow_uuid, [Characteristic(
+                slow_uuid, Characteristic.Properties.READ, Characteristic.READABLE,
+                CharacteristicValue(read=read_slowly))]))  # fmt: skip
+            await peripheral.power_on()
+            await peripheral.start_advertising(auto_restart=False)
+            async with BleakClient(str(peripheral.random_address), backend=BumbleClient, timeout=10.0) as client:
+                connection = next(iter(peripheral.connections.values()))
+                reads = [asyncio.ensure_future(client.read_gatt_char(slow_uuid)) for _ in range(2)]
+                await asyncio.sleep(0.5)  # the first read is in flight, the second waits its turn
+                start = time.monotonic()
+                await connection.disconnect()
+                results = await asyncio.wait_for(asyncio.gather(*reads, return_exceptions=True), 10.0)
+                ended_after_s = time.monotonic() - start
+            await peripheral.power_off()
+        return results, ended_after_s
+
+    results, ended_after_s = _run(radio, scenario)
+    assert all(isinstance(result, BleakError) for result in results), results
+    assert ended_after_s < 5.0, "a queued request outlived the link"

@@ -421,9 +421,15 @@ class BumbleClient(BaseBleakClient):
         return await self._read(descriptor.obj)
 
     async def _gatt(self, operation: Awaitable[_T]) -> _T:
-        """Runs a GATT procedure; ATT errors and a link lost meanwhile become bleak errors."""
+        """Runs a GATT procedure; ATT errors and a link lost meanwhile become bleak errors.
+
+        The whole procedure ends with the link, as BlueZ ends every pending one:
+        bumble cancels only the request in flight, and a request still waiting for
+        its turn (or the next step of a subscribe) would go out on the dead link and
+        wait 30 s for its timeout.
+        """
         try:
-            return await operation
+            return await self._require_connection().cancel_on_disconnection(operation)
         except ATT_Error as exc:
             raise BleakGATTProtocolError(exc.error_code) from exc
         except asyncio.CancelledError:
