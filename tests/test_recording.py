@@ -1,4 +1,5 @@
-"""Recording format v1: round trips, live appends, crash safety, damaged files, speed."""
+"""Recording format v2: round trips, live appends, crash safety, damaged files and headers,
+version 1 files. Property tests of the reader: tests/test_recording_properties.py."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from insole.cli import main as cli_main
 from insole.errors import InsoleError, UnsupportedVersionError, UserError
 from insole.model import FootStream
 from insole.protocol import Ack, PacketType, Settings, Step, encode_samples
 from insole.quantise import counts_to_pressure, imu_to_raw, pressure_to_counts
 from insole.recording import (
+    DamagedHeaderError,
     NotARecordingError,
     RecordingWriter,
     frame_record,
+    header_bytes,
     make_header,
     read_header,
     read_recording,
@@ -80,10 +84,10 @@ def test_round_trip_both_feet(tmp_path: Path) -> None:
         start_time_utc="2024-06-01T10:00:00Z",
         ground_truth={"steps": "walk.STEPS.csv", "raises": "walk.RAISES.csv"},
     )
-    assert path.read_bytes().startswith(b"INSOLE-RECORDING 1\n{")
+    assert path.read_bytes().startswith(b"INSOLE-RECORDING 2\n{")
     recording = read_recording(path)
     header = recording.header
-    assert header["format"] == "insole-recording" and header["format_version"] == 1 and header["protocol_version"] == 1
+    assert header["format"] == "insole-recording" and header["format_version"] == 2 and header["protocol_version"] == 1
     assert header["source"] == "simulated" and header["start_time_utc"] == "2024-06-01T10:00:00Z"
     assert header["ground_truth"] == {"steps": "walk.STEPS.csv", "raises": "walk.RAISES.csv"}
     assert read_header(path) == header
@@ -338,15 +342,16 @@ def test_not_a_recording_and_other_versions(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot read"):
         read_recording(tmp_path / "missing.insole")
     future = tmp_path / "future.insole"
-    future.write_bytes(b'INSOLE-RECORDING 2\n{"format":"insole-recording","format_version":2}\n')
-    with pytest.raises(UnsupportedVersionError, match="format version 2 is not supported; this side reads version 1") as v:
+    future.write_bytes(b'INSOLE-RECORDING 3\n{"format":"insole-recording","format_version":3}\n')
+    expected = "format version 3 is not supported; this side reads versions 1 and 2"
+    with pytest.raises(UnsupportedVersionError, match=expected) as v:
         read_recording(future)
     # The CLI prints it without a traceback, with the exit status of unusable input.
     assert isinstance(v.value, InsoleError) and v.value.exit_code == UserError.exit_code == 2
     header = live_header(1)
     header["protocol_version"] = 2
     newer_protocol = tmp_path / "protocol2.insole"
-    newer_protocol.write_bytes(b"INSOLE-RECORDING 1\n" + json.dumps(header).encode() + b"\n")
+    newer_protocol.write_bytes(header_bytes(header))
     with pytest.raises(UnsupportedVersionError, match="protocol version 2 is not supported; this side speaks version 1"):
         read_recording(newer_protocol)
     broken = tmp_path / "broken.insole"
@@ -363,15 +368,114 @@ def test_not_a_recording_and_other_versions(tmp_path: Path) -> None:
 def test_a_stream_entry_without_what_the_reader_needs_is_a_damaged_header(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "damaged.insole"
     write_recording(path, [foot("left", 50, seed=1)], source="simulated")
-    first, header_line, body = path.read_bytes().split(b"\n", 2)
+    _, header_line, _, body = path.read_bytes().split(b"\n", 3)
     header = json.loads(header_line)
     if damage == "no imu key":
         del header["streams"][0]["imu"]
     else:
         header["streams"][0]["imu"] = "yes"
-    path.write_bytes(first + b"\n" + json.dumps(header).encode() + b"\n" + body)
+    path.write_bytes(header_bytes(header) + body)  # written that way: its checksum matches
     with pytest.raises(NotARecordingError, match=r"stream 0 in the header is (incomplete|invalid)"):
         read_recording(path)
+
+
+def write_two_feet(path: Path, writer: str) -> None:
+    """A small recording of both feet, as write_recording (importers, simulator) or
+    RecordingWriter (live recording) writes it."""
+    if writer == "write_recording":
+        write_recording(
+            path,
+            [foot("left", 20, seed=1), foot("right", 20, seed=2, n_pressure=16)],
+            source="simulated",
+            start_time_utc="2024-06-01T10:00:00Z",
+            ground_truth={"steps": "walk.STEPS.csv", "raises": "walk.RAISES.csv"},
+        )
+        return
+    with RecordingWriter(path, live_header()) as live:
+        for first in (0, 10):
+            for packet in encode_samples(first, *batch(first, 10), time_ms=first * 10):
+                live.append(0, packet, host_ms=first * 10 + 5)
+                live.append(1, packet, host_ms=first * 10 + 6)
+
+
+@pytest.mark.parametrize("writer", ["write_recording", "RecordingWriter"])
+def test_every_single_bit_flip_in_the_header_is_reported_as_damage(tmp_path: Path, writer: str) -> None:
+    # Issue 10: before the header had a checksum, 2239 of these 5480 flips (41 %) read
+    # without an error as another header (a renamed pressure_scale, another rate, …).
+    path = tmp_path / "flip.insole"
+    write_two_feet(path, writer)
+    data = path.read_bytes()
+    original = read_recording(path).header
+    header_len = len(header_bytes(original))
+    assert data[:header_len] == header_bytes(original)
+    damaged = identical = 0
+    silent = []
+    for bit in range(8 * header_len):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(flipped)
+        try:
+            header = read_recording(path).header
+        except DamagedHeaderError as exc:
+            assert str(exc).startswith(f"{path}: the recording's header is damaged")
+            damaged += 1
+            continue
+        if header == original:
+            identical += 1
+        else:
+            silent.append(bit)
+    print(f"{writer}: {8 * header_len} bit flips in the header: {damaged} damaged, {identical} identical")
+    assert silent == []
+    assert damaged + identical == 8 * header_len
+
+
+def test_insole_export_refuses_a_damaged_header(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The issue's case: one bit turned "pressure_scale" into "qressure_scale", the reader
+    # fell back to a scale of 1 and the export exited 0 with every pressure ×100.
+    path = tmp_path / "scaled.insole"
+    write_recording(path, [foot("left", 50, seed=1)], source="simulated", pressure_scales=[0.01])
+    data = bytearray(path.read_bytes())
+    at = data.index(b'"pressure_scale"') + 1
+    data[at] ^= 0x01
+    assert data[at : at + 14] == b"qressure_scale"
+    path.write_bytes(bytes(data))
+    csv = tmp_path / "scaled.csv"
+    status = cli_main(["export", str(path), "-o", str(csv)])
+    assert status == 2 and not csv.exists()
+    message = capsys.readouterr().err
+    assert message.startswith(f"insole export: error: {path}: the recording's header is damaged")
+    assert "Traceback" not in message
+
+
+def version_1_bytes(version_2: bytes) -> bytes:
+    """The same recording as the version 1 writer wrote it: no checksum line, version 1 in
+    the first line and in the header."""
+    _, header_line, _, body = version_2.split(b"\n", 3)
+    header = json.loads(header_line)
+    header["format_version"] = 1
+    line = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    return b"INSOLE-RECORDING 1\n" + line + b"\n" + body
+
+
+def test_version_1_recordings_still_read_and_continue(tmp_path: Path) -> None:
+    current = tmp_path / "v2.insole"
+    write_two_feet(current, "RecordingWriter")
+    old = tmp_path / "v1.insole"
+    old.write_bytes(version_1_bytes(current.read_bytes()))
+    new, legacy = read_recording(current), read_recording(old)
+    assert legacy.header == {**new.header, "format_version": 1} and read_header(old) == legacy.header
+    assert legacy.bad_frames == 0 and legacy.lost_samples == new.lost_samples == [0, 0]
+    for a, b in zip(new.streams, legacy.streams, strict=True):
+        np.testing.assert_array_equal(a.pressure, b.pressure)
+        np.testing.assert_array_equal(a.acc_ms2, b.acc_ms2)
+    # A recorder restarted on a version 1 file keeps its header and continues it.
+    with RecordingWriter(old, {}, append=True) as writer:
+        assert writer.header["format_version"] == 1
+        for packet in encode_samples(20, *batch(20, 10), time_ms=200):
+            writer.append(0, packet, host_ms=205)
+    continued = read_recording(old)
+    assert continued.bad_frames == 0 and not continued.torn_tail
+    assert [s.n_samples for s in continued.streams] == [30, 20]
 
 
 def test_ten_minutes_of_two_feet_read_back_whole(tmp_path: Path) -> None:

@@ -1,17 +1,21 @@
-"""The recording format (version 1, docs/recording.md): the opening lines and the record frames.
+"""The recording format (version 2, docs/recording.md): the opening lines and the record frames.
 
-A recording is two text lines (magic and a one-line JSON header) followed by record
-frames ``COBS(stream u8 ‖ host_ms u32 ‖ packet ‖ crc16_le) ‖ 0x00``. The header says
-what each stream is (side, rate, channels, pressure scale, layout …).
+A recording is three text lines (magic, a one-line JSON header, and the CRC-32 of the
+two lines before it) followed by record frames
+``COBS(stream u8 ‖ host_ms u32 ‖ packet ‖ crc16_le) ‖ 0x00``. The header says what each
+stream is (side, rate, channels, pressure scale, layout …). Version 1 recordings (no
+checksum line) still read.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -21,7 +25,9 @@ from insole.protocol import HEADER_LEN, MAX_PACKET_LEN, PROTOCOL_VERSION, U32_WR
 
 MAGIC = b"INSOLE-RECORDING"
 FORMAT_NAME = "insole-recording"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 is version 2 without the checksum line (recordings written before it existed).
+READABLE_FORMAT_VERSIONS = (1, 2)
 SUFFIX = ".insole"
 RECORD_PREFIX = struct.Struct("<BI")  # stream u8, host_ms u32
 RECORD_PREFIX_LEN = RECORD_PREFIX.size
@@ -29,10 +35,26 @@ SOURCES = ("device", "simulated", "moticon", "gaitpdb", "csv")
 
 # A header line longer than this is not a header (guards against reading a huge binary file as text).
 MAX_HEADER_LINE = 1 << 20
+MAX_FIRST_LINE = 64
+# Line 3 of a version 2 recording: "crc32 " and the CRC-32 (zlib's) of lines 1 and 2, exact bytes.
+# Lower-case hex only, so that a flipped case bit is damage too, not a second spelling.
+HEADER_CHECKSUM_LINE = re.compile(rb"crc32 ([0-9a-f]{8})\n")
+HEADER_CHECKSUM_LINE_LEN = len(b"crc32 01234567\n")
 
 
 class NotARecordingError(UserError):
     """The file is not an insole recording (or its header is unreadable)."""
+
+
+class DamagedHeaderError(NotARecordingError):
+    """A recording whose header (the lines that say what the samples mean) is damaged:
+    its checksum does not match, or its lines are broken. Nothing after it is read, since
+    a damaged scale, rate or channel count would turn every sample into wrong numbers."""
+
+    advice = "restore the file from a copy; its samples cannot be interpreted without an intact header"
+
+    def __init__(self, origin: str, detail: str) -> None:
+        super().__init__(f"{origin}: the recording's header is damaged ({detail})")
 
 
 class RecordingVersionError(UnsupportedVersionError):
@@ -118,14 +140,22 @@ def make_header(
     return header
 
 
-def validate_header(header: dict[str, Any], *, origin: str) -> None:
-    """Raise UnsupportedVersionError for other versions and NotARecordingError for a bad header."""
+def _unsupported_format_message(origin: str, version: object) -> str:
+    readable = " and ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
+    return f"{origin}: recording format version {version} is not supported; this side reads versions {readable}"
+
+
+def validate_header(header: dict[str, Any], *, origin: str, format_version: int = FORMAT_VERSION) -> None:
+    """Raise UnsupportedVersionError for other versions and NotARecordingError for a bad
+    header. ``format_version`` is the one the first line gave (the header must agree)."""
     if header.get("format") != FORMAT_NAME:
         raise NotARecordingError(f"{origin}: header format is {header.get('format')!r}, expected {FORMAT_NAME!r}")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise RecordingVersionError(
-            f"{origin}: recording format version {header.get('format_version')} is not supported; "
-            f"this side reads version {FORMAT_VERSION}"
+    declared = header.get("format_version")
+    if declared not in READABLE_FORMAT_VERSIONS:
+        raise RecordingVersionError(_unsupported_format_message(origin, declared))
+    if declared != format_version:
+        raise NotARecordingError(
+            f"{origin}: the header says format version {declared}, its first line {format_version}"
         )
     if header.get("protocol_version") != PROTOCOL_VERSION:
         message = unsupported_version_message(header.get("protocol_version"))
@@ -165,46 +195,65 @@ def _json_default(value: object) -> object:
 
 
 def header_bytes(header: dict[str, Any]) -> bytes:
-    """The two text lines that open a recording."""
+    """The three text lines that open a recording: magic, JSON header, their checksum."""
     line = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
-    return MAGIC + b" %d\n" % FORMAT_VERSION + line.encode("utf-8") + b"\n"
+    opening = MAGIC + b" %d\n" % FORMAT_VERSION + line.encode("utf-8") + b"\n"
+    return opening + b"crc32 %08x\n" % zlib.crc32(opening)
+
+
+def read_opening(f: BinaryIO) -> bytes:
+    """The bytes of a recording's opening lines from the start of an open file (with a
+    version 1 recording, some frame bytes too: parse_header says where the frames begin)."""
+    return f.readline(MAX_FIRST_LINE) + f.readline(MAX_HEADER_LINE) + f.readline(HEADER_CHECKSUM_LINE_LEN)
 
 
 def parse_header(data: bytes, origin: str) -> tuple[dict[str, Any], int]:
-    """(header, offset of the first frame byte) of a recording's bytes."""
+    """(header, offset of the first frame byte) of a recording's bytes.
+
+    The checksum line is checked first, over the exact bytes before it, so that damage
+    anywhere in the opening lines (the magic and the version included) is reported as a
+    damaged header rather than read as another header, version or file type.
+    """
+    end1 = data.find(b"\n", 0, MAX_FIRST_LINE)
+    end2 = data.find(b"\n", end1 + 1, end1 + 1 + MAX_HEADER_LINE) if end1 >= 0 else -1
+    line3 = data[end2 + 1 : end2 + 1 + HEADER_CHECKSUM_LINE_LEN] if end2 >= 0 else b""
+    checksum = HEADER_CHECKSUM_LINE.fullmatch(line3)
+    if checksum is not None and int(checksum[1], 16) != zlib.crc32(data[: end2 + 1]):
+        raise DamagedHeaderError(origin, "its CRC-32 does not match its bytes")
     if not data.startswith(MAGIC + b" "):
-        raise NotARecordingError(f"{origin} is not an insole recording (it does not start with 'INSOLE-RECORDING 1')")
-    end1 = data.find(b"\n", 0, 64)
+        raise NotARecordingError(f"{origin} is not an insole recording (it does not start with 'INSOLE-RECORDING')")
+    # From here on the file says it is a recording: what cannot be read is damage.
     try:
         version = int(data[len(MAGIC) + 1 : end1]) if end1 > 0 else None
     except ValueError:
         version = None
     if version is None:
-        raise NotARecordingError(f"{origin}: the first line is not 'INSOLE-RECORDING <version>'")
-    if version != FORMAT_VERSION:
-        raise RecordingVersionError(
-            f"{origin}: recording format version {version} is not supported; this side reads version {FORMAT_VERSION}"
-        )
-    end2 = data.find(b"\n", end1 + 1, end1 + 1 + MAX_HEADER_LINE)
+        raise DamagedHeaderError(origin, "the first line is not 'INSOLE-RECORDING <version>'")
+    if version not in READABLE_FORMAT_VERSIONS:
+        raise RecordingVersionError(_unsupported_format_message(origin, version))
     if end2 < 0:
-        raise NotARecordingError(f"{origin}: the JSON header line is missing or incomplete")
+        raise DamagedHeaderError(origin, "the JSON header line is missing or incomplete")
+    body_start = end2 + 1
+    if version >= 2:
+        if checksum is None:
+            raise DamagedHeaderError(origin, "its checksum line is missing or broken")
+        body_start += HEADER_CHECKSUM_LINE_LEN
     try:
         header = json.loads(data[end1 + 1 : end2].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NotARecordingError(f"{origin}: the header line is not valid JSON: {exc}") from exc
+        raise DamagedHeaderError(origin, f"the header line is not valid JSON: {exc}") from exc
     if not isinstance(header, dict):
-        raise NotARecordingError(f"{origin}: the header line is not a JSON object")
-    validate_header(header, origin=origin)
-    return header, end2 + 1
+        raise DamagedHeaderError(origin, "the header line is not a JSON object")
+    validate_header(header, origin=origin, format_version=version)
+    return header, body_start
 
 
 def read_header(path: Path) -> dict[str, Any]:
     """Only the JSON header (cheap: reads the first lines)."""
     path = Path(path)
     with open(path, "rb") as f:
-        first = f.readline(64)
-        second = f.readline(MAX_HEADER_LINE)
-    return parse_header(first + second, str(path))[0]
+        opening = read_opening(f)
+    return parse_header(opening, str(path))[0]
 
 
 def frame_record(stream: int, host_ms: int, packet: bytes) -> bytes:

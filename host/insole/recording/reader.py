@@ -181,9 +181,11 @@ def _stream_from_samples(
 def read_recording(path: Path) -> Recording:
     """Read a whole recording (every frame that passes its CRC; a torn tail is ignored).
 
-    Raises NotARecordingError for a file that is not a recording and
-    RecordingVersionError (an UnsupportedVersionError) for another format or protocol
-    version; both are UserErrors.
+    Raises NotARecordingError for a file that is not a recording, DamagedHeaderError
+    (a NotARecordingError) for a recording whose header is damaged, RecordingVersionError
+    (an UnsupportedVersionError, exit status 2 as for a UserError) for another format or
+    protocol version, and UserError for an unreadable file or one whose sample indices
+    leave no doubt that it is corrupt. Damage in the frames is counted, never raised.
     """
     path = Path(path)
     origin = str(path)

@@ -21,11 +21,11 @@ from insole.quantise import stream_counts
 from insole.recording.header import (
     FORMAT_NAME,
     FORMAT_VERSION,
-    MAX_HEADER_LINE,
     frame_record,
     header_bytes,
     make_header,
     parse_header,
+    read_opening,
     stream_header_for,
     validate_header,
 )
@@ -102,10 +102,9 @@ class RecordingWriter:
         self.frames_written = 0
         if append and self.path.exists() and self.path.stat().st_size > 0:
             with open(self.path, "rb") as f:
-                opening = f.readline(64) + f.readline(MAX_HEADER_LINE)
-                self.header = parse_header(opening, str(self.path))[0]
+                self.header, body_start = parse_header(read_opening(f), str(self.path))
                 f.seek(0, os.SEEK_END)
-                has_frames = f.tell() > len(opening)
+                has_frames = f.tell() > body_start
                 f.seek(-1, os.SEEK_END)
                 torn = has_frames and f.read(1) != b"\x00"
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
