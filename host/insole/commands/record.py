@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from insole.commands.options import add_force, check_outputs, seconds
 from insole.errors import UserError
 from insole.link import InsoleLink, SerialLink
 from insole.protocol import Layout
@@ -31,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--simulate", action="store_true", help="record two simulated insoles walking")
     p.add_argument("--ble", action="store_true", help="over BLE: scan for the insoles (or the emulated radio with --simulate)")
     p.add_argument("--side", action="append", choices=("left", "right"), help="with --ble: which insoles (default both)")
-    p.add_argument("--duration-s", type=float, default=10.0)
+    p.add_argument("--duration-s", type=seconds, default=10.0, help="how long to record (default 10 s; Ctrl-C ends it sooner)")
+    add_force(p)
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=run)
 
@@ -51,8 +53,7 @@ def _parse_ports(values: list[str]) -> list[tuple[str, str]]:
 def run(args: argparse.Namespace) -> int:
     from insole.recording import RecordingWriter, make_header, stream_header, stream_header_for
 
-    if args.output.exists():
-        raise UserError(f"{args.output} exists; recordings are never overwritten")
+    check_outputs(args.force, args.output)
     if sum(map(bool, (args.port, args.simulate, args.ble and not args.simulate))) != 1:
         raise UserError("give --port SIDE=PORT (USB), --ble (real insoles over BLE) or --simulate [--ble]")
     console = Console(stderr=True)
@@ -97,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
             header = make_header(
                 source="device", streams=entries, start_time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             )
+        if args.force:  # a recording is never appended to another: replaced whole, as asked
+            args.output.unlink(missing_ok=True)
         writer = stack.enter_context(RecordingWriter(args.output, header))
         session = LiveSession(links, layouts=layouts, writer=writer)
         session.start()
@@ -104,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             while time.monotonic() - started < args.duration_s:
                 session.poll(0.1)
+        except KeyboardInterrupt:
+            console.print("stopping: Ctrl-C")  # the recording ends here, complete
         finally:
             session.stop()
     for foot in session.feet:

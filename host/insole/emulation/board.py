@@ -197,6 +197,7 @@ class SimulatedBoard:
                 stderr=stderr,
                 env=env,
                 close_fds=True,
+                start_new_session=True,  # Ctrl-C reaches the host alone (emulation/process.py)
             )
         finally:
             if not isinstance(stderr, int):

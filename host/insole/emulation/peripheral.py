@@ -99,6 +99,7 @@ class BridgedPeripheral:
             [sys.executable, "-m", "insole.emulation.bridge", "--controller", self.controller,
              "--listen", f"{LOOPBACK}:0", "--address", self.address],
             stdout=subprocess.PIPE, stderr=stderr, text=True,
+            start_new_session=True,  # Ctrl-C reaches the host alone (emulation/process.py)
         )
         self.bridge_port = int(read_first_line(self.bridge, "the peripheral bridge", self.start_timeout_s))
         env = micropython_env(extra_paths=self.python_path)
@@ -109,7 +110,7 @@ class BridgedPeripheral:
         self.firmware = subprocess.Popen(
             [micropython_executable(), "-X", f"heapsize={self.heap or HEAP}", str(self.script), *self.args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if self.capture_stdout else stderr,
-            stderr=stderr, env=env, text=True,
+            stderr=stderr, env=env, text=True, start_new_session=True,
         )
 
     def firmware_line(self, timeout_s: float = START_TIMEOUT_S) -> str:

@@ -1,5 +1,11 @@
 """Child processes of the emulation (the radio, a bridge, a MicroPython firmware): started
-by the host, announced on their first stdout line, always ended."""
+by the host, announced on their first stdout line, always ended.
+
+Each runs in its own session (``start_new_session=True``): a Ctrl-C at the terminal
+signals the whole foreground process group, and children in it would die mid-exchange
+(with their own tracebacks) while the host still talks to them. Outside the group they
+hear nothing; the host unwinds and stops them in order.
+"""
 
 from __future__ import annotations
 

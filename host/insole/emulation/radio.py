@@ -474,6 +474,7 @@ class VirtualRadio:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
+                start_new_session=True,  # Ctrl-C reaches the host alone (emulation/process.py)
             )
         finally:
             if not isinstance(stderr, int):

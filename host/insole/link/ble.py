@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -87,6 +87,30 @@ class InsoleNotFound(LinkTimeout):
     advice = "switch the insole on and bring it close; `insole scan` lists the insoles in reach"
 
 
+class NoBluetoothError(LinkError):
+    """This computer's Bluetooth cannot be used: no adapter, adapter off, or no BlueZ."""
+
+    advice = ("check that this computer has a Bluetooth adapter, that it is on (`bluetoothctl power on`) "
+              "and that bluetoothd runs; or connect the insole's cable and use --port")
+
+
+@contextlib.asynccontextmanager
+async def _scanning(scanner_backend: type[BaseBleakScanner] | None) -> AsyncIterator[BleakScanner]:
+    """A running scan for the insole service; a computer that cannot scan is one clear error."""
+    try:
+        scanner = BleakScanner(service_uuids=[SERVICE_UUID], backend=scanner_backend)
+        await scanner.start()
+    except (BleakError, OSError) as exc:
+        # BlueZ unreachable (no D-Bus socket), no adapter, adapter powered off ...
+        why = f"BlueZ is not reachable ({exc})" if isinstance(exc, OSError) else str(exc) or type(exc).__name__
+        raise NoBluetoothError(f"cannot scan for insoles: {why}") from exc
+    try:
+        yield scanner
+    finally:
+        with contextlib.suppress(BleakError, OSError):
+            await scanner.stop()
+
+
 @dataclass(frozen=True)
 class FoundInsole:
     device: BLEDevice
@@ -99,7 +123,7 @@ async def find_insole(
 ) -> FoundInsole:
     """The first insole of ``side`` ("left"/"right") advertising the insole service."""
     wanted = SIDES[side]
-    async with BleakScanner(service_uuids=[SERVICE_UUID], backend=scanner_backend) as scanner:
+    async with _scanning(scanner_backend) as scanner:
         try:
             async with asyncio.timeout(timeout_s):
                 async for device, adv in scanner.advertisement_data():
@@ -115,7 +139,7 @@ async def scan_insoles(
 ) -> list[tuple[FoundInsole, int | None]]:
     """Every insole heard within ``timeout_s``, with its RSSI."""
     found: dict[str, tuple[FoundInsole, int | None]] = {}
-    async with BleakScanner(service_uuids=[SERVICE_UUID], backend=scanner_backend) as scanner:
+    async with _scanning(scanner_backend) as scanner:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 async for device, adv in scanner.advertisement_data():
