@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import signal
 import sys
 import threading
@@ -23,7 +24,13 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from insole.protocol import PROTOCOL_VERSION
+
     parser = argparse.ArgumentParser(prog="insole", description=__doc__)
+    parser.add_argument(
+        "--version", action="version",
+        version=f"insole {importlib.metadata.version('insole')} (protocol v{PROTOCOL_VERSION})",
+    )  # fmt: skip
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"insole.commands.{name}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from insole.commands.options import add_force, check_outputs, seconds
 from insole.emulation.insoles import open_simulated_insoles
 from insole.session.live import LiveSession
 from insole.session.terminal import render
@@ -24,10 +25,11 @@ from insole.session.terminal import render
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("demo", help="two simulated insoles walking, shown live (no hardware needed)")
-    p.add_argument("--duration-s", type=float, default=20.0, help="how long to stream (default 20 s)")
+    p.add_argument("--duration-s", type=seconds, default=20.0, help="how long to stream (default 20 s)")
     p.add_argument("-o", "--output", type=Path, help="also record both feet to this .insole file")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--link", choices=("ble", "serial"), default="ble", help="emulated BLE radio (default) or a pty")
+    add_force(p)
     p.set_defaults(func=run)
 
 
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from insole.recording import RecordingWriter, make_header, stream_header_for
     from insole.sim import demo_plan, simulate_session
 
+    check_outputs(args.force, args.output)
     console = Console()
     sim = simulate_session(demo_plan(), rate_hz=100.0, seed=args.seed)
     truth_steps = {side: sum(1 for s in sim.steps if s.side == side) for side in ("left", "right")}
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
                 source="simulated",
                 streams=[stream_header_for(s, scale) for s, scale in zip(sim.streams, insoles.pressure_scales, strict=True)],
             )
+            if args.force:  # a recording is never appended to another: replaced whole, as asked
+                args.output.unlink(missing_ok=True)
             writer = stack.enter_context(RecordingWriter(args.output, header))
         session = LiveSession(insoles.links, layouts=insoles.layouts, writer=writer)
         session.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from insole.commands.options import add_force, check_outputs
 from insole.export.samples_csv import export_csv
 from insole.recording import read_recording
 
@@ -25,10 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--stream", choices=("left", "right", "all"), default="all", help="which foot to export (default: all)"
     )
+    add_force(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args.force, args.output)
     recording = read_recording(args.recording)
     rows = export_csv(recording, args.output, args.stream)
     print(f"wrote {rows} rows to {args.output}")

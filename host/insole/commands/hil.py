@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from insole.commands.options import add_force, check_outputs
 from insole.errors import UserError
 from insole.export.events_csv import write_raises_csv, write_steps_csv
 from insole.hil import raise_rows, replay_recording, step_rows
@@ -30,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="serial port of a real board in replay mode; once for all feet in turn, or once per foot",
     )
     p.add_argument("--log-dir", type=Path, help="keep the simulated firmware's stderr here")
+    add_force(p)
     p.set_defaults(func=run)
 
 
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if not args.recording.exists():
         raise UserError(f"{args.recording}: no such recording")
+    check_outputs(args.force, args.steps, args.heel_raises)
     recording = read_recording(args.recording)
     streams = recording.streams
     scales = [float(s["pressure_scale"]) for s in recording.header["streams"]]

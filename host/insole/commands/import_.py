@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from insole.commands.options import add_force, check_outputs
 from insole.errors import UserError
 from insole.model import FootStream, Side, StepRow
 
@@ -32,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="recording to write (.insole)")
-        p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+        add_force(p)
 
     moticon = sources.add_parser("moticon", help="Moticon OpenGo text export (.txt)")
     moticon.add_argument("file", type=Path, metavar="FILE")
@@ -66,21 +67,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     csv.set_defaults(func=run_csv)
 
 
-def _check_output(args: argparse.Namespace) -> Path:
-    output: Path = args.output
-    if output.exists() and not args.force:
-        raise UserError(f"{output} exists; use --force to overwrite")
-    if not output.parent.is_dir():
-        raise UserError(f"{output.parent} is not a directory")
-    return output
-
-
 def _write(
     args: argparse.Namespace, streams: list[FootStream], source: str, source_file: str, start: str | None
 ) -> None:
     from insole.recording import write_recording  # lazy: the importers do not need it
 
-    output = _check_output(args)
+    output: Path = args.output
     write_recording(output, streams, source=source, start_time_utc=start, source_file=source_file)
     for s in streams:
         parts = [f"{s.n_pressure} pressure [{s.pressure_unit}]"] if s.n_pressure else []
@@ -107,6 +99,8 @@ def run_moticon(args: argparse.Namespace) -> int:
     from insole.export.events_csv import write_steps_csv
     from insole.importers.moticon import read_moticon
 
+    vendor_steps_path = args.output.with_name(args.output.stem + ".vendor-steps.csv")
+    check_outputs(args.force, args.output, vendor_steps_path)
     recording = read_moticon(args.file)
     _write(args, recording.streams, "moticon", args.file.name, recording.start_time_utc)
     if recording.start_time_utc is None and recording.start_time_local:
@@ -121,9 +115,8 @@ def run_moticon(args: argparse.Namespace) -> int:
             for side, events in recording.reference_events.items()
             for step in _vendor_steps(events.ic_s, events.to_s, side)
         ]
-        path = args.output.with_name(args.output.stem + ".vendor-steps.csv")
-        count = write_steps_csv(path, steps)
-        print(f"wrote {path} ({count} vendor steps)")
+        count = write_steps_csv(vendor_steps_path, steps)
+        print(f"wrote {vendor_steps_path} ({count} vendor steps)")
     elif recording.event_source == "manual":
         counts = {side: len(ev.ic_s) for side, ev in recording.reference_events.items()}
         print(f"note: hand-placed heel strikes {counts} are kept in the importer, not written")
@@ -133,6 +126,7 @@ def run_moticon(args: argparse.Namespace) -> int:
 def run_gaitpdb(args: argparse.Namespace) -> int:
     from insole.importers.gaitpdb import import_gaitpdb
 
+    check_outputs(args.force, args.output)
     streams = import_gaitpdb(args.file)
     _write(args, streams, "gaitpdb", args.file.name, None)
     return 0
@@ -141,6 +135,7 @@ def run_gaitpdb(args: argparse.Namespace) -> int:
 def run_gaitmap(args: argparse.Namespace) -> int:
     from insole.importers.gaitmap import import_gaitmap
 
+    check_outputs(args.force, args.output)
     _write(args, import_gaitmap(args.file), "gaitmap", args.file.name, None)
     return 0
 
@@ -150,6 +145,7 @@ def run_csv(args: argparse.Namespace) -> int:
 
     if args.left is None and args.right is None:
         raise UserError("give at least one of --left L.csv / --right R.csv")
+    check_outputs(args.force, args.output)
     streams = import_csv(args.left, args.right, layout=args.layout, pressure_unit=args.pressure_unit)
     names = ", ".join(p.name for p in (args.left, args.right) if p is not None)
     _write(args, streams, "csv", names, None)

@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from rich.console import Console
 from rich.live import Live
 
+from insole.commands.options import seconds
 from insole.emulation.insoles import open_simulated_insoles
 from insole.link.ble import open_ble_insoles
 from insole.session.live import LiveSession
@@ -19,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p = subparsers.add_parser("monitor", help="watch both insoles live over BLE (Ctrl-C to stop)")
     p.add_argument("--side", action="append", choices=("left", "right"), help="which insoles (default both)")
     p.add_argument("--simulate", action="store_true", help="two simulated insoles on the emulated BLE radio")
-    p.add_argument("--duration-s", type=float, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--duration-s", type=seconds, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=run)
 

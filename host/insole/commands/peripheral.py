@@ -17,6 +17,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from insole.commands.options import seconds
 from insole.errors import ToolError, UserError
 
 SIDES = ("left", "right")
@@ -35,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="bumble HCI transport: usb:0, serial:/dev/ttyACM0, tcp-server:127.0.0.1:9002, ...")
     p.add_argument("--side", choices=SIDES, default="left")
     p.add_argument("--address", help="static random address (default C0:15:01:00:00:01 left, ...:02 right)")
-    p.add_argument("--walk-s", type=float, default=30.0, help="walking time per round (default 30 s)")
+    p.add_argument("--walk-s", type=seconds, default=30.0, help="walking time per round (default 30 s)")
     p.add_argument("--stand-s", type=float, default=10.0, help="standing time per round, first (default 10 s)")
     p.add_argument("--cadence-spm", type=float, default=110.0, help="steps per minute, both feet (default 110)")
     p.add_argument("--stride-length-m", type=float, default=1.3,
@@ -45,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--settings-dir", type=Path,
                    help="where the insole keeps its settings and bonds (default: a new folder for this run)")
-    p.add_argument("--duration-s", type=float, help="stop after this long (default: at Ctrl-C)")
+    p.add_argument("--duration-s", type=seconds, help="stop after this long (default: at Ctrl-C)")
     p.add_argument("--log", type=Path, help="write the bridge's and the firmware's messages here (default: stderr)")
     p.set_defaults(func=run)
 
@@ -59,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from insole.emulation.insoles import simulated_ble_insole, write_insole_samples
     from insole.sim import SessionPlan, Stand, Walk, simulate_session
 
-    if args.walk_s <= 0 or args.stand_s < 0:
-        raise UserError("--walk-s must be positive and --stand-s not negative")
+    if args.stand_s < 0:
+        raise UserError("--stand-s must not be negative")
     if args.settings_dir is not None and not args.settings_dir.is_dir():
         raise UserError(f"folder {args.settings_dir} does not exist")
     try:

@@ -7,10 +7,12 @@ from contextlib import ExitStack
 
 from rich.console import Console
 
+from insole.commands.options import seconds
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("scan", help="list insoles advertising over BLE")
-    p.add_argument("--timeout-s", type=float, default=5.0)
+    p.add_argument("--timeout-s", type=seconds, default=5.0)
     p.add_argument("--simulate", action="store_true", help="scan the emulated radio with two simulated insoles on it")
     p.set_defaults(func=run)
 

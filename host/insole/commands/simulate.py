@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from insole.commands.options import add_force, check_outputs, seconds
 from insole.errors import UserError
 
 PLANS = ("demo", "walk", "fpa-sweep", "heel-raises", "backward")
@@ -30,7 +31,7 @@ def add_parser(subparsers: Any) -> None:
         help="demo: ~2 min mixed session; walk/backward: straight walking; fpa-sweep: one bout per "
         "foot angle; heel-raises: 3 sets of 10 (default: demo)",
     )
-    parser.add_argument("--duration-s", type=float, help="walking time for walk (default 60) and backward (default 30)")
+    parser.add_argument("--duration-s", type=seconds, help="walking time for walk (default 60) and backward (default 30)")
     parser.add_argument(
         "--fpa-deg",
         type=float,
@@ -50,6 +51,7 @@ def add_parser(subparsers: Any) -> None:
         help="sensor noise, bias, drift and gain spread (default on); --no-noise gives exact signals",
     )
     parser.add_argument("--layout", default="insole8", help="pressure layout in hardware/layouts/ (default insole8)")
+    add_force(parser)
     parser.set_defaults(func=run)
 
 
@@ -119,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
     if not 50.0 <= args.rate_hz <= 250.0:
         raise UserError(f"--rate-hz must be within 50..250 (protocol v1), got {args.rate_hz:g}")
     output: Path = args.output
-    if not output.parent.is_dir():
-        raise UserError(f"folder {output.parent} does not exist")
+    steps_path, raises_path = ground_truth_paths(output)
+    check_outputs(args.force, output, steps_path, raises_path)
     plan = build_plan(args)
     session = simulate_session(
         plan,
@@ -129,7 +131,6 @@ def run(args: argparse.Namespace) -> int:
         layout=args.layout,
         sensors=SensorModel() if args.noise else SensorModel.ideal(),
     )
-    steps_path, raises_path = ground_truth_paths(output)
     peak_kpa = max(float(s.pressure.max()) for s in session.streams if s.pressure is not None)
     scales = [FIXED_PRESSURE_SCALE_KPA] * 2 if peak_kpa < 60000 * FIXED_PRESSURE_SCALE_KPA else None
     write_recording(

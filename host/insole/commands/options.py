@@ -1,0 +1,43 @@
+"""Options several commands share: durations, and one policy for the files they write.
+
+Every command that writes files takes ``-f/--force`` and checks all its outputs before
+any work starts, so a typo in a path ends the command at once, not after a ten-minute
+replay, and nothing is overwritten unless asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from insole.errors import UserError
+
+
+def seconds(text: str) -> float:
+    """argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be a positive number of seconds")
+    return value
+
+
+def add_force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite output files that exist")
+
+
+def check_outputs(force: bool, *paths: Path | None) -> None:
+    """Every file a command will write can be written: its folder exists, and it does not
+    exist yet unless ``force``. Raises :class:`UserError` naming the first that cannot."""
+    for path in paths:
+        if path is None:
+            continue
+        if path.is_dir():
+            raise UserError(f"{path} is a folder; give a file name")
+        if not path.parent.is_dir():
+            raise UserError(f"folder {path.parent} does not exist")
+        if path.exists() and not force:
+            raise UserError(f"{path} exists; use -f/--force to overwrite")
