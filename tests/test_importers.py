@@ -677,3 +677,42 @@ def test_gaitmap_import_then_hil_writes_foot_angles(tmp_path: Path) -> None:
     assert len(rows) >= 50 and len(angles) >= 40
     assert sum(r.endswith(",forward") for r in rows) >= 0.8 * len(rows)
     assert 0.0 < sorted(angles)[len(angles) // 2] < 25.0  # toe-out, as the subject walks
+
+
+# Every IMU file of gaitmap's example data: (file, feet, rate in Hz, first sample).
+GAITMAP_FILES = [
+    ("imu_sample.csv", ("left", "right"), 204.8, 0),
+    ("imu_sample_not_rotated.csv", ("left", "right"), 204.8, 0),
+    ("imu_sample_healthy_stair_up.csv", ("left", "right"), 204.8, 0),
+    ("imu_sample_healthy_stair_down.csv", ("left", "right"), 204.8, 0),
+    ("imu_sample_ic_stride.csv", ("left", "right"), 102.4, 0),
+    ("imu_sample_ms_left.csv", ("left",), 102.4, 23000),
+    ("imu_sample_ms_right.csv", ("right",), 102.4, 23000),
+]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("name", "feet", "rate_hz", "first_sample"), GAITMAP_FILES)
+def test_import_gaitmap_takes_every_example_file(
+    tmp_path: Path, name: str, feet: tuple[str, ...], rate_hz: float, first_sample: int
+) -> None:
+    path = require_shared_data("gaitmap_example", name)
+    out = tmp_path / "walk.insole"
+    argv = ["import", "gaitmap", str(path), "-o", str(out)]
+    if "not_rotated" in name:
+        with pytest.raises(UserError, match="sensor frame"):  # only when asked for
+            _run(argv)
+        argv.append("--sensor-frame")
+    assert _run(argv) == 0
+    back = read_recording(out)
+    assert tuple(s.side for s in back.streams) == feet
+    text = path.read_text().splitlines()
+    n_rows = len(text) - (1 if len(feet) == 1 else 2)
+    for stream in back.streams:
+        assert stream.rate_hz == pytest.approx(rate_hz, abs=0.01)
+        assert stream.n_samples == n_rows
+        assert stream.t0_s == pytest.approx(first_sample / rate_hz, abs=1e-3)
+        # At rest the foot reads gravity (m/s², as we store it).
+        assert stream.acc_ms2 is not None and stream.gyro_dps is not None
+        still = np.linalg.norm(stream.gyro_dps, axis=1) < 5.0
+        assert 9.0 < float(np.median(np.linalg.norm(stream.acc_ms2[still], axis=1))) < 10.6

@@ -45,8 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     common(gaitpdb)
     gaitpdb.set_defaults(func=run_gaitpdb)
 
-    gaitmap = sources.add_parser("gaitmap", help="gaitmap example IMU data (imu_sample*.csv, foot frame)")
+    gaitmap = sources.add_parser("gaitmap", help="gaitmap example IMU data (imu_sample*.csv)")
     gaitmap.add_argument("file", type=Path, metavar="FILE")
+    gaitmap.add_argument("--rate-hz", type=float, help="sampling rate (default: the example file's own)")
+    gaitmap.add_argument("--sensor-frame", action="store_true",
+                         help="import a file in the sensor frame (imu_sample_not_rotated.csv) as it is")
     common(gaitmap)
     gaitmap.set_defaults(func=run_gaitmap)
 
@@ -136,7 +139,10 @@ def run_gaitmap(args: argparse.Namespace) -> int:
     from insole.importers.gaitmap import import_gaitmap
 
     check_outputs(args.force, args.output)
-    _write(args, import_gaitmap(args.file), "gaitmap", args.file.name, None)
+    if args.rate_hz is not None and not 50.0 <= args.rate_hz <= 250.0:
+        raise UserError(f"--rate-hz must be within 50..250 (protocol v1), got {args.rate_hz:g}")
+    streams = import_gaitmap(args.file, rate_hz=args.rate_hz, allow_sensor_frame=args.sensor_frame)
+    _write(args, streams, "gaitmap", args.file.name, None)
     return 0
 
 
