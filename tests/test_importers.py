@@ -626,7 +626,7 @@ def test_import_csv_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     np.testing.assert_allclose(present(stream.pressure), present(expected.pressure), atol=1e-3)
     np.testing.assert_allclose(present(stream.acc_ms2), present(expected.acc_ms2), atol=0.01)  # mg resolution
     np.testing.assert_allclose(present(stream.gyro_dps), present(expected.gyro_dps), atol=0.05)  # 0.1 deg/s
-    with pytest.raises(UserError, match="exists; use --force"):
+    with pytest.raises(UserError, match="exists; use -f/--force"):
         _run(["import", "csv", "--left", str(left), "-o", str(out)])
     with pytest.raises(UserError, match="at least one of --left"):
         _run(["import", "csv", "-o", str(tmp_path / "x.insole")])
