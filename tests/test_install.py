@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import textwrap
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,45 @@ def test_plain_install_runs_hil_on_a_recording_outside_the_checkout(wheel: Path,
     assert len(rows) > 10, result.stderr
     truth = (tmp_path / "walk.steps.csv").read_text().splitlines()
     assert abs(len(rows) - len(truth)) <= 4, (len(rows), len(truth))
+
+
+def test_setup_script_installs_only_when_something_changed(tmp_path: Path) -> None:
+    """scripts/setup.sh runs pip on a fresh checkout and when pyproject.toml, the Python or
+    the extras asked for changed; a warm checkout (the demo's every start) skips it."""
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / "scripts" / "setup.sh", project / "scripts" / "setup.sh")
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    log = tmp_path / "calls.log"
+    # Stand-ins that log instead of building a venv and installing: `python3 -m venv`
+    # makes a .venv whose python logs pip's arguments and "installs" bin/insole.
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python3").write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+            echo venv >> {log}
+            mkdir -p "$3/bin"
+            printf '#!/bin/sh\\necho "$*" >> {log}\\ntouch "$(dirname "$0")/insole"\\nchmod +x "$(dirname "$0")/insole"\\n' > "$3/bin/python"
+            chmod +x "$3/bin/python"
+            exit 0
+        fi
+        exec {sys.executable} "$@"
+        """))  # fmt: skip
+    (fake_bin / "python3").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+
+    def setup(extras: str) -> list[str]:
+        log.write_text("")
+        _run(["bash", str(project / "scripts" / "setup.sh"), extras], env=env)
+        return log.read_text().splitlines()
+
+    first = setup("emulation,test")
+    assert first[0] == "venv" and first[1].endswith("-e .[emulation,test]")
+    assert setup("emulation,test") == []
+    assert setup("emulation") == []  # already there
+    more = setup("emulation,mutation")
+    assert more[0] == "venv" and more[1].endswith("-e .[emulation,test,emulation,mutation]")
+    assert setup("test,mutation") == []
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '2'\n")
+    assert setup("emulation")[1:] == ["-m pip install -q --disable-pip-version-check -e .[emulation]"]
