@@ -408,13 +408,14 @@ def test_every_pending_gatt_request_ends_with_the_link(radio: VirtualRadio) -> N
     """
     from bumble.device import Device
     from bumble.gatt import Characteristic, CharacteristicValue, Service
+    from bumble.hci import Address
     from bumble.transport import open_transport
 
     slow_uuid = "7e1a0001-0000-4000-8000-00000000beef"
 
     async def scenario() -> tuple[list[BaseException | bytearray], float]:
         async with await open_transport(radio.transports[RIGHT]) as (source, sink):
-            peripheral = Device.with_hci("slow", "C0:15:00:00:00:51", source, sink)
+            peripheral = Device.with_hci("slow", Address("C0:15:00:00:00:51"), source, sink)
 
             async def read_slowly(_connection: Any) -> bytes:
                 await asyncio.sleep(5.0)
