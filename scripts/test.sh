@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh emulation,test
 # Outside CI a missing source or toolchain only skips the second run's tests (with a message).
 bash scripts/build-micropython-esp32.sh
+bash scripts/install-chromium.sh
 .venv/bin/ruff check host tests tools
 .venv/bin/mypy
 

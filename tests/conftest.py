@@ -118,3 +118,30 @@ def run_micropython(script: Path | str, *args: str, timeout_s: float = 120) -> s
         timeout=timeout_s,
         check=False,
     )
+
+
+# Debian's Chromium (scripts/install-chromium.sh), driven by playwright: never a browser
+# download of playwright's own. The flags keep it off this machine's closed network.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Generator[object, None, None]:
+    """A headless Chromium (playwright's sync ``Browser``) for the module's tests.
+
+    Typed ``object`` so that modules without browser tests need no playwright types;
+    tests annotate it as ``playwright.sync_api.Browser``."""
+    if not CHROMIUM.exists():
+        skip_or_fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (scripts/install-chromium.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
