@@ -7,10 +7,12 @@ import json
 import math
 import struct
 from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+from cobs import cobs
 
 from conftest import PROTOCOL_VECTORS, REPO_ROOT
 from insole.errors import ProtocolError, UnsupportedVersionError
@@ -548,6 +550,55 @@ def test_pure_random_bytes_never_raise_and_stay_bounded() -> None:
     decoder = FrameDecoder()
     assert decoder.feed(b"\x55" * 5000 + frame(ping)) == [ping]
     assert decoder.bad_reasons["too_long"] == 1
+
+
+def _worst_case_runs() -> dict[str, bytes]:
+    """Garbage that made the glued-frame search quadratic: runs of the longest frame
+    length where every start is a candidate tail, or looks like a packet header."""
+    longest = max_encoded_frame_len()
+    bad_crc = bytearray(frame(encode_samples(0, np.full((36, 8), 0x0101), np.full((36, 6), 0x0102))[0]))
+    bad_crc[-2] ^= 0x04
+    return {
+        "0x01 runs": b"\x01" * longest + b"\x00",
+        "0x02 runs": b"\x02" * longest + b"\x00",
+        "header-like runs": (b"\x03\x01\x02" * 400)[:longest] + b"\x00",
+        "short header-like runs": b"\x03\x01\x02" * 7 + b"\x00",
+        "over-long runs": b"\x01" * 3 * longest + b"\x00",
+        "frames with a bad CRC": bytes(bad_crc),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_worst_case_runs()))
+def test_decoder_work_stays_linear_on_worst_case_garbage(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Work counted, not timed (tools/bench_decoder.py prints the MB/s): every byte
+    # handed to COBS decoding. The glued-frame search used to decode every candidate
+    # tail of a failed run, ~500 bytes per byte fed on runs of 0x01.
+    data = _worst_case_runs()[kind] * 40
+    decoded = 0
+
+    def counting_decode(encoded: bytes) -> bytes:
+        nonlocal decoded
+        decoded += len(encoded)
+        return cobs.decode(encoded)
+
+    counting = SimpleNamespace(decode=counting_decode, encode=cobs.encode, DecodeError=cobs.DecodeError)
+    monkeypatch.setattr("insole.protocol.framing.cobs", counting)
+    decoder = FrameDecoder()
+    assert decoder.feed(data) == []
+    assert decoder.bad_frames == 40
+    assert decoded <= 3 * len(data), f"{decoded / len(data):.1f} bytes decoded per byte fed"
+    assert decoder.pending_bytes == 0
+
+
+def test_glued_frame_after_header_like_garbage_is_found() -> None:
+    # The search tries the tails that start like a packet header, longest first: a
+    # frame glued to garbage that holds a header-like pair of bytes is still found.
+    ping = Command(CommandCode.PING).encode(1, 2)
+    step = Step(1523, 1587, 640, 410, 850, 1, 3, 41000, 118, 1380, 1210, 12).encode(3, 4)
+    for garbage in (b"\x03\x01\x02\x05\x07", b"\x44\x03\x01\x06\x09\x09", bytes(range(1, 40))):
+        decoder = FrameDecoder()
+        assert decoder.feed(garbage + frame(ping) + garbage + frame(step)) == [ping, step]
+        assert decoder.bad_frames == 2 and decoder.skipped_bytes == 2 * len(garbage)
 
 
 def test_bad_crc_frames_are_counted_not_raised() -> None:

@@ -9,13 +9,16 @@ counts refused packets by reason.
 from __future__ import annotations
 
 import binascii
+import re
 from collections import Counter
 from collections.abc import Callable
 
+import numpy as np
+import numpy.typing as npt
 from cobs import cobs
 
 from insole.errors import ProtocolError
-from insole.protocol.constants import CRC_LEN, HEADER_LEN, MAX_PACKET_LEN
+from insole.protocol.constants import CRC_LEN, HEADER_LEN, MAX_PACKET_LEN, PROTOCOL_VERSION, PacketType
 from insole.protocol.header import PacketError, PacketVersionError
 from insole.protocol.packets import DecodedPacket, decode_packet
 
@@ -38,6 +41,24 @@ def max_encoded_frame_len(prefix_len: int = 0) -> int:
     return raw + raw // 254 + 1
 
 
+# Where a glued frame may start: its packet header's version byte then a known packet
+# type. COBS leaves both as they are (neither is 0, and a block is 254 bytes long), 1 +
+# prefix_len bytes after the frame's first code byte; without a prefix that code byte
+# is at least 3, as its block holds both.
+_HEADER = re.escape(bytes([PROTOCOL_VERSION])) + b"[" + re.escape(bytes([min(PacketType)])) + b"-" + re.escape(
+    bytes([max(PacketType)])
+) + b"]"
+_FRAME_START = {0: re.compile(b"[\x03-\xff]" + _HEADER), "prefixed": re.compile(_HEADER)}
+# Per failed run, at most this many tails are decoded and four times as many looked at,
+# so the work stays linear in the input whatever it holds. Two: a header-like pair of
+# bytes in garbage before a glued frame is rare (about 1 in 20,000 bytes), two rarer still.
+_GLUED_TRIES = 2
+_GLUED_LOOKS = 4 * _GLUED_TRIES
+# A feed() with more 0x00 than this locates its runs with numpy: junk of short runs (or
+# 0x00 only) would otherwise cost a Python loop per run.
+_MANY_RUNS = 64
+
+
 class FrameDecoder:
     """Splits a byte stream into verified frames; never raises on garbage.
 
@@ -48,9 +69,13 @@ class FrameDecoder:
     longest frame: older bytes of an over-long run are dropped and counted.
 
     With ``recover_glued`` (the default) a frame glued to preceding garbage (no 0x00 in
-    between) is still found: when a run fails, the decoder looks for the longest tail
-    of the run that is a valid frame. A receiver that only splits at 0x00 agrees on
-    every stream where garbage is followed by a delimiter.
+    between) is still found: when a run fails, the decoder tries the tails of the run
+    that start with a packet header (version 1, a known type), longest first, two per
+    run at most. A receiver that only splits at 0x00
+    agrees on every stream where garbage is followed by a delimiter.
+
+    The work is linear in the input: ``checked_bytes`` counts the bytes handed to COBS
+    decoding (whole runs and tried tails), at most a few times the bytes fed.
     """
 
     def __init__(self, prefix_len: int = 0, *, recover_glued: bool = True) -> None:
@@ -62,9 +87,12 @@ class FrameDecoder:
         self.frames = 0
         self.bad_frames = 0
         self.skipped_bytes = 0
+        self.checked_bytes = 0
         self.bad_reasons: Counter[str] = Counter()
         self._buffer = bytearray()
         self._overflowed = False
+        # Shortest run that can hold a frame: its decoded bytes plus the first code byte.
+        self._min_encoded_len = self.min_frame_len + 1
 
     @property
     def pending_bytes(self) -> int:
@@ -78,20 +106,71 @@ class FrameDecoder:
         self._overflowed = False
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        parts = bytes(data).split(b"\x00")
-        if len(parts) == 1:
-            self._buffer += parts[0]
+        data = bytes(data)
+        delimiters = data.count(0)
+        if not delimiters:
+            self._buffer += data
             self._trim_buffer()
             return []
         out: list[bytes] = []
-        first = bytes(self._buffer) + parts[0]
-        self._process_run(first, self._overflowed, out)
-        for run in parts[1:-1]:
-            self._process_run(run, False, out)
-        self._buffer = bytearray(parts[-1])
+        first_end = data.index(0)
+        last_end = data.rindex(0)
+        short: list[bytes] = []  # runs too short for a frame, counted at the end
+        first = bytes(self._buffer) + data[:first_end]
+        if len(first) >= self._min_encoded_len or self._overflowed:
+            self._process_run(first, self._overflowed, out)
+        elif first:
+            short.append(first)
+        if delimiters > _MANY_RUNS:
+            self._process_many_runs(data, out)
+        else:
+            for run in data[first_end + 1 : last_end].split(b"\x00"):
+                if len(run) >= self._min_encoded_len:
+                    self._process_run(run, False, out)
+                elif run:  # empty runs (00 00) are harmless: senders may flush with 0x00
+                    short.append(run)
+        if short:
+            lengths = np.fromiter(map(len, short), dtype=np.int64, count=len(short))
+            ends = np.cumsum(lengths)
+            self._count_short(np.frombuffer(b"".join(short), dtype=np.uint8), ends - lengths, ends)
+        self._buffer = bytearray(data[last_end + 1 :])
         self._overflowed = False
         self._trim_buffer()
         return out
+
+    def _process_many_runs(self, data: bytes, out: list[bytes]) -> None:
+        """The runs between the first and the last 0x00 of ``data``, located without a
+        Python loop per run: junk of short runs (or 00 00, a harmless flush) costs no
+        more than frames."""
+        codes = np.frombuffer(data, dtype=np.uint8)
+        delimiters = np.flatnonzero(codes == 0)
+        starts = delimiters[:-1] + 1
+        ends = delimiters[1:]
+        lengths = ends - starts
+        for start, end in _spans(starts, ends, lengths >= self._min_encoded_len):
+            self._process_run(data[start:end], False, out)
+        short = (lengths > 0) & (lengths < self._min_encoded_len)
+        if short.any():
+            self._count_short(codes, starts[short], ends[short])
+
+    def _count_short(
+        self, codes: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+    ) -> None:
+        """Runs ``codes[start:end]`` too short to hold a frame (and so is every tail of
+        theirs), counted by reason: "too_short" when their code bytes chain to the run's
+        end (COBS decodes them), else "bad_cobs"; the chains of all of them walked at once."""
+        at = starts.copy()
+        walking = np.ones(len(at), dtype=bool)
+        while walking.any():
+            at[walking] += codes[at[walking]]
+            walking = at < ends
+        landed = int(np.count_nonzero(at == ends))
+        self.bad_frames += len(at)
+        self.skipped_bytes += int((ends - starts).sum())
+        if landed:
+            self.bad_reasons["too_short"] += landed
+        if landed < len(at):
+            self.bad_reasons["bad_cobs"] += len(at) - landed
 
     def _trim_buffer(self) -> None:
         excess = len(self._buffer) - self.max_encoded_len
@@ -102,6 +181,7 @@ class FrameDecoder:
             self._overflowed = True
 
     def _check(self, encoded: bytes) -> tuple[bytes | None, str]:
+        self.checked_bytes += len(encoded)
         try:
             raw = cobs.decode(encoded)
         except cobs.DecodeError:
@@ -116,9 +196,8 @@ class FrameDecoder:
         return body, "ok"
 
     def _process_run(self, run: bytes, overflowed: bool, out: list[bytes]) -> None:
-        if not run:
-            return  # empty run between two 0x00: harmless (senders may flush with 0x00)
-        whole_checked = not overflowed and len(run) <= self.max_encoded_len
+        n = len(run)
+        whole_checked = not overflowed and n <= self.max_encoded_len
         if whole_checked:
             body, reason = self._check(run)
             if body is not None:
@@ -130,7 +209,7 @@ class FrameDecoder:
         self._count_bad(reason)
         recovered = self._recover_tail(run, 1 if whole_checked else 0) if self.recover_glued else None
         if recovered is None:
-            self.skipped_bytes += len(run)
+            self.skipped_bytes += n
             return
         start, body = recovered
         self.skipped_bytes += start
@@ -142,24 +221,42 @@ class FrameDecoder:
         self.bad_reasons[reason] += 1
 
     def _recover_tail(self, run: bytes, first_start: int) -> tuple[int, bytes] | None:
-        """(start, frame body) of the longest valid frame that ends ``run``, if any.
+        """(start, frame body) of a valid frame that ends ``run``, if one is found.
 
-        A COBS frame is a chain of code bytes that lands exactly on its end; walking
-        backwards marks every start whose chain does, and only those are tried.
+        Tries the tails that start with a packet header, longest first: at most
+        ``_GLUED_TRIES`` are decoded.
         """
         n = len(run)
         lowest = max(first_start, n - self.max_encoded_len)
-        lands = bytearray(n + 1)
-        lands[n] = 1
-        for i in range(n - 1, lowest - 1, -1):
-            j = i + run[i]
-            lands[i] = 1 if j <= n and lands[j] else 0
-        for start in range(lowest, n - self.min_frame_len):
-            if lands[start]:
+        last = n - self._min_encoded_len
+        tries = _GLUED_TRIES
+        looks = _GLUED_LOOKS
+        prefix_len = self.prefix_len
+        pattern = _FRAME_START[0] if prefix_len == 0 else _FRAME_START["prefixed"]
+        to_match = 0 if prefix_len == 0 else 1 + prefix_len  # from the frame's first code byte
+        match = pattern.search(run, lowest + to_match)
+        while match is not None and tries and looks:
+            start = match.start() - to_match
+            if start > last:
+                break
+            looks -= 1
+            version_at = start + 1 + prefix_len
+            # The version and type must be data, not code bytes of this tail (which
+            # decode to 0): a few hops decide it without decoding.
+            at = start
+            while at < version_at:
+                at += run[at]
+            if at > version_at + 1:
+                tries -= 1
                 body, _reason = self._check(run[start:])
                 if body is not None:
                     return start, body
+            match = pattern.search(run, match.start() + 1)  # overlapping matches too
         return None
+
+
+def _spans(starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64], keep: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    return list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True))
 
 
 class PacketStream:
