@@ -108,3 +108,149 @@ def test_export_errors_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(InsoleError, match="version 3 is not supported") as info:
         run_export(str(future), "-o", str(tmp_path / "z.csv"))
     assert info.value.exit_code == UserError.exit_code == 2
+
+
+# --------------------------------------------------------------------------- per foot, round trip
+
+
+def test_export_per_foot_round_trips_through_import_csv(tmp_path: Path) -> None:
+    from insole.commands import import_
+
+    recording_path = tmp_path / "walk.insole"
+    make_recording(recording_path)
+    assert run_export(str(recording_path), "-o", str(tmp_path / "walk.csv"), "--per-foot") == 0
+    parser = argparse.ArgumentParser(prog="insole")
+    import_.add_parser(parser.add_subparsers(dest="command", required=True))
+    back = tmp_path / "back.insole"
+    args = parser.parse_args(
+        ["import", "csv", "--left", str(tmp_path / "walk.left.csv"), "--right", str(tmp_path / "walk.right.csv"),
+         "-o", str(back)]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    original, imported = read_recording(recording_path), read_recording(back)
+    for side in ("left", "right"):
+        a, b = original.stream(side), imported.stream(side)
+        assert (b.rate_hz, b.n_samples, b.n_pressure, b.has_imu) == (a.rate_hz, a.n_samples, a.n_pressure, a.has_imu)
+        assert b.t0_s == pytest.approx(a.t0_s, abs=1e-9)
+        scale = float(imported.header["streams"][[s.side for s in imported.streams].index(side)]["pressure_scale"])
+        assert a.pressure is not None and b.pressure is not None
+        np.testing.assert_array_equal(np.isnan(b.pressure), np.isnan(a.pressure))
+        np.testing.assert_allclose(b.pressure, a.pressure, atol=scale / 2 + 1e-9)  # re-quantised once
+        if a.has_imu:
+            np.testing.assert_allclose(b.acc_ms2, a.acc_ms2, atol=1e-5)  # type: ignore[arg-type]
+            np.testing.assert_allclose(b.gyro_dps, a.gyro_dps, atol=1e-9)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the session's own results
+
+
+def _events_recording(path: Path) -> None:
+    """Two feet of 600 samples with the insoles' own events appended: a SETTINGS band of
+    10° ± 3°, three steps per foot (the second of the left foot out of band, with its
+    CUE), and two heel raises of one set on the left."""
+    from insole.protocol import Cue, CueOutcome, CuePattern, CueReason, HeelRaise, Settings, Step
+    from insole.recording import RecordingWriter
+
+    streams = [
+        FootStream(side, 100.0, 0.0, "insole8", np.full((600, 8), 5.0), "kPa", None, None) for side in ("left", "right")
+    ]
+    write_recording(path, streams, source="device", pressure_scales=[0.01, 0.01])
+    with RecordingWriter(path, {}, append=True) as writer:
+        for stream_id in (0, 1):
+            writer.append(stream_id, Settings(fpa_target_cdeg=1000, fpa_half_width_cdeg=300).encode(), 0)
+            for k, (ic, fpa) in enumerate(((100, 950), (210, 1500 if stream_id == 0 else 1100), (320, 1050))):
+                step = Step(ic_index=ic + 50 * stream_id, to_index=ic + 50 * stream_id + 62, stance_ms=620,
+                            swing_ms=None if k == 0 else 480, fpa_cdeg=fpa, direction=1, flags=1, peak_pressure=6000,
+                            medial_share=100, stride_mm=1300, speed_mms=None if k == 0 else 1190, step_number=k + 1)  # fmt: skip
+                writer.append(stream_id, step.encode(seq=k), 0)
+                if stream_id == 0 and k == 1:
+                    cue = Cue(step_number=2, decision_index=ic + 62, decision_ms=0, motor_start_ms=1, latency_us=900,
+                              fpa_cdeg=fpa, target_cdeg=1000, half_width_cdeg=300, reason=CueReason.TOE_IN,
+                              outcome=CueOutcome.CUED, pattern=CuePattern.LONG, duty_pct=60, duration_ms=300,
+                              out_of_band_steps=1)  # fmt: skip
+                    writer.append(stream_id, cue.encode(seq=0), 0)
+        for rep, start in enumerate((400, 500), start=1):
+            raised = HeelRaise(start_index=start, end_index=start + 80, hold_ms=500, rep=rep, set=1)
+            writer.append(0, raised.encode(seq=rep - 1), 0)
+
+
+def test_export_results_csv_parquet_and_gaitmap_strides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.dataset as ds  # type: ignore[import-untyped]
+
+    recording_path = tmp_path / "s01.insole"
+    _events_recording(recording_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    root = tmp_path / "dataset"
+    assert run_export(str(recording_path), "--results", str(out), "--parquet", str(root), "--participant", "p7") == 0
+    assert "results from the recording's events: 6 steps, 1 cues, 2 heel raises" in capsys.readouterr().out
+
+    _columns, steps = read_csv(out / "s01.steps.csv")
+    assert [(r["side"], r["ic_index"], r["in_band"]) for r in steps] == [
+        ("left", "100", "true"), ("right", "150", "true"), ("left", "210", "false"),
+        ("right", "260", "true"), ("left", "320", "true"), ("right", "370", "true"),
+    ]  # fmt: skip
+    assert steps[0]["band_target_deg"] == "10.00" and steps[0]["ic_s"] == "1.0000" and steps[0]["swing_s"] == ""
+    _columns, cues = read_csv(out / "s01.cues.csv")
+    assert [(c["side"], c["t_s"], c["reason"], c["delivered"], c["latency_ms"]) for c in cues] == [
+        ("left", "2.7200", "toe_in", "true", "0.900")
+    ]
+    _columns, raises = read_csv(out / "s01.heel-raises.csv")
+    assert [(r["side"], r["set"], r["rep"], r["hold_s"]) for r in raises] == [
+        ("left", "1", "1", "0.500"),
+        ("left", "1", "2", "0.500"),
+    ]
+    columns, strides = read_csv(out / "s01.gaitmap-strides.csv")
+    # gaitmap's stride list: s_id unique over the file, then the foot, events in samples.
+    assert columns[:6] == ["s_id", "foot", "start", "end", "ic", "tc"]
+    assert [(r["s_id"], r["foot"], r["start"], r["end"], r["ic"], r["tc"]) for r in strides] == [
+        ("0", "left", "100", "210", "100", "162"), ("1", "left", "210", "320", "210", "272"),
+        ("2", "right", "150", "260", "150", "212"), ("3", "right", "260", "370", "260", "322"),
+    ]  # fmt: skip
+    assert strides[0]["stride_time"] == "1.1000" and strides[0]["fpa_deg"] == "15.00"  # the step the stride ends in
+
+    dataset = ds.dataset(root / "steps", format="parquet", partitioning="hive")
+    table = dataset.to_table().to_pylist()
+    assert {(r["participant"], r["session"], r["foot"]) for r in table} == {
+        ("p7", "s01", "left"),
+        ("p7", "s01", "right"),
+    }
+    assert sorted(r["ic_index"] for r in table if r["foot"] == "left") == [100, 210, 320]
+    assert "side" not in dataset.schema.names  # the foot is the partition
+    assert (
+        root / "cues" / "participant=p7" / "session=s01" / "foot=right" / "part-0.parquet"
+    ).exists()  # empty, with schema
+    samples = ds.dataset(root / "samples", format="parquet", partitioning="hive").to_table()
+    assert samples.num_rows == 1200 and samples.column("p1").to_pylist()[0] == pytest.approx(5.0)
+
+    # The same session again: refused without --force, replaced with it.
+    with pytest.raises(UserError, match="is in the dataset already"):
+        run_export(str(recording_path), "--parquet", str(root), "--participant", "p7")
+    assert run_export(str(recording_path), "--parquet", str(root), "--participant", "p7", "-f") == 0
+    assert ds.dataset(root / "steps", format="parquet", partitioning="hive").count_rows() == 6
+
+
+def test_export_reports_damage_with_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recording_path = tmp_path / "walk.insole"
+    stream = FootStream("left", 100.0, 0.0, "insole8", np.full((2000, 8), 5.0), "kPa", None, None)
+    write_recording(recording_path, [stream], source="device", pressure_scales=[0.01])
+    data = bytearray(recording_path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one frame's CRC fails: its samples are lost
+    recording_path.write_bytes(bytes(data))
+    assert run_export(str(recording_path), "-o", str(tmp_path / "walk.csv")) == 0
+    err = capsys.readouterr().err
+    lost = read_recording(recording_path).lost_samples[0]
+    assert lost > 0
+    assert "1 damaged frame(s) skipped" in err
+    assert f"left: {lost} lost sample(s)" in err
+
+
+def test_export_needs_something_to_write(tmp_path: Path) -> None:
+    recording_path = tmp_path / "walk.insole"
+    make_recording(recording_path)
+    with pytest.raises(UserError, match="nothing to write"):
+        run_export(str(recording_path))
+    with pytest.raises(UserError, match="--per-foot"):
+        run_export(str(recording_path), "--per-foot", "--results", str(tmp_path))
+    with pytest.raises(UserError, match="participant id"):
+        run_export(str(recording_path), "--parquet", str(tmp_path / "d"), "--participant", "../x")

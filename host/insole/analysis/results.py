@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from insole.errors import UserError
 from insole.model import FootStream, Side, WalkingDirection
@@ -197,12 +197,13 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
-def session_ids(recording: Recording, participant: str | None, session: str | None) -> tuple[str, str]:
-    """(participant, session): the recording header's, else the options', else defaults
-    (participant "unknown", session the file's stem)."""
-    header = recording.header
+def session_ids(
+    header: dict[str, Any], path: Path, participant: str | None, session: str | None
+) -> tuple[str, str]:
+    """(participant, session) of the recording at ``path``: its header's, else the options',
+    else defaults (participant "unknown", session the file's stem)."""
     chosen_participant = header.get("participant") or participant or DEFAULT_PARTICIPANT
-    chosen_session = header.get("session") or session or recording.path.stem
+    chosen_session = header.get("session") or session or path.stem
     stem_safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(chosen_session))
     return check_id("participant", str(chosen_participant)), check_id("session", stem_safe)
 
@@ -405,7 +406,7 @@ def session_results(
         recording = read_recording(recording)
     if events_from not in EVENT_SOURCES:
         raise ValueError(f"events_from must be one of {EVENT_SOURCES}, got {events_from!r}")
-    participant_id, session_id = session_ids(recording, participant, session)
+    participant_id, session_id = session_ids(recording.header, recording.path, participant, session)
     settings: dict[Side, Settings] = {}
     if events_from == "recording" or (events_from == "auto" and has_events(recording)):
         steps, cues, raises, settings = _from_recording(recording, band)
