@@ -80,7 +80,10 @@ SCHEMA: dict[str, Any] = {
         "unsupported_version": "header version is not 1: error 1 UNSUPPORTED_VERSION (see message)",
         "unknown_type": "no such packet type: error 2 UNKNOWN_TYPE",
         "unknown_command": "COMMAND with an unknown code: error 6 UNKNOWN_COMMAND",
-        "bad_value": "a field out of range: error 4 BAD_VALUE, detail = payload offset of the first bad field",
+        "bad_value": (
+            "a field out of range, or a reserved byte that is not 0 in a packet type the device accepts: "
+            "error 4 BAD_VALUE, detail = payload offset of the first bad field"
+        ),
         "bad_cobs": "frame fails COBS decoding: error 7 BAD_FRAME",
         "bad_crc": "frame decodes but fails its CRC: error 7 BAD_FRAME",
         "too_short": "decoded frame shorter than 8 + 2 bytes: error 7 BAD_FRAME",
@@ -277,6 +280,10 @@ def samples_cases() -> list[dict[str, Any]]:
         _refused_packet(
             "samples_over_1024_bytes", _raw(PacketType.SAMPLES, head.pack(0, 37, 8, 1, 0) + record * 37), "bad_length"
         ),
+        _refused_packet("samples_reserved_1", _raw(PacketType.SAMPLES, head.pack(0, 1, 8, 1, 1) + record), "bad_value", 7),
+        _refused_packet(
+            "samples_reserved_before_length", _raw(PacketType.SAMPLES, head.pack(0, 2, 8, 1, 0x80) + record), "bad_value", 7
+        ),
     ]
     return cases
 
@@ -380,6 +387,8 @@ def settings_cases() -> list[dict[str, Any]]:
         ("rate_low", 20, 4999, 30),
         ("rate_high", 20, 25001, 30),
         ("stream_samples_2", 21, 2, 32),
+        ("reserved_1", 22, 1, 33),
+        ("reserved_255", 22, 255, 33),
         ("imu_yaw_low", 23, -3001, 34),
         ("imu_yaw_high", 23, 3001, 34),
     ]
@@ -390,6 +399,17 @@ def settings_cases() -> list[dict[str, Any]]:
     two_bad = list(good)
     two_bad[3], two_bad[20] = 150, 100  # duty (offset 3) comes before rate (offset 30)
     cases.append(_refused_packet("settings_bad_first_of_two", _raw(PacketType.SETTINGS, fmt.pack(*two_bad)), "bad_value", 3))
+    # The reserved byte (offset 33) takes its place in that order: after stream_samples, before imu_yaw_cdeg.
+    reserved_then_yaw = list(good)
+    reserved_then_yaw[22], reserved_then_yaw[23] = 1, 3001
+    cases.append(
+        _refused_packet("settings_bad_reserved_before_yaw", _raw(PacketType.SETTINGS, fmt.pack(*reserved_then_yaw)), "bad_value", 33)
+    )
+    stream_then_reserved = list(good)
+    stream_then_reserved[21], stream_then_reserved[22] = 2, 1
+    cases.append(
+        _refused_packet("settings_bad_stream_before_reserved", _raw(PacketType.SETTINGS, fmt.pack(*stream_then_reserved)), "bad_value", 32)
+    )
     return cases
 
 
@@ -461,8 +481,8 @@ def bonds_cases() -> list[dict[str, Any]]:
 
 
 def command_cases() -> list[dict[str, Any]]:
-    def replay(rate_chz: int, n_pressure: int, imu: int, side: int) -> bytes:
-        return struct.pack("<BBHBBBB", CommandCode.REPLAY_BEGIN, 0, rate_chz, n_pressure, imu, side, 0)
+    def replay(rate_chz: int, n_pressure: int, imu: int, side: int, reserved: int = 0) -> bytes:
+        return struct.pack("<BBHBBBB", CommandCode.REPLAY_BEGIN, 0, rate_chz, n_pressure, imu, side, reserved)
 
     cases = []
     for code in CommandCode:
@@ -512,6 +532,16 @@ def command_cases() -> list[dict[str, Any]]:
         _refused_packet("command_cue_test_too_long", _raw(PacketType.COMMAND, b"\x09\x00\xd1\x07\x4b\x00"), "bad_value", 2),
         _refused_packet("command_cue_test_duty_101", _raw(PacketType.COMMAND, b"\x09\x00\xc8\x00\x65\x00"), "bad_value", 4),
         _refused_packet("command_cue_test_long", _raw(PacketType.COMMAND, b"\x09\x00\xc8\x00\x4b\x00\x00"), "bad_length"),
+        # Reserved bytes are 0 (docs/protocol.md): the head's (offset 1) before any argument, then in order.
+        _refused_packet("command_ping_reserved", _raw(PacketType.COMMAND, b"\x01\x01"), "bad_value", 1),
+        _refused_packet("command_get_status_reserved_255", _raw(PacketType.COMMAND, b"\x02\xff"), "bad_value", 1),
+        _refused_packet("command_cue_test_head_reserved_before_duty", _raw(PacketType.COMMAND, b"\x09\x01\xc8\x00\x65\x00"), "bad_value", 1),
+        _refused_packet("command_replay_begin_reserved", _raw(PacketType.COMMAND, replay(10000, 8, 1, 0, reserved=1)), "bad_value", 7),
+        _refused_packet("command_replay_begin_side_before_reserved", _raw(PacketType.COMMAND, replay(10000, 8, 1, 2, reserved=1)), "bad_value", 6),
+        _refused_packet("command_cue_test_reserved", _raw(PacketType.COMMAND, b"\x09\x00\xc8\x00\x4b\x01"), "bad_value", 5),
+        _refused_packet("command_cue_test_duty_before_reserved", _raw(PacketType.COMMAND, b"\x09\x00\xc8\x00\x65\x01"), "bad_value", 4),
+        _refused_packet("command_get_events_head_reserved", _raw(PacketType.COMMAND, b"\x0b\x01\x03\x00\x05\x00\x01\x00"), "bad_value", 1),
+        _refused_packet("command_open_pairing_head_reserved", _raw(PacketType.COMMAND, b"\x0f\x02\x3c\x00"), "bad_value", 1),
         _refused_packet("command_no_payload", _raw(PacketType.COMMAND, b""), "truncated"),
         _refused_packet("command_one_byte", _raw(PacketType.COMMAND, b"\x01"), "truncated"),
     ]
@@ -552,6 +582,8 @@ def layout_cases() -> list[dict[str, Any]]:
         _ok_packet("layout_empty", Layout((), ()).encode(seq=1, time_ms=51)),
         _ok_packet("layout_16_extremes", extremes.encode(seq=2, time_ms=52)),
         _refused_packet("layout_17_channels", _raw(PacketType.LAYOUT, bytes([17, 0]) + bytes(68)), "bad_value", 0),
+        _refused_packet("layout_reserved", _raw(PacketType.LAYOUT, bytes([8, 1]) + INSOLE8_LAYOUT.payload()[2:]), "bad_value", 1),
+        _refused_packet("layout_empty_reserved", _raw(PacketType.LAYOUT, bytes([0, 0x40])), "bad_value", 1),
         _refused_packet("layout_short", _raw(PacketType.LAYOUT, INSOLE8_LAYOUT.payload()[:-1]), "truncated"),
         _refused_packet("layout_long", _raw(PacketType.LAYOUT, INSOLE8_LAYOUT.payload() + b"\x00\x00\x00\x00"), "bad_length"),
         _refused_packet("layout_no_payload", _raw(PacketType.LAYOUT, b""), "truncated"),

@@ -237,6 +237,8 @@ class Device:
             self._error(P.T_COMMAND, cmd, seq, P.E_NOT_PERMITTED)
         elif args != expected:
             self._error(P.T_COMMAND, cmd, seq, P.E_BAD_LENGTH)
+        elif buf[P.HEADER_LEN + 1]:
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 1)  # reserved bytes are 0
         elif cmd == P.CMD_PING:
             self._ack(P.T_COMMAND, cmd, seq)
         elif cmd == P.CMD_GET_STATUS:
@@ -260,11 +262,13 @@ class Device:
             self._stop()
             self._ack(P.T_COMMAND, cmd, seq)
         elif cmd == P.CMD_CUE_TEST:
-            duration, duty = struct.unpack_from("<HB", buf, arg0)
+            duration, duty, reserved = struct.unpack_from("<HBB", buf, arg0)
             if not 10 <= duration <= 2000:
                 self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 2)
             elif duty > 100:
                 self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 4)
+            elif reserved:
+                self._error(P.T_COMMAND, cmd, seq, P.E_BAD_VALUE, 5)
             else:
                 self._ack(P.T_COMMAND, cmd, seq)
                 self._cue(_REASON_TEST, _CUED, _PATTERN_LONG, duration, -1, -1, self.clock.now_ms(),
@@ -399,6 +403,8 @@ class Device:
             self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 5)
         elif imu > 1:
             self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 6)
+        elif reserved:
+            self._error(P.T_SAMPLES, 0, seq, P.E_BAD_VALUE, 7)
         elif plen != P.SAMPLES_HEADER_LEN + count * P.sample_record_len(n_pressure, imu):
             self._error(P.T_SAMPLES, 0, seq, P.E_BAD_LENGTH)
         elif self.mode != MODE_REPLAY:
@@ -445,6 +451,8 @@ class Device:
             self._error(P.T_LAYOUT, 0, seq, P.E_BAD_LENGTH)
         elif n > MAX_CHANNELS:
             self._error(P.T_LAYOUT, 0, seq, P.E_BAD_VALUE, 0)
+        elif buf[P.HEADER_LEN + 1]:
+            self._error(P.T_LAYOUT, 0, seq, P.E_BAD_VALUE, 1)  # reserved
         elif self.mode == MODE_LIVE:
             self._error(P.T_LAYOUT, 0, seq, P.E_BAD_STATE)
         else:

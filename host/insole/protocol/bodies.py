@@ -8,8 +8,10 @@ sentinel); COMMAND, LAYOUT and BONDS have a variable length. Each body has ``pay
 Decoding checks structure and the value ranges of what a device validates (SETTINGS
 fields, REPLAY_BEGIN, CUE_TEST, GET_EVENTS and OPEN_PAIRING arguments), with the device's
 BAD_VALUE detail offsets. Fields of device reports (STATUS, STEP, …) are not
-range-checked: a host shows what a device sends. Reserved fields are written 0 and
-ignored when read.
+range-checked: a host shows what a device sends. Reserved bytes are written 0; in the
+packet types a device accepts (SETTINGS, COMMAND, LAYOUT, SAMPLES) a non-zero one is
+refused like a bad value (detail = its offset), in the others it is ignored when read
+(docs/protocol.md, "Reserved bytes").
 """
 
 from __future__ import annotations
@@ -86,6 +88,17 @@ class _FixedBody:
     @classmethod
     def decode(cls, payload: bytes) -> Self:
         return cls(**cls._decode_fixed(payload))
+
+    @classmethod
+    def _first_nonzero_reserved(cls, payload: bytes) -> int | None:
+        """Payload offset of the first reserved byte that is not 0, if any."""
+        offset = 0
+        for f in cls._FIELDS:
+            size = struct.calcsize("<" + f.code)
+            if f.name is None and any(payload[offset : offset + size]):
+                return offset + next(k for k in range(size) if payload[offset + k])
+            offset += size
+        return None
 
     @classmethod
     def _decode_fixed(cls, payload: bytes) -> dict[str, int | None]:
@@ -330,9 +343,13 @@ class Settings(_FixedBody):
 
     @classmethod
     def decode(cls, payload: bytes) -> Settings:
-        """Decode and validate: any out-of-range field refuses the packet (BAD_VALUE)."""
+        """Decode and validate: any out-of-range field, or a reserved byte that is not 0,
+        refuses the packet (BAD_VALUE, detail = the first bad offset)."""
         settings = super().decode(payload)
         bad = settings.first_bad_field()
+        reserved = cls._first_nonzero_reserved(payload)
+        if reserved is not None and (bad is None or reserved < bad[1]):
+            raise bad_value(f"SETTINGS reserved byte at offset {reserved} = {payload[reserved]}; must be 0", reserved)
         if bad is not None:
             raise bad_value(settings.problem() or "", bad[1])
         return settings
@@ -489,7 +506,8 @@ class Command:
     Decoding validates argument ranges like a device (BAD_VALUE, detail = payload
     offset): REPLAY_BEGIN rate_chz 5000..25000, n_pressure 0..16, imu 0/1 with
     pressure or IMU present, side 0/1/n/a; CUE_TEST duration_ms 10..2000, duty_pct 0..100;
-    GET_EVENTS event_type SAMPLES/STEP/HEEL_RAISE/CUE, count 1..65535; OPEN_PAIRING seconds 1..600.
+    GET_EVENTS event_type SAMPLES/STEP/HEEL_RAISE/CUE, count 1..65535; OPEN_PAIRING seconds 1..600;
+    every reserved byte 0 (the head's, detail 1, before any argument).
     """
 
     command: int  # CommandCode
@@ -568,8 +586,10 @@ class Command:
         if len(payload) != expected:
             make = truncated if len(payload) < expected else bad_length
             raise make(f"COMMAND {CommandCode(code).name} payload is {len(payload)} bytes, expected {expected}")
+        if payload[1]:
+            raise bad_value(f"COMMAND reserved byte = {payload[1]}; must be 0", 1)
         if code == CommandCode.REPLAY_BEGIN:
-            rate_chz, n_pressure, imu, side, _reserved = _REPLAY_BEGIN_ARGS.unpack_from(payload, 2)
+            rate_chz, n_pressure, imu, side, reserved = _REPLAY_BEGIN_ARGS.unpack_from(payload, 2)
             if not 5000 <= rate_chz <= 25000:
                 raise bad_value(f"REPLAY_BEGIN rate_chz = {rate_chz} is outside 5000..25000", 2)
             if n_pressure > MAX_PRESSURE_CHANNELS:
@@ -578,15 +598,19 @@ class Command:
                 raise bad_value(f"REPLAY_BEGIN imu = {imu} with n_pressure = {n_pressure}: need 0/1 and some data", 5)
             if side not in (0, 1, NA_U8):
                 raise bad_value(f"REPLAY_BEGIN side = {side}; expected 0, 1 or n/a", 6)
+            if reserved:
+                raise bad_value(f"REPLAY_BEGIN reserved byte = {reserved}; must be 0", 7)
             return cls(code, rate_chz=rate_chz, n_pressure=n_pressure, imu=imu, side=None if side == NA_U8 else side)
         if code == CommandCode.CUE_TEST:
-            duration_ms, duty_pct, _reserved = _CUE_TEST_ARGS.unpack_from(payload, 2)
+            duration_ms, duty_pct, reserved = _CUE_TEST_ARGS.unpack_from(payload, 2)
             if not CUE_TEST_MIN_MS <= duration_ms <= CUE_TEST_MAX_MS:
                 raise bad_value(
                     f"CUE_TEST duration_ms = {duration_ms} is outside {CUE_TEST_MIN_MS}..{CUE_TEST_MAX_MS}", 2
                 )
             if duty_pct > 100:
                 raise bad_value(f"CUE_TEST duty_pct = {duty_pct} is outside 0..100", 4)
+            if reserved:
+                raise bad_value(f"CUE_TEST reserved byte = {reserved}; must be 0", 5)
             return cls(code, duration_ms=duration_ms, duty_pct=duty_pct)
         if code == CommandCode.GET_EVENTS:
             event_type, reserved, from_seq, count = _GET_EVENTS_ARGS.unpack_from(payload, 2)
@@ -648,6 +672,8 @@ class Layout:
         if len(payload) != expected:
             make = truncated if len(payload) < expected else bad_length
             raise make(f"LAYOUT of {n} channels needs {expected} payload bytes, got {len(payload)}")
+        if payload[1]:
+            raise bad_value(f"LAYOUT reserved byte = {payload[1]}; must be 0", 1)
         xy = np.frombuffer(payload, dtype="<i2", offset=2).reshape(n, 2)
         return cls(tuple(int(v) for v in xy[:, 0]), tuple(int(v) for v in xy[:, 1]))
 

@@ -48,7 +48,7 @@ def max_samples_per_packet(n_pressure: int, imu: int | bool) -> int:
     return min(MAX_SAMPLES_PER_PACKET, (MAX_PACKET_LEN - HEADER_LEN - SAMPLES_HEADER_LEN) // record)
 
 
-def _check_samples_head(count: int, n_pressure: int, imu: int, payload_len: int) -> None:
+def _check_samples_head(count: int, n_pressure: int, imu: int, reserved: int, payload_len: int) -> None:
     """Structural checks shared by single and bulk decoding; offsets are payload offsets."""
     if count == 0:
         raise bad_value("SAMPLES count is 0; expected 1..255", 4)
@@ -58,6 +58,8 @@ def _check_samples_head(count: int, n_pressure: int, imu: int, payload_len: int)
         raise bad_value(f"SAMPLES imu = {imu}; expected 0 or 1", 6)
     if n_pressure == 0 and imu == 0:
         raise bad_value("SAMPLES with neither pressure channels nor IMU", 5)
+    if reserved:
+        raise bad_value(f"SAMPLES reserved byte = {reserved}; must be 0", 7)
     expected = SAMPLES_HEADER_LEN + count * sample_record_len(n_pressure, imu)
     if payload_len != expected:
         make = truncated if payload_len < expected else bad_length
@@ -158,8 +160,8 @@ def decode_sample_batches(
     for payload in payloads:
         if len(payload) < SAMPLES_HEADER_LEN:
             raise truncated(f"SAMPLES payload of {len(payload)} bytes is shorter than its 8-byte head")
-        first_index, count, batch_pressure, batch_imu, _reserved = _SAMPLES_HEAD.unpack_from(payload)
-        _check_samples_head(count, batch_pressure, batch_imu, len(payload))
+        first_index, count, batch_pressure, batch_imu, reserved = _SAMPLES_HEAD.unpack_from(payload)
+        _check_samples_head(count, batch_pressure, batch_imu, reserved, len(payload))
         if shape is None:
             shape = (batch_pressure, batch_imu)
         elif shape != (batch_pressure, batch_imu):
