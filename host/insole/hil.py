@@ -5,6 +5,10 @@ REPLAY_END) with a bounded window of unacknowledged packets; the device answers
 each SAMPLES packet after processing it, so the events it computed arrive before
 the ACK. Event times come back as sample indices and map onto the recording's own
 time base exactly: ``t = t0_s + index / rate_hz``.
+
+A replay keeps the recording's own sensor frame (the firmware applies no mounting yaw
+in replay mode); ``replay_recording(..., mount_yaw_deg=...)`` takes a calibrated yaw
+off the replayed foot angles with the firmware's own arithmetic.
 """
 
 from __future__ import annotations
@@ -12,16 +16,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from insole.calibration import with_mount_yaw, yaw_cdeg
 from insole.emulation.board import SimulatedBoard
 from insole.errors import DeviceError
 from insole.layouts import layout_packet
 from insole.link import PendingRequest, SerialLink
-from insole.model import FootStream, HeelRaiseRow, StepRow
+from insole.model import FootStream, HeelRaiseRow, Side, StepRow
 from insole.protocol import (
     Command,
     CommandCode,
@@ -166,10 +171,13 @@ def replay_recording(
     ports: Sequence[str] = (),
     progress: ProgressCallback | None = None,
     log_dir: Path | None = None,
+    mount_yaw_deg: float | Mapping[str, float] = 0.0,
 ) -> list[FootReplay]:
     """Replays every foot. Without ports each foot gets its own simulated board and the
     feet run in parallel; with one port the feet go through that board in turn; with
-    one port per foot they run in parallel."""
+    one port per foot they run in parallel. ``mount_yaw_deg`` (one for every foot, or
+    per side; docs/calibration.md) is taken off the foot angles as an insole storing
+    it would: left − yaw, right + yaw."""
     if ports and len(ports) not in (1, len(streams)):
         raise ValueError(f"give one port, or one per foot ({len(streams)}); got {len(ports)}")
     results: list[FootReplay | None] = [None] * len(streams)
@@ -204,4 +212,9 @@ def replay_recording(
                 run(i, p)
     if errors:
         raise errors[0]
-    return [r for r in results if r is not None]
+    replays = [r for r in results if r is not None]
+    for replay in replays:
+        yaw = mount_yaw_deg if isinstance(mount_yaw_deg, int | float) else mount_yaw_deg.get(replay.side, 0.0)
+        side: Side = "left" if replay.side == "left" else "right"
+        replay.steps = [with_mount_yaw(step, side, yaw_cdeg(yaw)) for step in replay.steps]
+    return replays

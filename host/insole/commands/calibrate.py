@@ -29,7 +29,7 @@ from insole.calibration import (
     zero_check,
 )
 from insole.commands.options import add_force, check_outputs, seconds
-from insole.errors import DeviceError, UserError
+from insole.errors import DeviceError, LinkError, UserError
 from insole.link import InsoleLink, SerialLink
 from insole.model import FootStream, Side
 from insole.protocol import Step
@@ -114,8 +114,17 @@ def _open_links(stack: ExitStack, args: argparse.Namespace, sides: list[Side]) -
         from insole.link.ble import open_ble_insoles
 
         return [("left" if s == "left" else "right", link) for s, link in open_ble_insoles(stack, sides)]
-    ports = _parse_ports(args.port)
-    return [(side, stack.enter_context(SerialLink(ports[side]))) for side in sides if side in ports]
+    links: list[tuple[Side, InsoleLink]] = []
+    for side, port in _parse_ports(args.port).items():
+        if side not in sides:
+            continue
+        try:
+            link = stack.enter_context(SerialLink(port))
+            link.ping(timeout_s=10)
+        except (OSError, LinkError) as exc:
+            raise UserError(f"cannot reach the {side} insole on {port}: {exc}") from exc
+        links.append((side, link))
+    return links
 
 
 def run_yaw(args: argparse.Namespace) -> int:

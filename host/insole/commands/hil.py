@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from insole.commands.calibrate import per_side_degrees
 from insole.commands.options import add_force, check_outputs
 from insole.errors import UserError
 from insole.export.events_csv import write_raises_csv, write_steps_csv
@@ -31,6 +32,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="serial port of a real board in replay mode; once for all feet in turn, or once per foot",
     )
     p.add_argument("--log-dir", type=Path, help="keep the simulated firmware's stderr here")
+    p.add_argument(
+        "--mount-yaw",
+        type=per_side_degrees,
+        default={},
+        metavar="DEG|left=DEG,right=DEG",
+        help="take this mounting yaw (insole calibrate) off the replayed foot angles: left - yaw, right + yaw",
+    )
     add_force(p)
     p.set_defaults(func=run)
 
@@ -56,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             ports=args.port,
             progress=lambda side, done: progress.update(tasks[side], completed=done),
             log_dir=args.log_dir,
+            mount_yaw_deg=args.mount_yaw,
         )
     steps = [row for s, r in zip(streams, replays, strict=True) for row in step_rows(s, r)]
     n_steps = write_steps_csv(args.steps, steps)
