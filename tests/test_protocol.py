@@ -7,6 +7,7 @@ import json
 import math
 import struct
 from functools import cache
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +16,10 @@ import pytest
 from cobs import cobs
 
 from conftest import PROTOCOL_VECTORS, REPO_ROOT
+from insole.emulation.board import SimulatedBoard
 from insole.errors import ProtocolError, UnsupportedVersionError
+from insole.link import SerialLink
+from insole.link.base import BadFrameError
 from insole.link.clocksync import unwrap_counter
 from insole.protocol import (
     MAX_PACKET_LEN,
@@ -630,6 +634,61 @@ def test_packet_stream_counts_refusals_by_reason() -> None:
     assert stream.bad_packets == {"unsupported_version": 1, "unknown_type": 1, "truncated": 1}
     assert stream.bad_frames == 1
     assert isinstance(stream.last_error, PacketError) and stream.last_error.reason == "truncated"
+
+
+# --------------------------------------------------------------------------- the link after a host died mid-frame
+
+
+def _half_frame() -> bytes:
+    """The first half of a GET_STATUS frame: what a host killed while writing leaves."""
+    whole = frame(Command(CommandCode.GET_STATUS).encode(7, 0))
+    return whole[: len(whole) // 2]
+
+
+@pytest.mark.micropython
+def test_first_command_after_a_host_died_mid_frame_is_answered(tmp_path: Path) -> None:
+    # Issue 10: the insole kept the dead host's half frame, glued the next host's first
+    # request to it and answered BAD_FRAME, which the host did not recognise: a timeout.
+    with SimulatedBoard(side="left", settings_dir=tmp_path / "settings", log_path=tmp_path / "fw.log") as board:
+        with SerialLink(board.port) as dying:
+            dying.ping(timeout_s=10)  # the firmware is up
+            dying.write_raw(_half_frame())
+        with SerialLink(board.port) as fresh:
+            status = fresh.get_status(timeout_s=2)  # the old link timed out here
+            assert status.side == 0
+            # The insole's BAD_FRAME for the half frame is accounted for, not left as noise.
+            assert not [p for p in fresh.drain_inbox() if isinstance(p.body, ErrorReply)]
+            assert fresh.bad_frames_reported == 1
+            # Junk glued to a request on an open link (no 0x00 between): re-sent once.
+            fresh.write_raw(b"\x13\x37")
+            fresh.ping(timeout_s=2)
+            assert fresh.bad_frames_reported == 2
+
+
+class _MangledStatusLink(SerialLink):
+    """Writes every GET_STATUS glued to junk, so that the insole refuses each as BAD_FRAME."""
+
+    def write_raw(self, data: bytes) -> None:
+        super().write_raw(b"\x13\x37" + data if _is_get_status(data) else data)
+
+
+def _is_get_status(data: bytes) -> bool:
+    if not data.endswith(b"\x00") or len(data) < 11:
+        return False
+    packet = cobs.decode(data[:-1])[:-2]
+    return packet[1] == PacketType.COMMAND and packet[8] == CommandCode.GET_STATUS
+
+
+@pytest.mark.micropython
+def test_a_request_refused_as_bad_frame_twice_is_a_typed_error_not_a_timeout(tmp_path: Path) -> None:
+    with SimulatedBoard(side="left", settings_dir=tmp_path / "settings", log_path=tmp_path / "fw.log") as board:
+        with _MangledStatusLink(board.port) as link:
+            link.ping(timeout_s=10)
+            with pytest.raises(BadFrameError) as info:
+                link.get_status(timeout_s=3)
+            assert info.value.code == ErrorCode.BAD_FRAME and info.value.advice
+            assert link.bad_frames_reported == 2  # the request and its one re-send
+            link.ping(timeout_s=2)  # the link goes on
 
 
 # --------------------------------------------------------------------------- quantisation

@@ -48,6 +48,18 @@ _ADVICE: dict[int, str] = {
 _B = TypeVar("_B", bound=Body)
 
 
+class BadFrameError(DeviceError):
+    """The insole refused a request's frame as damaged (ERROR BAD_FRAME): it never saw the request."""
+
+    advice = "check the USB cable, and that no other program writes to the insole's port"
+
+
+def is_bad_frame(packet: DecodedPacket) -> bool:
+    """An ERROR BAD_FRAME: the insole refused bytes it could not frame (they name no request)."""
+    body = packet.body
+    return isinstance(body, ErrorReply) and body.error == ErrorCode.BAD_FRAME and body.ref_type == 0
+
+
 class SeqCounter:
     """The sender's sequence numbers: one wrapping u16 counter per packet type."""
 
