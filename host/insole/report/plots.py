@@ -28,7 +28,7 @@ DPI = 100
 
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=DPI)  # the constrained layout fits it: no second "tight" pass
     return buffer.getvalue()
 
 
