@@ -253,10 +253,12 @@ def read_recording(path: Path) -> Recording:
         )
         # A live stream may have begun long before the host attached (an insole measures
         # from power-on): its rows start at the first sample recorded. Replays and
-        # imports start at index 0.
-        first_index = int(indices.min()) if clocks and len(indices) else 0
+        # imports (host_ms 0 throughout) start at index 0, also when their first frame
+        # is damaged: their rows stay their sample indices.
+        live = any(host_ms for _, _, host_ms in clocks)
+        first_index = int(indices.min()) if live and len(indices) else 0
         stream, n_lost = _stream_from_samples(entry, indices, pressure_counts, imu_raw, origin, first_index)
-        timeline = _live_timeline(stream, clocks, first_index)
+        timeline = _live_timeline(stream, clocks, first_index) if live else None
         if timeline is not None:
             # A live stream: its samples on the host's clock, so that feet line up.
             stream = replace(stream, t0_s=timeline.t0_s, rate_hz=timeline.rate_hz)
