@@ -31,10 +31,60 @@ def test_record_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 @pytest.mark.micropython
-def test_demo_runs_and_records(tmp_path: Path) -> None:
+def test_demo_runs_and_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo.insole"
-    assert main(["demo", "--duration-s", "2", "-o", str(out)]) == 0
+    assert main(["demo", "--duration-s", "2", "-o", str(out), "--web", "--no-browser"]) == 0
     assert read_recording(out).streams[0].n_samples >= 100
+    assert "dashboard: http://127.0.0.1:" in capsys.readouterr().out  # served on loopback, without a token
+
+
+def test_demo_walk_shows_walking_cues_and_heel_raises() -> None:
+    from insole.commands.demo import DEMO_BAND_DEG, live_demo_plan
+    from insole.sim import simulate_session
+
+    sim = simulate_session(live_demo_plan(), rate_hz=100.0, seed=1)
+    low, high = DEMO_BAND_DEG[0] - DEMO_BAND_DEG[1], DEMO_BAND_DEG[0] + DEMO_BAND_DEG[1]
+    for side in ("left", "right"):
+        angles = [a for s in sim.steps if s.side == side and (a := s.fpa_deg) is not None]
+        cued = [a for a in angles if not low <= a <= high]
+        assert len(cued) >= 4 and len(angles) - len(cued) >= 3, (side, angles)  # cues fire, then stop
+        assert sum(r.side == side for r in sim.raises) == 3
+    assert sim.streams[0].n_samples / sim.streams[0].rate_hz <= 35  # a demo, not a session
+
+
+def test_terminal_view_fits_80_columns_and_says_how_to_stop() -> None:
+    from rich.console import Console
+
+    from insole.link import InsoleLink
+    from insole.protocol import CueMode, DecodedPacket, Settings, Step
+    from insole.session.live import LiveSession
+    from insole.session.terminal import render
+
+    class Quiet(InsoleLink):
+        port = "quiet"
+        on_packet_bytes = None
+
+        def request(self, body, answer=None, timeout_s=0.0):
+            raise AssertionError("the view asks the insoles nothing")
+
+        def poll(self, timeout_s: float = 0.0) -> list[DecodedPacket]:
+            return []
+
+        def drain_inbox(self) -> list[DecodedPacket]:
+            return []
+
+    session = LiveSession([("left", Quiet()), ("right", Quiet())])
+    for k, foot in enumerate(session.feet):
+        foot.settings = Settings(cue_mode=CueMode.FOOT_ANGLE, fpa_target_cdeg=500, fpa_half_width_cdeg=300)
+        foot.steps.append(Step(ic_index=100, to_index=160, stance_ms=610, swing_ms=470, fpa_cdeg=1430 - 900 * k,
+                               direction=1, flags=3, peak_pressure=None, medial_share=None, stride_mm=1300,
+                               speed_mms=1210, step_number=1))
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render(session, "insole demo: simulated walk, 12.0 s of 30 s (ble)", footer="dashboard: http://127.0.0.1:8080/"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for shown in ("Ctrl-C to stop", "+14.3 OUT", "+5.3 in band", "+2.0…+8.0", "cues", "1.30", "1.21"):
+        assert shown in text, shown
 
 
 @pytest.mark.micropython

@@ -1,19 +1,22 @@
-"""`insole monitor`: both insoles live over BLE in the terminal, until Ctrl-C."""
+"""`insole monitor`: both insoles live over BLE in the terminal, and with ``--web`` in
+the browser (the dashboard, docs/dashboard.md), until Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from contextlib import ExitStack
+from typing import Any
 
 from rich.console import Console
-from rich.live import Live
 
 from insole.commands.options import seconds
 from insole.emulation.insoles import open_simulated_insoles
+from insole.layouts import Layout, load_layout
 from insole.link.ble import open_ble_insoles
 from insole.session.live import LiveSession
-from insole.session.terminal import render
+from insole.session.terminal import run_view
+from insole.web.dashboard import add_web_arguments, check_web_arguments, open_dashboard
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,31 +25,75 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--simulate", action="store_true", help="two simulated insoles on the emulated BLE radio")
     p.add_argument("--duration-s", type=seconds, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--seed", type=int, default=1)
+    add_web_arguments(p)
     p.set_defaults(func=run)
 
 
+def _device_header(session: LiveSession) -> dict[str, Any]:
+    """A recording header for live insoles, from what each said about itself."""
+    from insole.recording import make_header, stream_header
+
+    entries = []
+    for foot in session.feet:
+        status = foot.status or foot.link.get_status()
+        entries.append(stream_header(
+            side=foot.side,
+            rate_hz=foot.rate_hz,
+            n_pressure=status.n_pressure,
+            imu=bool(status.imu),
+            pressure_unit="counts",
+            layout="insole8" if status.n_pressure == 8 else "",
+            firmware_version=f"{status.fw_major}.{status.fw_minor}.{status.fw_patch}",
+            device=foot.link.port,
+        ))  # fmt: skip
+    return make_header(source="device", streams=entries,
+                       start_time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.web:
+        check_web_arguments(args)
     console = Console()
     sides = args.side or ["left", "right"]
     with ExitStack() as stack:
+        layouts: dict[str, Layout] = {}
         if args.simulate:
-            from insole.sim import demo_plan, simulate_session
+            from insole.commands.demo import live_demo_plan
+            from insole.recording import make_header, stream_header_for
+            from insole.sim import simulate_session
 
-            sim = simulate_session(demo_plan(), rate_hz=100.0, seed=args.seed)
+            sim = simulate_session(live_demo_plan(), rate_hz=100.0, seed=args.seed)
             streams = [s for s in sim.streams if s.side in sides]
             insoles = open_simulated_insoles(stack, streams, ble=True)
             session = LiveSession(insoles.links, layouts=insoles.layouts)
+            layouts = {s.side: load_layout(s.layout) for s in streams}
+
+            def header() -> dict[str, Any]:
+                entries = [stream_header_for(s, k) for s, k in zip(streams, insoles.pressure_scales, strict=True)]
+                return make_header(source="simulated", streams=entries)
         else:
             session = LiveSession(open_ble_insoles(stack, sides))
+
+            def header() -> dict[str, Any]:
+                return _device_header(session)
+
         session.start()
-        started = time.monotonic()
+        if not args.simulate:
+            layouts = {f.side: load_layout("insole8") for f in session.feet
+                       if f.cell_positions_mm is not None and len(f.cell_positions_mm) == 8}
+        tick = None
+        footer = ""
+        if args.web:
+            dashboard = open_dashboard(stack, session, args, recording_header=header, layouts=layouts,
+                                       announce=console.print)
+            tick = dashboard.tick
+            footer = f"dashboard: {dashboard.server.url}"
+
+        def title(elapsed_s: float) -> str:
+            return f"insole monitor: {', '.join(f.link.port for f in session.feet)}, {elapsed_s:.0f} s"
+
         try:
-            with Live(render(session, "insole monitor"), console=console, refresh_per_second=4) as live:
-                while args.duration_s is None or time.monotonic() - started < args.duration_s:
-                    session.poll(0.1)
-                    elapsed = time.monotonic() - started
-                    live.update(render(session, f"insole monitor: {', '.join(f.link.port for f in session.feet)}, "
-                                                f"{elapsed:.0f} s"))
+            run_view(session, console, title, duration_s=args.duration_s, tick=tick, footer=footer)
         except KeyboardInterrupt:
             console.print("stopping")  # the stack below still closes every link and process
         session.stop()

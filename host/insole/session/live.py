@@ -1,22 +1,46 @@
-"""A live session with one or two insoles streaming: what `insole record` and `insole demo` share.
+"""A live session with one or two insoles streaming: what `insole record`, `monitor` and
+`demo` share, and what the terminal view and the web dashboard show.
 
 Every packet a device sends is appended, unchanged, to the recording (if any) the
 moment it arrives; the summaries shown live are derived from the same packets.
+LiveSession is synchronous: one thread calls :meth:`LiveSession.poll` in a loop, and
+everything that changes the session (settings, recording) runs on that thread too.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from insole.link import InsoleLink
-from insole.protocol import DecodedPacket, HeelRaise, Layout, Mode, Samples, Status, Step, direction_name
+from insole.protocol import (
+    NA_U16,
+    Cue,
+    DecodedPacket,
+    HeelRaise,
+    Layout,
+    Mode,
+    Samples,
+    Settings,
+    Status,
+    Step,
+    direction_name,
+)
 from insole.quantise import chz_to_rate_hz
 from insole.recording import RecordingWriter
+
+# How often the insoles are asked for their status (battery, dropped samples) while streaming.
+STATUS_EVERY_S = 10.0
+# Centre-of-pressure points kept per foot (every sample of the last ~2 s at 104 Hz).
+COP_TRAIL_SAMPLES = 208
+# A sample counts as loaded (its CoP is drawn) above this share of the largest total seen.
+COP_LOAD_SHARE = 0.05
 
 
 @dataclass
@@ -28,12 +52,31 @@ class FootState:
     stream_id: int
     rate_hz: float = 100.0
     samples: int = 0
-    lost_samples: int = 0
+    lost_samples: int = 0  # gaps in the sample indices not (yet) filled by a backfill
+    backfilled_samples: int = 0  # samples that arrived late, into a gap (BLE reconnects)
     next_index: int = -1  # the stream's next sample index; -1 until the first SAMPLES
     steps: deque[Step] = field(default_factory=lambda: deque(maxlen=64))
     step_count: int = 0
+    fpa_history: list[tuple[float, float]] = field(default_factory=list)  # (stream time s, FPA °) per step
     raises: list[HeelRaise] = field(default_factory=list)
+    cues: deque[Cue] = field(default_factory=lambda: deque(maxlen=32))
+    cue_count: int = 0  # cue decisions, cued or faded
+    cued_count: int = 0  # cues the motor played
     status: Status | None = None
+    settings: Settings | None = None
+    # The sensors: positions (mm, this foot's frame), the latest frame and the CoP trail.
+    cell_positions_mm: np.ndarray | None = None
+    pressure: np.ndarray | None = None  # latest sample's counts (NaN: n/a)
+    cop_trail: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=COP_TRAIL_SAMPLES))
+    max_total_counts: float = 0.0
+    max_cell_counts: float = 0.0  # the heat map's full scale: the largest count seen
+
+    def recent(self, attribute: str, window: int = 8) -> float | None:
+        """A STEP field's typical value: the median over the last ``window`` steps that have
+        it (None: none have). The median, because the step that ends a bout has a stance
+        as long as the standing after it."""
+        values = [v for s in list(self.steps)[-window:] if (v := getattr(s, attribute)) is not None]
+        return float(np.median(values)) if values else None
 
     def cadence_spm(self, window: int = 8) -> float | None:
         """Steps per minute of both feet together, from this foot's recent strides."""
@@ -43,17 +86,76 @@ class FootState:
         stride_s = float(np.median(np.diff(ics))) / self.rate_hz
         return 2 * 60.0 / stride_s if stride_s > 0 else None
 
-    def mean_fpa_deg(self, window: int = 8) -> float | None:
-        values = [s.fpa_deg for s in list(self.steps)[-window:] if s.fpa_deg is not None]
-        return float(np.mean(values)) if values else None
-
-    def mean_stance_ms(self, window: int = 8) -> float | None:
-        values = [s.stance_ms for s in list(self.steps)[-window:] if s.stance_ms is not None]
-        return float(np.mean(values)) if values else None
+    @property
+    def last_step(self) -> Step | None:
+        return self.steps[-1] if self.steps else None
 
     @property
     def last_direction(self) -> str:
         return direction_name(self.steps[-1].direction) if self.steps else "-"
+
+    @property
+    def last_cue(self) -> Cue | None:
+        return self.cues[-1] if self.cues else None
+
+    def band_deg(self) -> tuple[float, float] | None:
+        """The foot-angle target band (low, high) in degrees, from the insole's settings."""
+        if self.settings is None:
+            return None
+        target = self.settings.fpa_target_cdeg / 100.0
+        half = self.settings.fpa_half_width_cdeg / 100.0
+        return target - half, target + half
+
+    def in_band(self, fpa_deg: float | None) -> bool | None:
+        band = self.band_deg()
+        if band is None or fpa_deg is None:
+            return None
+        return band[0] <= fpa_deg <= band[1]
+
+    def connection(self) -> str:
+        """"connected" or "reconnecting" (a BLE link that lost its insole and is looking for it)."""
+        from insole.link.ble import BleInsoleLink  # the serial-only commands need no BLE stack
+
+        if isinstance(self.link, BleInsoleLink):
+            stats = self.link.stats
+            return "connected" if stats.connections > stats.disconnects else "reconnecting"
+        return "connected"
+
+    def absorb_samples(self, body: Samples) -> None:
+        if 0 <= body.first_index < self.next_index and self.lost_samples > 0:
+            # Late samples into a gap: a backfill after a reconnect. The CoP trail and the
+            # heat map stay with the live edge.
+            filled = min(body.count, self.lost_samples)
+            self.lost_samples -= filled
+            self.backfilled_samples += filled
+            self.samples += body.count
+            return
+        # A stream joined late, or restarted (index back to 0), has no gap.
+        if 0 <= self.next_index < body.first_index:
+            self.lost_samples += body.first_index - self.next_index
+        self.next_index = body.first_index + body.count
+        self.samples += body.count
+        if body.n_pressure:
+            counts = body.pressure_counts.astype(np.float64)
+            counts[body.pressure_counts == NA_U16] = np.nan
+            self.pressure = counts[-1]
+            if not np.isnan(counts).all():
+                self.max_cell_counts = max(self.max_cell_counts, float(np.nanmax(counts)))
+            self._extend_cop_trail(body.first_index, counts)
+
+    def _extend_cop_trail(self, first_index: int, counts: np.ndarray) -> None:
+        positions = self.cell_positions_mm
+        if positions is None or positions.shape[0] != counts.shape[1]:
+            return
+        load = np.nan_to_num(counts)
+        totals = load.sum(axis=1)
+        self.max_total_counts = max(self.max_total_counts, float(totals.max(initial=0.0)))
+        loaded = totals > COP_LOAD_SHARE * self.max_total_counts
+        if not loaded.any():
+            return
+        cop = (load[loaded] @ positions) / totals[loaded, None]
+        for offset, (x_mm, y_mm) in zip(np.flatnonzero(loaded), cop, strict=True):
+            self.cop_trail.append((first_index + int(offset), float(x_mm), float(y_mm)))
 
 
 def symmetry_index(left: float | None, right: float | None) -> float | None:
@@ -76,12 +178,16 @@ class LiveSession:
         self.feet = [FootState(side, link, i) for i, (side, link) in enumerate(links)]
         self.layouts = layouts or {}
         self.writer = writer
+        # A BLE link appends from its own thread: the writer is swapped and closed under this lock.
+        self._writer_lock = threading.Lock()
         self._t0 = time.monotonic()
+        self._status_due = self._t0 + STATUS_EVERY_S
 
     def _recorder(self, foot: FootState) -> Callable[[bytes], None]:
         def record(packet: bytes) -> None:
-            if self.writer is not None:
-                self.writer.append(foot.stream_id, packet, int((time.monotonic() - self._t0) * 1000))
+            with self._writer_lock:
+                if self.writer is not None:
+                    self.writer.append(foot.stream_id, packet, int((time.monotonic() - self._t0) * 1000))
 
         return record
 
@@ -95,7 +201,12 @@ class LiveSession:
             layout = self.layouts.get(foot.side)
             if layout is not None:
                 foot.link.set_layout(layout)
+            elif status.n_pressure:
+                layout = foot.link.get_layout()  # the board's own
+            if layout is not None and layout.n:
+                foot.cell_positions_mm = np.column_stack([layout.x_mm, layout.y_mm]).astype(np.float64)
             foot.status = status
+            foot.settings = foot.link.get_settings()
             foot.rate_hz = chz_to_rate_hz(status.rate_chz) if status.rate_chz else foot.rate_hz
             foot.link.drain_inbox()  # what came before belongs to no stream of this session
             # Recording starts with the stream (a BLE insole may have been streaming since
@@ -105,8 +216,53 @@ class LiveSession:
             self._absorb(foot, foot.link.drain_inbox())
 
     def poll(self, timeout_s: float = 0.05) -> None:
+        if time.monotonic() >= self._status_due:
+            self.refresh_status()
         for foot in self.feet:
-            self._absorb(foot, foot.link.poll(timeout_s / max(1, len(self.feet))))
+            # What a request set aside waits in the inbox, ahead of what arrives now.
+            waiting = foot.link.drain_inbox()
+            self._absorb(foot, waiting + foot.link.poll(0.0 if waiting else timeout_s / max(1, len(self.feet))))
+
+    def refresh_status(self) -> None:
+        """Asks every insole for its status (battery, dropped samples); the answer's way
+        in, ahead of it, is absorbed as usual."""
+        self._status_due = time.monotonic() + STATUS_EVERY_S
+        for foot in self.feet:
+            foot.status = foot.link.get_status()
+            self._absorb(foot, foot.link.drain_inbox())
+
+    def write_settings(self, foot: FootState, settings: Settings) -> Settings:
+        """Writes ``settings`` to one insole and returns what it then holds (read back)."""
+        foot.link.set_settings(settings)
+        foot.settings = foot.link.get_settings()
+        self._absorb(foot, foot.link.drain_inbox())
+        return foot.settings
+
+    def start_recording(self, writer: RecordingWriter) -> None:
+        """Records every packet from now on into ``writer`` (its header names the feet in
+        session order); a recording already running is closed first."""
+        with self._writer_lock:
+            previous, self.writer = self.writer, writer
+        if previous is not None:
+            previous.close()
+
+    def stop_recording(self) -> Path | None:
+        """Closes the recording, if one is running; returns its path."""
+        with self._writer_lock:
+            writer, self.writer = self.writer, None
+        if writer is None:
+            return None
+        writer.close()
+        return writer.path
+
+    @property
+    def recording_path(self) -> Path | None:
+        writer = self.writer
+        return None if writer is None or writer.closed else writer.path
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._t0
 
     def stop(self) -> None:
         for foot in self.feet:
@@ -117,22 +273,25 @@ class LiveSession:
             # A BLE link delivers on its own thread and outlives the session: stop
             # recording its packets before the recording closes.
             foot.link.on_packet_bytes = None
-        if self.writer is not None:
-            self.writer.flush()
+        with self._writer_lock:
+            if self.writer is not None:
+                self.writer.flush()
 
     def _absorb(self, foot: FootState, packets: Sequence[DecodedPacket]) -> None:
         for packet in packets:
             body = packet.body
             if isinstance(body, Samples):
-                # A stream joined late, or restarted (index back to 0), has no gap.
-                if 0 <= foot.next_index < body.first_index:
-                    foot.lost_samples += body.first_index - foot.next_index
-                foot.next_index = body.first_index + body.count
-                foot.samples += body.count
+                foot.absorb_samples(body)
             elif isinstance(body, Step):
                 foot.steps.append(body)
                 foot.step_count += 1
+                if body.fpa_deg is not None:
+                    foot.fpa_history.append((body.ic_index / foot.rate_hz, body.fpa_deg))
             elif isinstance(body, HeelRaise):
                 foot.raises.append(body)
+            elif isinstance(body, Cue):
+                foot.cues.append(body)
+                foot.cue_count += 1
+                foot.cued_count += body.cued
             elif isinstance(body, Status):
                 foot.status = body
