@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from insole.resources import DATA_DIR_ENV, shared_data_dir
@@ -23,12 +22,10 @@ def _simulated_raises(quick: bool) -> list[Row]:
     return [simulated.simulated_heel_raise_row()]
 
 
-GAITPDB_QUICK = ("GaCo01_01", "GaPt03_01", "GaPt13_10", "GaCo14_10")  # controls, PD, dual task
-
-
-def _gaitpdb_files(quick: bool) -> list[Path]:
-    files = gaitpdb_walk_files()
-    return [f for f in files if f.stem in GAITPDB_QUICK] if quick else files
+# The time-reversed row's walks in a quick run: controls, PD, dual task. The forward row
+# always scores all 23: a subset would leave out GaCo13_10, the walk that makes it miss
+# its F1 goal (README), and CI must show that miss.
+GAITPDB_REVERSED_QUICK = ("GaCo01_01", "GaPt03_01", "GaPt13_10", "GaCo14_10")
 
 
 def _event_row(data: str, reference: str, goals: tuple[Goal, ...], scores: dict[str, Any]) -> Row:
@@ -48,16 +45,17 @@ def _event_row(data: str, reference: str, goals: tuple[Goal, ...], scores: dict[
 
 
 def _gaitpdb(quick: bool) -> list[Row]:
-    files = _gaitpdb_files(quick)
-    which = f"{len(files)} walks" if quick else "all 23 walks"
+    files = gaitpdb_walk_files()
+    reversed_files = [f for f in files if f.stem in GAITPDB_REVERSED_QUICK] if quick else files
+    reversed_walks = f"{len(reversed_files)} walks" if quick else f"all {len(files)} walks"
     reference = "force onset/offset, 2 % of the 95th pct"
     return [
-        _event_row(f"gaitpdb, {which}, both feet", reference,
+        _event_row(f"gaitpdb, all {len(files)} walks, both feet", reference,
                    (Goal("f1", ">=", 0.995), Goal("ic_mae_ms", "<=", 10.0)),
                    pressure_cases.score_gaitpdb(files)),
-        _event_row(f"gaitpdb time-reversed, {which}", reference + ", reversed",
+        _event_row(f"gaitpdb time-reversed, {reversed_walks}", reference + ", reversed",
                    (Goal("direction_pct", ">=", 95.0), Goal("f1", ">=", 0.95)),
-                   pressure_cases.score_gaitpdb(files, reversed=True)),
+                   pressure_cases.score_gaitpdb(reversed_files, reversed=True)),
     ]
 
 
