@@ -152,3 +152,30 @@ def test_a_live_session_publishes_both_feet() -> None:
                 assert np.nanmax(rows[:, 1:9]) > 50.0  # kPa: the foot was loaded
                 events = [json.loads(e[0]) for e in _pull(events_in, want=2, chunk=False)]
                 assert [e["type"] for e in events] == ["STEP", "STEP"] and {e["side"] for e in events} == {side}
+
+
+@pytest.mark.micropython
+def test_monitor_lsl_publishes_the_live_insoles() -> None:
+    """`insole monitor --lsl` (a simulated left insole over the emulated radio): its
+    samples reach an inlet on this machine, pressure in kPa."""
+    import subprocess
+    import sys
+
+    import pylsl
+
+    command = subprocess.Popen(
+        [sys.executable, "-m", "insole.cli", "monitor", "--simulate", "--side", "left", "--lsl", "--duration-s", "30"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        found = pylsl.resolve_byprop("name", "insole left samples", minimum=1, timeout=60.0)
+        assert found, "monitor --lsl published no samples stream"
+        inlet = pylsl.StreamInlet(found[0])
+        inlet.open_stream(timeout=10.0)
+        rows = np.array(_pull(inlet, want=50, chunk=True))
+        assert rows.shape[0] >= 50 and rows.shape[1] == 1 + 8 + 6
+        assert ET.fromstring(inlet.info().as_xml()).findtext("desc/channels/channel[2]/unit") == "kPa"
+    finally:
+        command.terminate()
+        _out, err = command.communicate(timeout=30)
+    assert "Traceback" not in err, err

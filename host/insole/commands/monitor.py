@@ -25,6 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--simulate", action="store_true", help="two simulated insoles on the emulated BLE radio")
     p.add_argument("--duration-s", type=seconds, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--lsl", action="store_true",
+                   help="also publish each foot's samples and events as Lab Streaming Layer streams (docs/calibration.md)")
     add_web_arguments(p)
     p.set_defaults(func=run)
 
@@ -78,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
                 return _device_header(session)
 
         session.start()
+        if args.lsl:
+            from insole.lsl import LslOutlets
+
+            scales: dict[str, float] | None = (
+                {s.side: k for s, k in zip(streams, insoles.pressure_scales, strict=True)} if args.simulate else None
+            )
+            stack.enter_context(LslOutlets.for_session(session, pressure_scales=scales))
         if not args.simulate:
             layouts = {f.side: load_layout("insole8") for f in session.feet
                        if f.cell_positions_mm is not None and len(f.cell_positions_mm) == 8}
