@@ -13,13 +13,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
+import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from conftest import require_shared_data
 from insole.cli import main
+from insole.commands.validate import EXIT_DATA_MISSING, EXIT_MISSED_GOAL
+from insole.resources import DATA_DIR_ENV
 from insole.validation import suite
 from insole.validation.table import Goal, Row
 
@@ -192,7 +196,7 @@ def test_a_missed_goal_is_reported_as_a_warning() -> None:
 
 
 @pytest.mark.micropython
-def test_validate_exits_0_when_every_goal_is_met_and_1_with_a_row_marked_no(
+def test_validate_exits_0_when_every_goal_is_met_and_3_with_a_row_marked_no(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     builder, _ = suite.ROWS["sim-raises"]
@@ -210,14 +214,26 @@ def test_validate_exits_0_when_every_goal_is_met_and_1_with_a_row_marked_no(
     assert validate([met]) == (0, [f"| {met.data} | exact (simulator) | 42 | – | – | – | – | – | – | 0 | "
                                    "raise_count_error == 0 | yes |"])
     status, lines = validate([out_of_reach])
-    assert status == 1
+    assert status == EXIT_MISSED_GOAL == 3  # not 1, an error
     assert lines == ["| heel raises, an error below zero | exact (simulator) | 42 | – | – | – | – | – | – | 0 | "
                      "raise_count_error <= -1 | NO |"]
     status, lines = validate([met, out_of_reach])
-    assert status == 1
+    assert status == EXIT_MISSED_GOAL
     assert [line.rsplit("|", 2)[1].strip() for line in lines] == ["yes", "NO"]
 
 
 def test_validate_rejects_unknown_rows(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--rows", "nope"]) == 2
     assert "unknown rows nope" in capsys.readouterr().err
+
+
+def test_validate_data_folder_is_an_option_and_missing_data_is_its_own_exit_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, os.environ.get(DATA_DIR_ENV, ""))  # restored after the test
+    assert main(["validate", "--rows", "moticon", "--data", str(tmp_path / "absent")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    # An empty folder: the row's data is not there, and that is not a missed goal.
+    assert main(["validate", "--rows", "moticon", "--data", str(tmp_path)]) == EXIT_DATA_MISSING == 4
+    out = capsys.readouterr().out
+    assert f"- skipped moticon: {tmp_path}" in out
