@@ -60,7 +60,9 @@ from insole.protocol import (
     max_samples_per_packet,
 )
 
-BOUNDED = settings(max_examples=150, deadline=None, derandomize=True, database=None)
+BOUNDED = settings(
+    max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 FEW = settings(
     max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )

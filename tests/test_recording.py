@@ -278,12 +278,6 @@ def test_damaged_frame_in_the_middle_is_skipped(tmp_path: Path) -> None:
     assert not np.isnan(recording.streams[0].pressure[2 * per_packet :]).any()  # type: ignore[index]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since 496e77e (frame decoder: linear work) the glued-frame search gives up after a few "
-    "header-like byte pairs, which zero-rich frames are full of: the intact frame behind a damaged 0x00 "
-    "is lost too (400 of 400 delimiters of a simulated walk, 253 of 385 of a gaitpdb import; 0 before)",
-)
 def test_a_frame_glued_to_a_damaged_one_is_still_found(tmp_path: Path) -> None:
     # An unloaded foot reads 0 on every cell: its frames are mostly COBS code bytes 0x01.
     stream = FootStream("left", 100.0, 0.0, "insole8", np.zeros((400, 8)), "counts", None, None)

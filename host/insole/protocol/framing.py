@@ -18,7 +18,15 @@ import numpy.typing as npt
 from cobs import cobs
 
 from insole.errors import ProtocolError
-from insole.protocol.constants import CRC_LEN, HEADER_LEN, MAX_PACKET_LEN, PROTOCOL_VERSION, PacketType
+from insole.protocol.constants import (
+    CRC_LEN,
+    FIXED_PAYLOAD_LEN,
+    HEADER_LEN,
+    MAX_PACKET_LEN,
+    PROTOCOL_VERSION,
+    SAMPLES_HEADER_LEN,
+    PacketType,
+)
 from insole.protocol.header import PacketError, PacketVersionError
 from insole.protocol.packets import DecodedPacket, decode_packet
 
@@ -48,12 +56,12 @@ def max_encoded_frame_len(prefix_len: int = 0) -> int:
 _HEADER = re.escape(bytes([PROTOCOL_VERSION])) + b"[" + re.escape(bytes([min(PacketType)])) + b"-" + re.escape(
     bytes([max(PacketType)])
 ) + b"]"
+_PACKET_TYPES = frozenset(int(t) for t in PacketType)
 _FRAME_START = {0: re.compile(b"[\x03-\xff]" + _HEADER), "prefixed": re.compile(_HEADER)}
-# Per failed run, at most this many tails are decoded and four times as many looked at,
-# so the work stays linear in the input whatever it holds. Two: a header-like pair of
-# bytes in garbage before a glued frame is rare (about 1 in 20,000 bytes), two rarer still.
+# Per failed run, at most this many tails that decode are checked (CRC), so the work
+# stays linear in the input whatever it holds. Two: a tail of garbage that both decodes
+# and starts like a packet header, before a glued frame, is rare; two rarer still.
 _GLUED_TRIES = 2
-_GLUED_LOOKS = 4 * _GLUED_TRIES
 # A feed() with more 0x00 than this locates its runs with numpy: junk of short runs (or
 # 0x00 only) would otherwise cost a Python loop per run.
 _MANY_RUNS = 64
@@ -223,36 +231,94 @@ class FrameDecoder:
     def _recover_tail(self, run: bytes, first_start: int) -> tuple[int, bytes] | None:
         """(start, frame body) of a valid frame that ends ``run``, if one is found.
 
-        Tries the tails that start with a packet header, longest first: at most
-        ``_GLUED_TRIES`` are decoded.
+        A tail can be that frame only if its COBS code bytes chain to the run's end, it
+        starts with a packet header (version 1, a known type), and it decodes to that
+        packet's length (from the fixed payload lengths, or a SAMPLES batch's count and
+        record size). One backward pass over the run gives every start's chain end and
+        decoded length, and a few hops decode a candidate's header: damaged frames full
+        of header-like bytes (zero-rich ones are) cost O(1) per candidate. The longest
+        plausible tails are decoded and CRC-checked, at most ``_GLUED_TRIES``: the work
+        stays linear in the run.
         """
         n = len(run)
         lowest = max(first_start, n - self.max_encoded_len)
         last = n - self._min_encoded_len
-        tries = _GLUED_TRIES
-        looks = _GLUED_LOOKS
+        if last < lowest:
+            return None
         prefix_len = self.prefix_len
         pattern = _FRAME_START[0] if prefix_len == 0 else _FRAME_START["prefixed"]
         to_match = 0 if prefix_len == 0 else 1 + prefix_len  # from the frame's first code byte
         match = pattern.search(run, lowest + to_match)
-        while match is not None and tries and looks:
+        if match is None or match.start() - to_match > last:
+            return None
+        decoded_lens = _decoded_lengths(run, lowest)
+        head_len = prefix_len + HEADER_LEN + SAMPLES_HEADER_LEN
+        tries = _GLUED_TRIES
+        while match is not None and tries:
             start = match.start() - to_match
             if start > last:
                 break
-            looks -= 1
-            version_at = start + 1 + prefix_len
-            # The version and type must be data, not code bytes of this tail (which
-            # decode to 0): a few hops decide it without decoding.
-            at = start
-            while at < version_at:
-                at += run[at]
-            if at > version_at + 1:
+            decoded_len = decoded_lens[start - lowest]
+            if decoded_len >= 0 and _plausible(_decode_head(run, start, head_len), prefix_len, decoded_len):
                 tries -= 1
                 body, _reason = self._check(run[start:])
                 if body is not None:
                     return start, body
             match = pattern.search(run, match.start() + 1)  # overlapping matches too
         return None
+
+
+def _decoded_lengths(run: bytes, lowest: int) -> list[int]:
+    """For each start i >= ``lowest``: the length ``run[i:]`` COBS-decodes to, or -1 where
+    its code bytes do not chain to the run's end (``[i - lowest]``; one backward pass)."""
+    n = len(run)
+    lengths = [-1] * (n - lowest + 1)
+    lengths[n - lowest] = 0
+    for i in range(n - 1, lowest - 1, -1):
+        code = run[i]
+        j = i + code
+        if j <= n:
+            rest = lengths[j - lowest]
+            if rest >= 0:
+                # The block's data bytes, and the 0x00 it stands for unless it is the
+                # last block or a full one (0xFF).
+                lengths[i - lowest] = rest + code - 1 + (code < 0xFF and j < n)
+    return lengths
+
+
+def _decode_head(run: bytes, start: int, count: int) -> bytes:
+    """The first ``count`` bytes ``run[start:]`` decodes to (fewer if it is shorter)."""
+    n = len(run)
+    head = bytearray()
+    at = start
+    while len(head) < count and at < n:
+        code = run[at]
+        head += run[at + 1 : at + code]
+        at += code
+        if code < 0xFF and at < n:
+            head.append(0)
+    return bytes(head[:count])
+
+
+def _plausible(head: bytes, prefix_len: int, decoded_len: int) -> bool:
+    """Whether a frame whose decoded bytes start with ``head`` can be ``decoded_len`` long."""
+    if len(head) < prefix_len + HEADER_LEN or head[prefix_len] != PROTOCOL_VERSION:
+        return False
+    packet_type = head[prefix_len + 1]
+    if packet_type not in _PACKET_TYPES:
+        return False
+    packet_len = decoded_len - prefix_len - CRC_LEN
+    fixed = FIXED_PAYLOAD_LEN.get(packet_type)
+    if fixed is not None:
+        return packet_len == HEADER_LEN + fixed
+    if packet_type == PacketType.SAMPLES:
+        if len(head) < prefix_len + HEADER_LEN + SAMPLES_HEADER_LEN:
+            return False
+        at = prefix_len + HEADER_LEN + 4  # count, n_pressure, imu
+        count, n_pressure, imu = head[at], head[at + 1], head[at + 2]
+        record = 2 * n_pressure + 12 * imu
+        return packet_len == HEADER_LEN + SAMPLES_HEADER_LEN + count * record
+    return HEADER_LEN <= packet_len <= MAX_PACKET_LEN
 
 
 def _spans(starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64], keep: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
