@@ -182,6 +182,19 @@ def test_calibrate_writes_the_yaw_and_hil_applies_it(
 
 
 @pytest.mark.micropython
+def test_reports_and_exports_take_the_mounting_yaw_off_a_replay(yawed_recording: Path) -> None:
+    """`insole report` and `export` (session_results) replay with --mount-yaw as `hil` does:
+    the sensor's 7.5° (on both feet) taken off, each foot's angles are the walk's again."""
+    from insole.analysis.results import session_results
+
+    results = session_results(yawed_recording, events_from="replay", mount_yaw_deg=7.5)
+    for side in ("left", "right"):
+        angles = [s.fpa_deg for s in results.steps if s.side == side and s.direction == "forward" and s.fpa_deg is not None]
+        assert len(angles) >= 15
+        assert abs(float(np.median(angles)) - FPA_DEG[side]) < 1.0, (side, float(np.median(angles)))
+
+
+@pytest.mark.micropython
 def test_calibrate_zero_reports_the_cell_reading_in_swing(
     yawed_recording: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

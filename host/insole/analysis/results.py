@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -335,11 +335,13 @@ def _from_recording(
     return steps, cues, raises, settings
 
 
-def _from_replay(recording: Recording, band_option: Band | None) -> tuple[list[StepResult], list[RaiseResult]]:
+def _from_replay(
+    recording: Recording, band_option: Band | None, mount_yaw_deg: float | Mapping[str, float]
+) -> tuple[list[StepResult], list[RaiseResult]]:
     from insole.hil import replay_recording  # lazy: the replay runs MicroPython
 
     scales = _pressure_scales(recording)
-    replays = replay_recording(recording.streams, scales)
+    replays = replay_recording(recording.streams, scales, mount_yaw_deg=mount_yaw_deg)
     steps: list[StepResult] = []
     raises: list[RaiseResult] = []
     for stream, scale, replay in zip(recording.streams, scales, replays, strict=True):
@@ -393,6 +395,7 @@ def session_results(
     events_from: EventsFrom = "auto",
     participant: str | None = None,
     session: str | None = None,
+    mount_yaw_deg: float | Mapping[str, float] = 0.0,
 ) -> SessionResults:
     """The results of one recording (a path is read first).
 
@@ -400,7 +403,8 @@ def session_results(
     the samples through the firmware (on the unix port), "auto" the first when the file
     has any STEP, HEEL_RAISE or CUE packet, else the second. ``band`` overrides the band
     the recording reports (SETTINGS, CUE); a replay knows only ``band``. A replay delivers
-    no cues: the cues of a session are what the insoles did while worn.
+    no cues: the cues of a session are what the insoles did while worn. A replay takes
+    ``mount_yaw_deg`` (docs/calibration.md) off its foot angles, as the insole would.
     """
     if not isinstance(recording, Recording):
         recording = read_recording(recording)
@@ -412,7 +416,7 @@ def session_results(
         steps, cues, raises, settings = _from_recording(recording, band)
         source: Literal["recording", "replay"] = "recording"
     else:
-        steps, raises = _from_replay(recording, band)
+        steps, raises = _from_replay(recording, band, mount_yaw_deg)
         cues = []
         source = "replay"
     steps.sort(key=lambda s: (s.ic_s, s.side))

@@ -28,15 +28,13 @@ from insole.calibration import (
     yaw_from_roll_test,
     zero_check,
 )
-from insole.commands.options import add_force, check_outputs, seconds
+from insole.commands.options import SIDES, add_force, check_outputs, per_side_degrees, seconds
 from insole.errors import DeviceError, LinkError, UserError
 from insole.link import InsoleLink, SerialLink
 from insole.model import FootStream, Side
 from insole.protocol import Step
 from insole.quantise import chz_to_rate_hz
 from insole.recording import Recording
-
-SIDES: tuple[Side, Side] = ("left", "right")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,24 +77,6 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="measure and print; write nothing to the insoles")
     p.add_argument("--keep", type=Path, metavar="REC", help="live: keep the measurement as this recording")
     add_force(p)
-
-
-def per_side_degrees(text: str) -> dict[Side, float]:
-    """argparse type: ``"0"`` → both feet 0°; ``"left=5,right=3"`` → per foot (a foot
-    not named is left out)."""
-    try:
-        if "=" not in text:
-            return {side: float(text) for side in SIDES}
-        out: dict[Side, float] = {}
-        for part in text.split(","):
-            side, _, value = part.partition("=")
-            name = side.strip()
-            if name not in SIDES:
-                raise ValueError(name)
-            out["left" if name == "left" else "right"] = float(value)
-        return out
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected DEG or left=DEG,right=DEG") from None
 
 
 def _parse_ports(values: list[str]) -> dict[Side, str]:

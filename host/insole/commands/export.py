@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     if args.results is None and args.parquet is None:
         return 0
     results = session_results(
-        recording, band=band, events_from=args.events_from, participant=args.participant, session=args.session
+        recording, band=band, events_from=args.events_from, participant=args.participant, session=args.session,
+        mount_yaw_deg=args.mount_yaw,
     )
     origin = "the recording's events" if results.events_from == "recording" else "a replay through the firmware"
     print(

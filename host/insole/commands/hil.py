@@ -8,8 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from insole.commands.calibrate import per_side_degrees
-from insole.commands.options import add_force, check_outputs
+from insole.commands.options import add_force, check_outputs, per_side_degrees
 from insole.errors import UserError
 from insole.export.events_csv import write_raises_csv, write_steps_csv
 from insole.hil import raise_rows, replay_recording, step_rows

@@ -12,6 +12,9 @@ import math
 from pathlib import Path
 
 from insole.errors import UserError
+from insole.model import Side
+
+SIDES: tuple[Side, Side] = ("left", "right")
 
 
 def seconds(text: str) -> float:
@@ -41,3 +44,21 @@ def check_outputs(force: bool, *paths: Path | None) -> None:
             raise UserError(f"folder {path.parent} does not exist")
         if path.exists() and not force:
             raise UserError(f"{path} exists; use -f/--force to overwrite")
+
+
+def per_side_degrees(text: str) -> dict[Side, float]:
+    """argparse type: ``"0"`` → both feet 0°; ``"left=5,right=3"`` → per foot (a foot
+    not named is left out)."""
+    try:
+        if "=" not in text:
+            return {side: float(text) for side in SIDES}
+        out: dict[Side, float] = {}
+        for part in text.split(","):
+            side, _, value = part.partition("=")
+            name = side.strip()
+            if name not in SIDES:
+                raise ValueError(name)
+            out["left" if name == "left" else "right"] = float(value)
+        return out
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected DEG or left=DEG,right=DEG") from None

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from insole.analysis.results import EVENT_SOURCES, Band, SessionResults, session_results
-from insole.commands.options import add_force, check_outputs
+from insole.commands.options import add_force, check_outputs, per_side_degrees
 from insole.errors import UserError
 from insole.settings import parse_band
 
@@ -48,6 +48,13 @@ def add_results_options(parser: argparse.ArgumentParser) -> None:
         help="recording: the insoles' own events; replay: replay the samples through the firmware; "
         "auto (default): the recording's events when it has any, else a replay",
     )
+    parser.add_argument(
+        "--mount-yaw",
+        type=per_side_degrees,
+        default={},
+        metavar="DEG|left=DEG,right=DEG",
+        help="a replay takes this mounting yaw (insole calibrate) off its foot angles, as the insole would",
+    )
     parser.add_argument("--participant", help="participant id when the recording does not name one (default: unknown)")
     parser.add_argument("--session", help="session id when the recording does not name one (default: the file's stem)")
 
@@ -72,6 +79,7 @@ def load_results(args: argparse.Namespace, path: Path) -> SessionResults:
         events_from=args.events_from,
         participant=args.participant,
         session=args.session,
+        mount_yaw_deg=args.mount_yaw,
     )
 
 
