@@ -27,6 +27,9 @@ def test_fit_recovers_drift_and_aligns_events_within_a_few_ms(drift_ppm: float) 
         sync.add(int(d), float(h))
     fit = sync.fit()
     assert abs(fit.drift_ppm - drift_ppm) < 10.0
+    # The window minima lie on the line but for the jitter of the fastest packet in each
+    # (the smallest of ~7 exponential 6-ms tails, and the 1-ms steps of device time).
+    assert fit.residual_ms < 1.0, fit.residual_ms
     # An event at a known true time, stamped by the device clock, lands near its host time.
     event_true_s = np.linspace(10.0, 590.0, 50)
     event_device_s = np.floor(event_true_s / (1.0 + drift_ppm * 1e-6) * 1000.0) / 1000.0
@@ -130,3 +133,14 @@ def test_a_converted_recording_without_device_times_keeps_its_own_timeline() -> 
     first = np.arange(0, 4000, 8)
     assert sample_timeline(first, np.zeros(len(first), dtype=np.int64), first * 10, 100.0) is None
     assert sample_timeline(first[:5], first[:5] * 10, first[:5] * 10, 100.0) is None
+
+
+@pytest.mark.parametrize(("clock_ppm", "imu_ppm"), [(10_000.0, 40.0), (200.0, -10_000.0)])
+def test_a_clock_one_percent_off_keeps_the_stream_on_its_own_time_base(clock_ppm: float, imu_ppm: float) -> None:
+    # Crystals and IMU oscillators are within a few hundred ppm; 1 % is no clock running
+    # beside the host's (a converter's made-up times, a wrong nominal rate), so the
+    # stream is not put on the host timeline.
+    from insole.link.clocksync import sample_timeline
+
+    first, device_ms, host_ms, _, _ = _live_packets(np.random.default_rng(5), 10.0, clock_ppm, imu_ppm)
+    assert sample_timeline(first, device_ms, host_ms, 104.0) is None

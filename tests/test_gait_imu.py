@@ -286,6 +286,9 @@ def test_fixed_point_integration_matches_floating_point() -> None:
         exact = StrideTrajectory("float").estimate(slots, int(start), int(end), gravity, (0, 0, 0, 0), 1 / 104.0)  # type: ignore[arg-type]
         assert np.hypot(*np.subtract(fixed.displacement_m_[:2], exact.displacement_m_[:2])) < 0.005
         assert abs(fixed.heading_rad_ - exact.heading_rad_) < math.radians(0.05)
+        # Both integrate the same samples, start to end: end - start intervals.
+        assert fixed.duration_s_ == pytest.approx((end - start) / 104.0)
+        assert exact.duration_s_ == pytest.approx(fixed.duration_s_)
 
 
 @pytest.mark.parametrize(("yaw_deg", "tilt_deg", "roll_deg"), [(0.0, 0.0, 30.0), (6.0, 0.0, -25.0), (-9.0, 20.0, 40.0)])

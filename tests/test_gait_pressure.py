@@ -54,6 +54,22 @@ def _heel_raises(stream: FootStream, use_pitch_rate: bool = True) -> HeelRaiseDe
     return HeelRaiseDetection(use_pitch_rate=use_pitch_rate).detect(stream_counts(stream), stream.rate_hz)
 
 
+# --------------------------------------------------------------------------- hand-made sums
+
+
+def test_slow_first_loading_backtracks_to_its_onset() -> None:
+    # The host twin on firmware/tests/fwtest_contact.py's case: unloaded, then a foot
+    # set down slowly (2 counts a sample). The stance is confirmed at sample 71, 31
+    # samples after its onset at 40; the walk back is bounded by the 64 samples of
+    # history before the confirming sample, not by sample 64 of the stream.
+    from insole.gait.contact import PressureContact
+
+    totals = [0] * 40 + list(range(2, 202, 2)) + [200] * 40
+    contact = PressureContact(10000)
+    events = [(index, contact.update(index, total, 0), contact.ic_index) for index, total in enumerate(totals)]
+    assert [(index, ic) for index, event, ic in events if event == 1] == [(71, 40)]
+
+
 # --------------------------------------------------------------------------- real recordings
 
 

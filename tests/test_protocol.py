@@ -437,6 +437,13 @@ def test_cue_body_helpers() -> None:
     assert decode_packet(faded.encode(2, 3)).body == faded
 
 
+def test_step_foot_angle_in_degrees() -> None:
+    toe_in = Step(3, 21, 180, None, -250, 1, 1, 30000, 100, None, None, 1)
+    assert toe_in.fpa_deg == -2.5
+    no_angle = Step(3, 21, 180, None, None, 1, 1, 30000, 100, None, None, 1)
+    assert no_angle.fpa_deg is None
+
+
 def test_seq_and_time_wrap() -> None:
     packet = Ack(1, 1, 1).encode(seq=65536 + 3, time_ms=(1 << 32) + 5)
     header = decode_packet(packet).header
@@ -481,6 +488,17 @@ def test_decode_sample_batches_pressure_only_imu_only_and_mismatch() -> None:
         decode_sample_batches([p_packets[0][8:], i_packets[0][8:]])
     indices, pressure, imu = decode_sample_batches([], n_pressure=8, imu=True)
     assert indices.shape == (0,) and pressure.shape == (0, 8) and imu is not None and imu.shape == (0, 6)
+
+
+def test_a_batch_of_another_shape_is_refused_at_the_field_that_differs() -> None:
+    # SAMPLES payload offsets (docs/protocol.md): 5 is n_pressure, 6 is imu.
+    eight_with_imu = encode_samples(0, np.ones((4, 8), np.uint16), np.zeros((4, 6), np.int16))[0][8:]
+    four_with_imu = encode_samples(4, np.ones((4, 4), np.uint16), np.zeros((4, 6), np.int16))[0][8:]
+    eight_without_imu = encode_samples(4, np.ones((4, 8), np.uint16), None)[0][8:]
+    for other, field in ((four_with_imu, 5), (eight_without_imu, 6)):
+        with pytest.raises(PacketError, match="differs") as info:
+            decode_sample_batches([eight_with_imu, other])
+        assert (info.value.code, info.value.detail) == (ErrorCode.BAD_VALUE, field)
 
 
 # --------------------------------------------------------------------------- framing robustness

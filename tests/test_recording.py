@@ -18,10 +18,11 @@ import pytest
 from insole.cli import main as cli_main
 from insole.errors import InsoleError, UnsupportedVersionError, UserError
 from insole.model import FootStream
-from insole.protocol import Ack, PacketType, Settings, Step, encode_samples
+from insole.protocol import Ack, BackfillEnd, PacketType, Settings, Status, Step, encode_samples
 from insole.quantise import counts_to_pressure, imu_to_raw, pressure_to_counts
 from insole.recording import (
     DamagedHeaderError,
+    LostEvents,
     NotARecordingError,
     RecordingWriter,
     frame_record,
@@ -220,6 +221,44 @@ def test_one_packet_with_a_wild_sample_index_is_counted_and_the_rest_kept(tmp_pa
     assert recording.streams[0].n_samples == 200 and recording.lost_samples == [10]
 
 
+def test_packets_each_within_reach_that_still_span_too_far_are_corrupt(tmp_path: Path) -> None:
+    # Three packets 1,000,000 indices apart: none is wild beside the others (each lies
+    # within the reach of the median), but 600 samples spread over 2,000,200 rows are
+    # more gap than any real loss leaves.
+    path = tmp_path / "spread.insole"
+    header = make_header(source="device", start_time_utc="2024-06-01T10:00:00.000Z",
+                         streams=[stream_header(side="left", rate_hz=100.0, n_pressure=1, imu=False, pressure_scale=1.0)])
+    with RecordingWriter(path, header) as writer:
+        for k, first in enumerate((0, 1_000_000, 2_000_000)):
+            for packet in encode_samples(first, np.ones((200, 1), np.uint16), None, seq_start=k):
+                writer.append(0, packet, host_ms=0)
+    with pytest.raises(UserError, match="jumps to sample index 2000199 with only 600 samples present"):
+        read_recording(path)
+
+
+def test_status_packets_and_lost_events_read_back(tmp_path: Path) -> None:
+    # A STATUS packet is an event, never taken for samples; a BACKFILL_END that reports
+    # seqs gone for good is listed once in lost_events, one that reports none is not.
+    path = tmp_path / "status.insole"
+    status = Status(0, 3, 1, 0, 1, 8, 1, 80, 10000, 3900, 0, 25, 40000, 0, 0)
+    lost = BackfillEnd(PacketType.STEP, 9, 100, 20, 17, 110, 3, 120)
+    none_lost = BackfillEnd(PacketType.CUE, 10, 5, 4, 4, 0, 0, 9)
+    with RecordingWriter(path, live_header(1)) as writer:
+        pressure, imu = batch(0, 10)
+        writer.append(0, status.encode(0, 5), host_ms=5)
+        for packet in encode_samples(0, pressure, imu, seq_start=1):
+            writer.append(0, packet, host_ms=105)
+        writer.append(0, status.encode(2, 150), host_ms=150)
+        for body, seq in ((lost, 3), (none_lost, 4), (lost, 5)):
+            writer.append(0, body.encode(seq, 200), host_ms=200)
+    recording = read_recording(path)
+    assert recording.bad_packets == {} and recording.lost_samples == [0]
+    assert recording.streams[0].n_samples == 10
+    np.testing.assert_array_equal(recording.streams[0].pressure, pressure.astype(float))
+    assert [e.body for e in recording.events] == [status, status, lost, none_lost, lost]
+    assert recording.lost_events == [LostEvents(0, PacketType.STEP, 110, 3)]
+
+
 def test_writer_refuses_to_overwrite_and_appends_after_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "append.insole"
     pressure, imu = batch(0, 20)
@@ -355,8 +394,10 @@ def test_not_a_recording_and_other_versions(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(UserError, match="not an insole recording"):
         read_recording(empty)
-    with pytest.raises(UserError, match="cannot read"):
-        read_recording(tmp_path / "missing.insole")
+    missing = tmp_path / "missing.insole"
+    with pytest.raises(UserError) as unreadable:
+        read_recording(missing)
+    assert str(unreadable.value) == f"cannot read recording {missing}: No such file or directory"
     future = tmp_path / "future.insole"
     future.write_bytes(b'INSOLE-RECORDING 3\n{"format":"insole-recording","format_version":3}\n')
     expected = "format version 3 is not supported; this side reads versions 1 and 2"

@@ -92,6 +92,27 @@ def test_dip_inside_stance_is_not_a_toe_off():
     assert len(ics) == 3 and len(tos) == 3, (ics, tos)
 
 
+def test_weight_shift_onto_the_other_foot_is_not_a_toe_off():
+    # Mid-stance the load falls to 5 % for 100 ms (three times the toe-off
+    # confirmation) but never back to the unloaded level: the foot stayed on the ground.
+    totals, onsets, offs = _walk(3)
+    shift = onsets[1] + 15
+    for i in range(shift, shift + 10):
+        totals[i] = 500
+    ics, tos = _run([totals])
+    assert ics == onsets, (ics, onsets)
+    assert [to for _, to in tos] == offs, (tos, offs)
+
+
+def test_slow_first_loading_backtracks_to_its_onset():
+    # A stream that starts unloaded, then a foot set down slowly (2 counts a sample):
+    # the stance is confirmed at sample 71, 31 samples after its onset at 40. The walk
+    # back is bounded by the 64 samples of history before the confirming sample,
+    # not by sample 64 of the stream.
+    ics, _ = _run([_repeat(0, 40), range(2, 202, 2), _repeat(200, 40)])
+    assert ics == [40], ics
+
+
 def _sway(n):
     # 20 % .. 80 % of a load swaying with a 4 s period: the foot never unloads.
     for i in range(n):

@@ -165,6 +165,41 @@ def test_settings_payloads_decode_on_the_device_and_reencode_identically():
     assert ok >= 4 and refused >= 20, (ok, refused)
 
 
+def test_saved_settings_load_at_the_next_start():
+    # At power-on the Device makes default Settings and loads the saved file (app.py):
+    # what was saved is what the next start finds, and a file of another settings
+    # version (its length and CRC right) is refused and leaves the defaults.
+    import board
+    saved = Settings()
+    saved.cue_mode = 1
+    saved.cue_duty_pct = 77
+    saved.fpa_target_cdeg = -500
+    saved.seed = 4242
+    saved.imu_yaw_cdeg = 250
+    saved.save(board.SETTINGS_DIR)
+    expected = bytearray(P.SETTINGS_LEN)
+    saved.encode_into(expected, 0)
+    restarted = Settings()
+    assert restarted.load(board.SETTINGS_DIR) is True
+    loaded = bytearray(P.SETTINGS_LEN)
+    restarted.encode_into(loaded, 0)
+    assert loaded == expected, (loaded, expected)
+    path = board.SETTINGS_DIR + "/settings.bin"
+    with open(path, "rb") as f:
+        other_version = bytearray(f.read())
+    other_version[0] += 1
+    crc = fast.crc16(other_version, 0, P.SETTINGS_LEN)
+    other_version[P.SETTINGS_LEN] = crc & 0xFF
+    other_version[P.SETTINGS_LEN + 1] = crc >> 8
+    with open(path, "wb") as f:
+        f.write(other_version)
+    defaults = Settings()
+    assert defaults.load(board.SETTINGS_DIR) is False
+    for name in _SETTINGS_NAMES:
+        assert getattr(defaults, name) == getattr(Settings(), name), name
+    assert Settings.erase(board.SETTINGS_DIR)
+
+
 def test_device_packets_match_the_vectors_byte_for_byte():
     # Every packet the device builds, except where the vector's time_ms is beyond the
     # device clock's 2**30 wrap (the device cannot send those values).
