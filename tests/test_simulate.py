@@ -534,11 +534,13 @@ def test_cli_heel_raises_and_rejected_options(tmp_path: Path, capsys: pytest.Cap
     assert run_cli("-o", str(out), "--plan", "heel-raises", "--no-noise") == 0
     assert "(60 heel raises)" in capsys.readouterr().out
     assert len(read_raises_csv(tmp_path / "raises.raises.csv")) == 10 * 3 * 2
+    with pytest.raises(UserError, match="exists; use -f/--force"):
+        run_cli("-o", str(out), "--plan", "heel-raises")
     with pytest.raises(UserError, match="does not take --fpa-deg"):
-        run_cli("-o", str(out), "--plan", "heel-raises", "--fpa-deg", "5")
+        run_cli("-o", str(out), "--plan", "heel-raises", "--fpa-deg", "5", "--force")
     with pytest.raises(UserError, match="rate"):
-        run_cli("-o", str(out), "--rate-hz", "20")
+        run_cli("-o", str(out), "--rate-hz", "20", "--force")
     with pytest.raises(UserError, match="cadence"):
-        run_cli("-o", str(out), "--plan", "walk", "--cadence-spm", "400")
+        run_cli("-o", str(out), "--plan", "walk", "--cadence-spm", "400", "--force")
     with pytest.raises(UserError, match="does not exist"):
         run_cli("-o", str(tmp_path / "missing" / "x.insole"))
