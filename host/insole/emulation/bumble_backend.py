@@ -42,6 +42,7 @@ from bleak.uuids import normalize_uuid_str
 from bumble import hci, pairing
 from bumble.att import ATT_Error
 from bumble.core import UUID, AdvertisingData, PhysicalTransport
+from bumble.core import TimeoutError as BumbleTimeoutError
 from bumble.device import Advertisement, Connection, ConnectionParametersPreferences, Device, Peer
 from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore
 from bumble.transport import open_transport
@@ -432,6 +433,9 @@ class BumbleClient(BaseBleakClient):
             return await self._require_connection().cancel_on_disconnection(operation)
         except ATT_Error as exc:
             raise BleakGATTProtocolError(exc.error_code) from exc
+        except BumbleTimeoutError as exc:
+            # No answer in ATT's 30 s: BlueZ reports it as a failed operation too.
+            raise BleakError(f"{self.address}: no answer to a GATT request ({exc})") from exc
         except asyncio.CancelledError:
             # bumble cancels a pending request when the link drops; that is not a
             # cancellation of the caller's task.

@@ -75,6 +75,9 @@ BACKFILL_CHUNK = 16  # seqs per GET_EVENTS: the answer fits the insole's priorit
 MAX_BACKFILL_ROUNDS = 64
 RECONNECT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 BONDED_CHECK_TIMEOUT_S = 5.0
+# Pairing (or re-encryption) and the four subscriptions: about 1 s at 50 ms connection
+# intervals; generous for a loaded host.
+SETUP_TIMEOUT_S = 15.0
 # A new host bonds only inside the insole's pairing window (docs/security.md).
 PAIRING_ADVICE = ("a new computer pairs only while the insole's pairing window is open: switch the insole on "
                   "(open for a minute), hold its button for 2 s, or run `insole pair --port PORT` on its cable")
@@ -248,9 +251,15 @@ class InsoleClient:
         )
         try:
             try:
-                await client.pair()
-                for uuid in _NOTIFY_UUIDS:
-                    await client.start_notify(uuid, self._notifier(uuid))
+                # Bounded: an insole that neither answers nor drops the link (a refusal
+                # racing the set-up) must not hold the host for ATT's 30 s per request.
+                async with asyncio.timeout(SETUP_TIMEOUT_S):
+                    await client.pair()
+                    for uuid in _NOTIFY_UUIDS:
+                        await client.start_notify(uuid, self._notifier(uuid))
+            except TimeoutError as exc:
+                raise LinkError(f"{found.name} did not finish setting up the link in {SETUP_TIMEOUT_S:g} s",
+                                advice=PAIRING_ADVICE) from exc  # fmt: skip
             except BleakError as exc:
                 if client.is_connected:
                     raise
