@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -130,33 +131,55 @@ def _alive(pid: int) -> bool:
 @pytest.mark.micropython
 @pytest.mark.parametrize("command", ["monitor", "record"])
 def test_ctrl_c_ends_a_live_command_cleanly(tmp_path: Path, command: str) -> None:
-    if command == "monitor":  # over the emulated radio: the radio, 2 bridges, 2 firmwares
-        argv, n_children = ["monitor", "--simulate"], 5
+    recording = tmp_path / "r.insole"
+    if command == "monitor":  # over the emulated radio, with the dashboard (it prints its address once streaming)
+        argv, n_children = ["monitor", "--simulate", "--web", "--no-browser"], 5  # radio, 2 bridges, 2 firmwares
     else:  # over ptys: the 2 firmwares
-        argv, n_children = ["record", "--simulate", "--duration-s", "600", "-o", str(tmp_path / "r.insole")], 2
+        argv, n_children = ["record", "--simulate", "--duration-s", "600", "-o", str(recording)], 2
     # A terminal's Ctrl-C signals the whole foreground process group: the command leads one here.
+    # PYTHONFAULTHANDLER: should it hang, SIGABRT makes it print where.
     process = subprocess.Popen([*INSOLE, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)  # fmt: skip
+                               start_new_session=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # fmt: skip
+    output: list[str] = []
+    readers = [threading.Thread(target=lambda pipe=pipe: output.extend(iter(pipe.readline, "")), daemon=True)
+               for pipe in (process.stdout, process.stderr)]  # fmt: skip
+    for reader in readers:
+        reader.start()
+
+    def streaming() -> bool:
+        if command == "monitor":
+            return any("http://127.0.0.1:" in line for line in output)
+        return recording.exists() and recording.stat().st_size > 20_000
+
     try:
-        deadline = time.monotonic() + 60
-        children: list[int] = []
-        while len(children) < n_children and time.monotonic() < deadline:
-            time.sleep(0.5)
-            children = _children(process.pid)
+        deadline = time.monotonic() + 90
+        while not streaming() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert streaming(), "".join(output)
+        children = _children(process.pid)
         assert len(children) == n_children, children
-        time.sleep(3.0)  # streaming
         os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # the faulthandler prints every thread's stack
+            process.wait(timeout=10)
+            for reader in readers:
+                reader.join(timeout=5)
+            pytest.fail("still running 60 s after Ctrl-C:\n" + "".join(output))
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert "Traceback" not in err, err
-    assert process.returncode == 0, err
-    assert "stopping" in out + err
+    for reader in readers:
+        reader.join(timeout=10)
+    text = "".join(output)
+    assert "Traceback" not in text, text
+    assert process.returncode == 0, text
+    assert "stopping" in text
     assert not [pid for pid in children if _alive(pid)], "a simulated insole outlived the command"
     if command == "record":
         from insole.recording import read_recording
 
-        assert "recorded to" in err
-        assert all(stream.n_samples > 100 for stream in read_recording(tmp_path / "r.insole").streams)
+        assert "recorded to" in text
+        assert all(stream.n_samples > 100 for stream in read_recording(recording).streams)
