@@ -19,7 +19,7 @@ bash scripts/install-chromium.sh
 started=$SECONDS
 second_log="$(mktemp)"
 INSOLE_MICROPYTHON="$PWD/.build/micropython-esp32/micropython" \
-    .venv/bin/python -m pytest -q -p no:cacheprovider -m micropython "$@" >"$second_log" 2>&1 &
+    .venv/bin/python -m pytest -q -p no:cacheprovider -m "micropython and not ui" "$@" >"$second_log" 2>&1 &
 second=$!
 trap 'kill "$second" 2>/dev/null || true; rm -f "$second_log"' EXIT
 status=0
@@ -27,7 +27,7 @@ status=0
 echo "pytest under the PyPI MicroPython: $((SECONDS - started)) s"
 wait "$second" || status=$?
 echo
-echo "pytest -m micropython under the ESP32 number model (INSOLE_MICROPYTHON=.build/micropython-esp32/micropython):"
+echo "pytest -m 'micropython and not ui' under the ESP32 number model (INSOLE_MICROPYTHON=.build/micropython-esp32/micropython):"
 cat "$second_log"
 echo "both runs: $((SECONDS - started)) s"
 exit "$status"

@@ -127,6 +127,7 @@ def _insole_settings(live: Live) -> dict[str, Settings]:
 
 
 @pytest.mark.micropython
+@pytest.mark.ui
 def test_page_updates_live_and_draws_heat_map_and_trend(page, live: Live, tmp_path: Path) -> None:
     before = {side: _steps_shown(page, side) for side in ("left", "right")}
     page.wait_for_function(
@@ -161,6 +162,7 @@ def test_page_updates_live_and_draws_heat_map_and_trend(page, live: Live, tmp_pa
 
 
 @pytest.mark.micropython
+@pytest.mark.ui
 def test_form_writes_settings_to_both_insoles(page, live: Live) -> None:
     page.fill("#f-target_deg", "-4")
     page.fill("#f-half_width_deg", "2.5")
@@ -176,6 +178,7 @@ def test_form_writes_settings_to_both_insoles(page, live: Live) -> None:
 
 
 @pytest.mark.micropython
+@pytest.mark.ui
 def test_bad_values_are_refused_next_to_their_field(page, live: Live) -> None:
     held = _insole_settings(live)
     page.fill("#f-duty_pct", "150")
@@ -197,6 +200,7 @@ def test_bad_values_are_refused_next_to_their_field(page, live: Live) -> None:
 
 
 @pytest.mark.micropython
+@pytest.mark.ui
 def test_record_button_writes_a_recording(page, live: Live) -> None:
     from insole.recording import read_recording
 
@@ -232,6 +236,7 @@ def _handshake_status(host: str, origin: str, path: str = "/ws") -> int:
 
 
 @pytest.mark.micropython
+@pytest.mark.ui
 def test_token_is_required_on_page_and_websocket(live: Live) -> None:
     bare, _, query = live.url.partition("?")
     with pytest.raises(urllib.error.HTTPError) as refused:

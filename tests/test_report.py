@@ -32,7 +32,7 @@ from insole.sim import HeelRaises, SessionPlan, SimulatedSession, Stand, Walk, s
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-pytestmark = pytest.mark.micropython
+pytestmark = [pytest.mark.micropython, pytest.mark.ui]
 
 PRESSURE_SCALE = 0.01
 # The feet walk 12° and 4°: with a band of 10° ± 3° every left step is in it, every right
