@@ -190,3 +190,25 @@ def test_ctrl_c_ends_a_live_command_cleanly(tmp_path: Path, command: str) -> Non
 
         assert "recorded to" in text
         assert all(stream.n_samples > 100 for stream in read_recording(recording).streams)
+
+
+@pytest.mark.micropython
+def test_record_on_a_port_describes_the_insole_from_its_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from insole.emulation.board import SimulatedBoard, write_sample_file
+    from insole.recording import read_recording
+
+    samples = tmp_path / "stand.ismp"  # 8 loaded cells at 100 Hz, no IMU
+    write_sample_file(samples, 10000, np.full((300, 8), 5000, dtype=np.uint16), None)
+    out = tmp_path / "device.insole"
+    with SimulatedBoard(side="left", samples_file=samples, settings_dir=tmp_path / "settings") as board:
+        assert cli.main(["record", "--port", f"left={board.port}", "--duration-s", "2", "-o", str(out)]) == 0
+        assert cli.main(["record", "--port", f"left={board.port}", "--port", "left=/dev/null",
+                         "-o", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert "--port 'left=/dev/null': each side may be given once" in capsys.readouterr().err
+    recording = read_recording(out)
+    assert recording.header["source"] == "device" and recording.header["start_time_utc"]
+    (stream,) = recording.header["streams"]
+    assert stream["side"] == "left" and stream["device"] == board.port and stream["firmware_version"].count(".") == 2
+    assert recording.streams[0].n_samples > 50

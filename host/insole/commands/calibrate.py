@@ -28,7 +28,7 @@ from insole.calibration import (
     yaw_from_roll_test,
     zero_check,
 )
-from insole.commands.options import SIDES, add_force, check_outputs, per_side_degrees, seconds
+from insole.commands.options import SIDES, add_force, check_outputs, parse_side_ports, per_side_degrees, seconds
 from insole.errors import DeviceError, LinkError, UserError
 from insole.link import InsoleLink, SerialLink
 from insole.model import FootStream, Side
@@ -79,23 +79,13 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     add_force(p)
 
 
-def _parse_ports(values: list[str]) -> dict[Side, str]:
-    out: dict[Side, str] = {}
-    for value in values:
-        side, sep, port = value.partition("=")
-        if not sep or side not in SIDES or not port or side in out:
-            raise UserError(f"--port {value!r}: expected left=PORT or right=PORT, each side once")
-        out["left" if side == "left" else "right"] = port
-    return out
-
-
 def _open_links(stack: ExitStack, args: argparse.Namespace, sides: list[Side]) -> list[tuple[Side, InsoleLink]]:
     if args.ble:
         from insole.link.ble import open_ble_insoles
 
         return [("left" if s == "left" else "right", link) for s, link in open_ble_insoles(stack, sides)]
     links: list[tuple[Side, InsoleLink]] = []
-    for side, port in _parse_ports(args.port).items():
+    for side, port in parse_side_ports(args.port).items():
         if side not in sides:
             continue
         try:
@@ -116,7 +106,7 @@ def run_yaw(args: argparse.Namespace) -> int:
     if args.recording is not None and not (args.port or args.ble or args.dry_run):
         raise UserError("a recording gives the yaw only: add --port SIDE=PORT or --ble to write it, or --dry-run")
     check_outputs(args.force, args.keep)
-    sides: list[Side] = args.side or (list(_parse_ports(args.port)) if args.port else list(SIDES))
+    sides: list[Side] = args.side or (list(parse_side_ports(args.port)) if args.port else list(SIDES))
     with ExitStack() as stack:
         if args.recording is not None:
             recording = _read(args.recording)

@@ -4,7 +4,6 @@ the browser (the dashboard, docs/dashboard.md), until Ctrl-C."""
 from __future__ import annotations
 
 import argparse
-import time
 from contextlib import ExitStack
 from typing import Any
 
@@ -29,27 +28,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="also publish each foot's samples and events as Lab Streaming Layer streams (docs/calibration.md)")
     add_web_arguments(p)
     p.set_defaults(func=run)
-
-
-def _device_header(session: LiveSession) -> dict[str, Any]:
-    """A recording header for live insoles, from what each said about itself."""
-    from insole.recording import make_header, stream_header
-
-    entries = []
-    for foot in session.feet:
-        status = foot.status or foot.link.get_status()
-        entries.append(stream_header(
-            side=foot.side,
-            rate_hz=foot.rate_hz,
-            n_pressure=status.n_pressure,
-            imu=bool(status.imu),
-            pressure_unit="counts",
-            layout="insole8" if status.n_pressure == 8 else "",
-            firmware_version=f"{status.fw_major}.{status.fw_minor}.{status.fw_patch}",
-            device=foot.link.port,
-        ))  # fmt: skip
-    return make_header(source="device", streams=entries,
-                       start_time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
             session = LiveSession(open_ble_insoles(stack, sides))
 
             def header() -> dict[str, Any]:
-                return _device_header(session)
+                from insole.recording import device_header
+
+                return device_header([(f.side, f.rate_hz, f.status or f.link.get_status(), f.link.port)
+                                      for f in session.feet])  # fmt: skip
 
         session.start()
         if args.lsl:

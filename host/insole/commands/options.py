@@ -62,3 +62,16 @@ def per_side_degrees(text: str) -> dict[Side, float]:
         return out
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected DEG or left=DEG,right=DEG") from None
+
+
+def parse_side_ports(values: list[str]) -> dict[Side, str]:
+    """``--port left=/dev/ttyACM0`` (repeatable) as {side: port}, each side once."""
+    ports: dict[Side, str] = {}
+    for value in values:
+        side, sep, port = value.partition("=")
+        if not sep or side not in SIDES or not port:
+            raise UserError(f"--port {value!r}: expected left=PORT or right=PORT")
+        if side in ports:
+            raise UserError(f"--port {value!r}: each side may be given once")
+        ports["left" if side == "left" else "right"] = port
+    return ports

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from insole.commands.options import add_force, check_outputs, seconds
+from insole.commands.options import add_force, check_outputs, parse_side_ports, seconds
 from insole.errors import UserError
 from insole.link import InsoleLink, SerialLink
 from insole.protocol import Layout
@@ -38,20 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(func=run)
 
 
-def _parse_ports(values: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for value in values:
-        side, sep, port = value.partition("=")
-        if not sep or side not in ("left", "right") or not port:
-            raise UserError(f"--port {value!r}: expected left=PORT or right=PORT")
-        out.append((side, port))
-    if len({side for side, _ in out}) != len(out):
-        raise UserError("each side may be given once")
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    from insole.recording import RecordingWriter, make_header, stream_header, stream_header_for
+    from insole.recording import RecordingWriter, device_header, make_header, stream_header_for
 
     check_outputs(args.force, args.output)
     if sum(map(bool, (args.port, args.simulate, args.ble and not args.simulate))) != 1:
@@ -74,30 +62,17 @@ def run(args: argparse.Namespace) -> int:
             ]
             header = make_header(source="simulated", streams=entries)
         else:
-            entries = []
             if args.ble:
                 from insole.link.ble import open_ble_insoles
 
                 links = list(open_ble_insoles(stack, args.side or ["left", "right"]))
             else:
-                links = [(side, stack.enter_context(SerialLink(port))) for side, port in _parse_ports(args.port)]
+                links = [(side, stack.enter_context(SerialLink(port))) for side, port in parse_side_ports(args.port).items()]
+            feet = []
             for side, link in links:
                 status = link.get_status()
-                entries.append(
-                    stream_header(
-                        side=side,
-                        rate_hz=chz_to_rate_hz(status.rate_chz),
-                        n_pressure=status.n_pressure,
-                        imu=bool(status.imu),
-                        pressure_unit="counts",
-                        layout="insole8" if status.n_pressure == 8 else "",
-                        firmware_version=f"{status.fw_major}.{status.fw_minor}.{status.fw_patch}",
-                        device=link.port,
-                    )
-                )
-            header = make_header(
-                source="device", streams=entries, start_time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            )
+                feet.append((side, chz_to_rate_hz(status.rate_chz), status, link.port))
+            header = device_header(feet)
         if args.force:  # a recording is never appended to another: replaced whole, as asked
             args.output.unlink(missing_ok=True)
         writer = stack.enter_context(RecordingWriter(args.output, header))

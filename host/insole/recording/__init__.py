@@ -18,6 +18,7 @@ from insole.recording.header import (
     DamagedHeaderError,
     NotARecordingError,
     RecordingVersionError,
+    device_header,
     frame_record,
     header_bytes,
     make_header,
@@ -32,6 +33,6 @@ from insole.recording.writer import RecordingWriter, write_recording
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "MAGIC", "READABLE_FORMAT_VERSIONS", "RECORD_PREFIX", "RECORD_PREFIX_LEN",
     "SOURCES", "SUFFIX", "DamagedHeaderError", "LostEvents", "NotARecordingError", "Recording",
-    "RecordingVersionError", "RecordingWriter", "frame_record", "header_bytes", "make_header", "read_header",
+    "RecordingVersionError", "RecordingWriter", "device_header", "frame_record", "header_bytes", "make_header", "read_header",
     "read_recording", "stream_header", "stream_header_for", "validate_header", "write_recording",
 ]

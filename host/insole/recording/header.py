@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,15 @@ import numpy as np
 
 from insole.errors import ProtocolError, UnsupportedVersionError, UserError
 from insole.model import FootStream
-from insole.protocol import HEADER_LEN, MAX_PACKET_LEN, PROTOCOL_VERSION, U32_WRAP, frame, unsupported_version_message
+from insole.protocol import (
+    HEADER_LEN,
+    MAX_PACKET_LEN,
+    PROTOCOL_VERSION,
+    U32_WRAP,
+    Status,
+    frame,
+    unsupported_version_message,
+)
 
 MAGIC = b"INSOLE-RECORDING"
 FORMAT_NAME = "insole-recording"
@@ -138,6 +147,25 @@ def make_header(
         header["ground_truth"] = ground_truth
     validate_header(header, origin="header")
     return header
+
+
+def device_header(feet: Sequence[tuple[str, float, Status, str]]) -> dict[str, Any]:
+    """The header of a recording of live insoles, from what each said about itself:
+    ``(side, rate_hz, STATUS, device)`` per foot; started now."""
+    streams = [
+        stream_header(
+            side=side,
+            rate_hz=rate_hz,
+            n_pressure=status.n_pressure,
+            imu=bool(status.imu),
+            pressure_unit="counts",
+            layout="insole8" if status.n_pressure == 8 else "",
+            firmware_version=f"{status.fw_major}.{status.fw_minor}.{status.fw_patch}",
+            device=device,
+        )
+        for side, rate_hz, status, device in feet
+    ]
+    return make_header(source="device", streams=streams, start_time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 def _unsupported_format_message(origin: str, version: object) -> str:
