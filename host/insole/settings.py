@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from insole.errors import UserError
+from insole.errors import DeviceError, UserError
 from insole.protocol import (
     CUE_PATTERN_WEIGHTS,
     SETTINGS_RANGES,
     CueMode,
     CuePattern,
     CueSchedule,
+    ErrorCode,
     Settings,
 )
+
+if TYPE_CHECKING:  # a link only passes through: the settings model does not depend on links
+    from insole.link import InsoleLink
 
 MODE_NAMES: dict[str, int] = {"off": CueMode.OFF, "band": CueMode.FOOT_ANGLE, "metronome": CueMode.METRONOME}
 PATTERN_NAMES: dict[str, int] = {
@@ -260,3 +264,28 @@ def describe(settings: Settings) -> list[str]:
         f"side:        {side}",
         f"IMU yaw:     {s.imu_yaw_cdeg / 100:+g}° mounting yaw taken off the foot angle (calibration)",
     ]
+
+
+def field_at(offset: int) -> str:
+    """The SETTINGS field at a payload offset (a device's BAD_VALUE detail)."""
+    for name, (field_offset, _low, _high) in SETTINGS_RANGES.items():
+        if field_offset == offset:
+            return name
+    return f"offset {offset}"
+
+
+def store_settings(link: InsoleLink, wanted: Settings, insole: str = "the insole") -> Settings:
+    """Writes ``wanted`` to the insole and reads it back; a refusal or a different read-back
+    is a one-line :class:`UserError` naming ``insole`` (its settings then unchanged)."""
+    try:
+        link.set_settings(wanted)
+    except DeviceError as exc:
+        if exc.code == ErrorCode.BAD_VALUE:
+            raise UserError(f"{insole} refused {field_at(exc.detail)} (BAD_VALUE); its settings are unchanged") from exc
+        if exc.code == ErrorCode.BAD_STATE and exc.detail == 0xFF:
+            raise UserError(f"{insole} applied the settings but could not persist them (flash write failed)") from exc
+        raise UserError(f"{insole} refused the settings: {exc}") from exc
+    stored = link.get_settings()
+    if stored != wanted:
+        raise UserError(f"{insole} reports other settings than were written; check its firmware version")
+    return stored

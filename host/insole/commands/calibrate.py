@@ -29,12 +29,13 @@ from insole.calibration import (
     zero_check,
 )
 from insole.commands.options import SIDES, add_force, check_outputs, parse_side_ports, per_side_degrees, seconds
-from insole.errors import DeviceError, LinkError, UserError
+from insole.errors import LinkError, UserError
 from insole.link import InsoleLink, SerialLink
 from insole.model import FootStream, Side
 from insole.protocol import Step
 from insole.quantise import chz_to_rate_hz
 from insole.recording import Recording
+from insole.settings import store_settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -222,13 +223,7 @@ def _measure_live(
 
 
 def _write_yaw(link: InsoleLink, estimate: YawEstimate) -> None:
-    wanted = settings_with_yaw(link.get_settings(), estimate.yaw_deg)
-    try:
-        link.set_settings(wanted)
-    except DeviceError as exc:
-        raise UserError(f"the {estimate.side} insole refused the mounting yaw: {exc}; its settings are unchanged") from exc
-    if link.get_settings() != wanted:
-        raise UserError(f"the {estimate.side} insole reports other settings than were written; check its firmware")
+    store_settings(link, settings_with_yaw(link.get_settings(), estimate.yaw_deg), f"the {estimate.side} insole")
 
 
 def run_zero(args: argparse.Namespace) -> int:

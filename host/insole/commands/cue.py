@@ -15,10 +15,10 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from insole.errors import DeviceError, LinkError, UserError
+from insole.errors import LinkError, UserError
 from insole.link import InsoleLink, SerialLink
-from insole.protocol import SETTINGS_RANGES, ErrorCode, Settings
-from insole.settings import apply_cue_options, check_settings, describe
+from insole.protocol import Settings
+from insole.settings import apply_cue_options, check_settings, describe, store_settings
 
 DEFAULT_SIM_SETTINGS_DIR = Path(tempfile.gettempdir()) / "insole-sim-settings"  # the unix board's own default
 # "--band -10:2": argparse takes "-10:2" for an option unless it looks like a negative number.
@@ -134,14 +134,6 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def field_at(offset: int) -> str:
-    """The SETTINGS field at a payload offset (a device's BAD_VALUE detail)."""
-    for name, (field_offset, _low, _high) in SETTINGS_RANGES.items():
-        if field_offset == offset:
-            return name
-    return f"offset {offset}"
-
-
 def run_set(args: argparse.Namespace) -> int:
     options = {
         "mode": args.mode,
@@ -172,20 +164,6 @@ def run_set(args: argparse.Namespace) -> int:
             from dataclasses import replace
 
             wanted = check_settings(replace(wanted, side={"left": 0, "right": 1}.get(args.side)))
-        try:
-            link.set_settings(wanted)
-        except DeviceError as exc:
-            if exc.code == ErrorCode.BAD_VALUE:
-                raise UserError(
-                    f"the insole refused {field_at(exc.detail)} (BAD_VALUE); its settings are unchanged"
-                ) from exc
-            if exc.code == ErrorCode.BAD_STATE and exc.detail == 0xFF:
-                raise UserError(
-                    "the insole applied the settings but could not persist them (flash write failed)"
-                ) from exc
-            raise UserError(f"the insole refused the settings: {exc}") from exc
-        stored = link.get_settings()
-        if stored != wanted:
-            raise UserError("the insole reports other settings than were written; check its firmware version")
+        stored = store_settings(link, wanted)
         _print(stored)
     return 0
