@@ -32,14 +32,18 @@ _DECIMATE_ABOVE_CHZ = const(13000)
 _AXIS_ONE = const(4096)  # the pitch axis in Q12
 _REST_MAX = const(4096)  # at most this many samples averaged for the gyroscope bias
 
-# Still test per sample: |gx|+|gy|+|gz| below 50 deg/s and |a| within 0.8..1.2 g;
-# the foot is still once this held for 50 ms.
-_STILL_GYR = const(500)  # 0.1 deg/s
+# Stance test per sample: |gx|+|gy|+|gz| below 100 deg/s, |gy| (the mount's pitch axis)
+# below 25 deg/s and |a| within 0.8..1.2 g; the foot is still once this held for 50 ms.
+# A sensor on a shoe's dorsum rattles on its strap through some walkers' stances (roll
+# and yaw at +-200 deg/s, pitch within a few deg/s): a loose sum, a tight pitch. The
+# integration starts at slots that pass the stricter calm test (insolefw/stride.py).
+_STANCE_GYR = const(1000)  # 0.1 deg/s
+_STANCE_PITCH = const(250)
 _ACC_LIMIT = const(2000)  # mg per axis: beyond it not still (and a^2 stays a small int)
 _ACC2_LO = const(640000)  # (800 mg)^2
 _ACC2_HI = const(1440000)  # (1200 mg)^2
 _STILL_MS = const(50)
-_REPORT_MS = const(100)  # a stride is analysed once its still phase lasted this long (or ended)
+_REPORT_MS = const(130)  # a stride is analysed once its still phase lasted this long (or ended)
 _SWING_RATE = const(1000)  # a stride's pitch rate peaks above 100 deg/s ...
 _SWING_DEG = const(20)  # ... and its swing lobe sweeps at least 20 deg of pitch
 _SEARCH_MS = const(100)  # the stride starts at the calmest sample of this much stillness
@@ -66,7 +70,7 @@ class ImuTracker:
     """Per-foot IMU tracking: events, still phases, strides.
 
     A stride is known once the foot is still again after a swing (50 ms of stillness,
-    reported at 100 ms or when the foot moves first). update() then returns
+    reported at 130 ms or when the foot moves first). update() then returns
     IMU_TO | IMU_STRIDE: to_index is the toe-off of the stance the stride left, and
     the caller runs analyse(), which sets the stride's results; the next update()
     returns IMU_IC with ic_index, the contact of the stance it ended in. So a stance's
@@ -161,7 +165,8 @@ class ImuTracker:
             for k in range(6):
                 ring[p + k] = last[k]
         quiet = 0
-        if abs(gx) + abs(gy) + abs(gz) < _STILL_GYR and -_ACC_LIMIT < ax < _ACC_LIMIT \
+        if abs(gx) + abs(gy) + abs(gz) < _STANCE_GYR and -_STANCE_PITCH < gy < _STANCE_PITCH \
+                and -_ACC_LIMIT < ax < _ACC_LIMIT \
                 and -_ACC_LIMIT < ay < _ACC_LIMIT and -_ACC_LIMIT < az < _ACC_LIMIT:
             quiet = _ACC2_LO <= ax * ax + ay * ay + az * az <= _ACC2_HI
         u = self._axis

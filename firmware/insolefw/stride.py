@@ -11,7 +11,7 @@ from insolefw.units import samples_for_ms
 _RING_MASK = const(255)  # as in imu.py
 _AXIS_ONE = const(4096)
 _ONE = const(16384)  # Q14
-_STILL_GYR = const(500)  # the still test, as in imu.py
+_STILL_GYR = const(500)  # 0.1 deg/s: a calm slot for the integration (imu.py's stance test is looser)
 _ACC2_LO = const(640000)
 _ACC2_HI = const(1440000)
 _GRAVITY_MS = const(20)  # gravity: mean over +-20 ms around the stride's end samples

@@ -3,10 +3,15 @@
 One foot-mounted 6-axis IMU (foot frame: x toes, y left, z up; any mounting tilt)
 gives, per stride (docs/gait-imu.md has the method and its validation):
 
-1. **Still phases** (:class:`ZeroVelocityDetection`): a sample is *quiet*
-   (:func:`quiet_samples`) when the gyroscope's L1 norm is below
-   ``still_gyr_threshold_dps`` and ``|a|`` within ``1 ± still_acc_threshold_g``; the
-   foot is *still* after ``still_window_ms`` of quiet samples in a row. A stride is the
+1. **Still phases** (:class:`ZeroVelocityDetection`): a sample is *in stance*
+   (:func:`stance_samples`) when the gyroscope's L1 norm is below
+   ``stance_gyr_threshold_dps``, its y rate (the mount's pitch axis) below
+   ``stance_pitch_threshold_dps`` and ``|a|`` within ``1 ± still_acc_threshold_g``; the
+   foot is *still* after ``still_window_ms`` of such samples in a row. A sensor on the
+   dorsum of a shoe rattles on its strap through some walkers' stances (roll and yaw
+   rates of ±200 deg/s, pitch within a few deg/s), hence the loose L1 norm and the
+   tight pitch rate. The stride's integration starts and ends at slots that pass the
+   stricter :func:`quiet_samples` at ``still_gyr_threshold_dps``. A stride is the
    motion between two still phases if its pitch rate peaks above
    ``swing_threshold_dps`` and its swing lobe sweeps at least ``swing_min_deg``.
 2. **Toe-off and initial contact** (:class:`ImuEventDetection`) from the pitch rate
@@ -67,8 +72,10 @@ class ImuTrackerParameters:
 
     Parameters
     ----------
-    still_gyr_threshold_dps
-        A quiet sample's ``|gx| + |gy| + |gz|`` stays below this ...
+    stance_gyr_threshold_dps
+        In the stance test, a sample's ``|gx| + |gy| + |gz|`` stays below this ...
+    stance_pitch_threshold_dps
+        ... its ``|gy|`` (the sensor's pitch axis) below this ...
     still_acc_threshold_g
         ... and its ``|a|`` within 1 ± this.
     still_window_ms
@@ -79,6 +86,10 @@ class ImuTrackerParameters:
         A stride's pitch rate peaks above this ...
     swing_min_deg
         ... and its swing lobe sweeps at least this much pitch.
+    still_gyr_threshold_dps
+        The integration's calm slots (``insolefw/stride.py``) stay below this: a
+        foot-dorsum sensor rattles on its strap through some walkers' stances, which the
+        looser stance test lets through, but the integration starts where the foot is calm.
     zupt_search_ms
         The stride starts at the calmest sample of at most this much stillness before it.
     rest_ms
@@ -96,9 +107,11 @@ class ImuTrackerParameters:
     """
 
     still_gyr_threshold_dps: float = 50.0
+    stance_gyr_threshold_dps: float = 100.0
+    stance_pitch_threshold_dps: float = 25.0
     still_acc_threshold_g: float = 0.2
     still_window_ms: int = 50
-    report_ms: int = 100
+    report_ms: int = 130
     swing_threshold_dps: float = 100.0
     swing_min_deg: float = 20.0
     zupt_search_ms: int = 100
@@ -144,15 +157,24 @@ def ring_slots(counts: IntArray, shift: int) -> IntArray:
     return slots
 
 
-def quiet_samples(counts: IntArray, parameters: ImuTrackerParameters) -> BoolArray:
-    """The firmware's per-sample still test, on counts."""
-    gyr = round(parameters.still_gyr_threshold_dps * GYRO_COUNTS_PER_DPS)
+def quiet_samples(counts: IntArray, parameters: ImuTrackerParameters, gyr_threshold_dps: float) -> BoolArray:
+    """|gx| + |gy| + |gz| below ``gyr_threshold_dps`` and |a| within 1 ± ``still_acc_threshold_g``, on counts."""
+    gyr = round(gyr_threshold_dps * GYRO_COUNTS_PER_DPS)
     lo = round((1.0 - parameters.still_acc_threshold_g) * MG_PER_G) ** 2
     hi = round((1.0 + parameters.still_acc_threshold_g) * MG_PER_G) ** 2
     acc = counts[:, :3]
     a2 = (acc * acc).sum(axis=1)
     quiet: BoolArray = (np.abs(counts[:, 3:]).sum(axis=1) < gyr) & (a2 >= lo) & (a2 <= hi)
     return quiet
+
+
+def stance_samples(counts: IntArray, parameters: ImuTrackerParameters) -> BoolArray:
+    """The firmware's per-sample stance test: quiet at the stance threshold, and the
+    sensor's y rate (its pitch axis when mounted as designed) within
+    ``stance_pitch_threshold_dps``."""
+    pitch = round(parameters.stance_pitch_threshold_dps * GYRO_COUNTS_PER_DPS)
+    quiet: BoolArray = quiet_samples(counts, parameters, parameters.stance_gyr_threshold_dps)
+    return quiet & (np.abs(counts[:, 4]) < pitch)
 
 
 # --------------------------------------------------------------------------- still phases
@@ -187,7 +209,7 @@ class ZeroVelocityDetection:
         self.parameters = parameters or ImuTrackerParameters()
 
     def detect(self, counts: IntArray, sampling_rate_hz: float) -> Self:
-        quiet = quiet_samples(counts, self.parameters)
+        quiet = stance_samples(counts, self.parameters)
         n = samples_for_ms(self.parameters.still_window_ms, rate_hz_to_chz(sampling_rate_hz)) or 1
         edges = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
         starts = np.flatnonzero(edges == 1)
@@ -413,7 +435,7 @@ class ImuTracker:
         swing_area = round(p.swing_min_deg) * 10 * rate_chz // 100
         shift = ring_shift(rate_chz, p)
         slots = ring_slots(counts, shift)
-        slot_quiet = quiet_samples(slots, p)
+        slot_quiet = quiet_samples(slots, p, p.still_gyr_threshold_dps)
         slot_l1 = np.abs(slots[:, 3:]).sum(axis=1)
         half = samples_for_ms(self.stride_parameters.gravity_half_window_ms, rate_chz) >> shift
         dt = (100 << shift) / rate_chz  # as the firmware computes it
