@@ -27,6 +27,8 @@ from insole.gait.stride import (
 )
 from insole.hil import replay_recording
 from insole.importers.gaitmap import import_gaitmap
+from insole.quantise import stream_counts
+from insole.sim import simulate_session
 from insole.validation import imu_cases
 from insole.validation.gaitmap import GaitmapWalk, load_gaitmap_walk, mocap_fpa_deg
 from insole.validation.references import moticon_walk_files
@@ -255,6 +257,30 @@ def test_simulated_backward_and_turns_through_the_firmware() -> None:
     turns = imu_cases.score_simulated("turns", engine="firmware")
     assert turns["turning_n"] >= 20 and turns["turning_backward"] == 0, turns
     assert turns["direction_pct"] >= 95.0, turns
+
+
+@pytest.mark.micropython
+def test_bout_edges_make_open_stances_on_the_device_and_the_twin() -> None:
+    # Stand, walk, stand 2 s, walk, stand: IMU only. The first toe-off has no contact
+    # before it; each stop leaves a stance open at its toe-off (sent at the rest) whose
+    # toe-off follows, with the same step number, when the foot lifts again.
+    sim = simulate_session(imu_cases.simulated_plan("backward", 6), rate_hz=imu_cases.SIM_RATE_HZ, seed=3)
+    streams = [imu_cases.imu_only(s) for s in sim.streams]
+    for stream, replay in zip(streams, replay_recording(streams, [1.0, 1.0]), strict=True):
+        device = [(s.ic_index, s.to_index, s.step_number) for s in replay.steps]
+        twin = ImuTracker().detect(stream_counts(stream), stream.rate_hz).steps_
+        assert [(ic, to) for ic, to, _ in device] == [
+            (None if s.ic_index < 0 else s.ic_index, None if s.to_index < 0 else s.to_index) for s in twin
+        ]
+        assert device[0][0] is None and device[0][2] == 1, device[:2]
+        open_ends = [k for k, (_, to, _) in enumerate(device) if to is None]
+        assert len(open_ends) == 2, device  # the two stops: one after each bout
+        assert open_ends[-1] == len(device) - 1  # the last bout ends standing, its toe-off never comes
+        k = open_ends[0]
+        assert device[k + 1][0] is None and device[k + 1][2] == device[k][2], device[k - 1 : k + 2]
+        numbers = [n for _, _, n in device]
+        assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers) - 1, numbers
+        assert all(s.stance_ms is None for s in replay.steps if s.ic_index is None or s.to_index is None)
 
 
 @pytest.mark.parametrize(("tilt_deg", "azimuth_deg"), [(45.0, 0.0), (-45.0, 90.0), (35.0, 225.0)])

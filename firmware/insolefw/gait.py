@@ -10,7 +10,7 @@ from array import array
 
 from insolefw import fast
 from insolefw.contact import PressureContact, HeelRaises
-from insolefw.imu import ImuTracker, IMU_IC, IMU_TO, IMU_STRIDE, DIR_UNKNOWN, DIR_FORWARD, DIR_BACKWARD
+from insolefw.imu import ImuTracker, IMU_IC, IMU_TO, IMU_STRIDE, IMU_REST, DIR_UNKNOWN, DIR_FORWARD, DIR_BACKWARD
 from insolefw.units import ms_for_samples
 from insolefw.protocol import (
     T_STEP, T_HEEL_RAISE, STEP_LEN, HEEL_RAISE_LEN, NA_U8, NA_U16, NA_I16,
@@ -136,6 +136,7 @@ class GaitCore:
         self.sample_index = 0
         self.steps = 0
         self._last_to = -1
+        self._rested = 0  # the current stance's contact went out at a rest (IMU only)
         self._reset_stance()
 
     def set_layout(self, positions, side):
@@ -162,12 +163,19 @@ class GaitCore:
         if self.n_pressure:
             self._process_pressure(index, pressure, imu if self.imu else None)
         elif imu_event:
-            # IMU-only: the tracker's contact events delimit the stance.
+            # IMU-only: the tracker's contact events delimit the stance. A stance open at
+            # one end goes out with -1 (n/a) there: the first toe-off of a stream, and a
+            # stance the walker stopped in (its contact at the rest, its toe-off, same
+            # step number, when walking resumes). docs/protocol.md, STEP.
             tracker = self.imu_tracker
             if imu_event & IMU_IC:
                 self._reset_stance()
+            if imu_event & IMU_REST:
+                self._emit_step(tracker.ic_index, -1, FLAG_IMU)
+                self._rested = 1
             if imu_event & IMU_TO:
-                self._emit_step(tracker.ic_index, tracker.to_index, FLAG_IMU)
+                self._emit_step(-1 if self._rested else tracker.ic_index, tracker.to_index, FLAG_IMU)
+                self._rested = 0
 
     def finish_stride(self):
         """Per-stride float work (foot angle, stride length): allocates, so it runs
@@ -259,15 +267,19 @@ class GaitCore:
         return DIR_UNKNOWN
 
     def _emit_step(self, ic, to, flags):
-        if ic < 0 or to - ic < self.pressure_contact.min_stance:
+        # ic or to -1: n/a, a stance open at that end (IMU only).
+        open_end = ic < 0 or to < 0
+        if (ic < 0 and flags & FLAG_PRESSURE) or (not open_end and to - ic < self.pressure_contact.min_stance):
             self._last_to = to
             return
         rate = self.rate_chz
         swing = NA_U16
-        if self._last_to >= 0 and ic > self._last_to:
+        if ic >= 0 and self._last_to >= 0 and ic > self._last_to:
             swing = min(ms_for_samples(ic - self._last_to, rate), 65534)
-        self._last_to = to
-        self.steps += 1
+        if to >= 0:
+            self._last_to = to
+        if not (ic < 0 and self._rested):  # a rested stance's toe-off keeps its step number
+            self.steps += 1
         medial_share = NA_U8
         both = self._medial + self._lateral
         if both:
@@ -279,7 +291,8 @@ class GaitCore:
         stride = NA_U16
         speed = NA_U16
         imu_direction = DIR_UNKNOWN
-        if self.imu and ic <= tracker.stride_end_index <= to:
+        end = tracker.stride_end_index
+        if self.imu and 0 <= ic <= end and (to < 0 or end <= to):
             fpa = tracker.fpa_cdeg
             stride = tracker.stride_mm
             speed = tracker.speed_mms
@@ -287,7 +300,7 @@ class GaitCore:
         direction = _fuse_direction(imu_direction,
                                     self._direction() if flags & FLAG_PRESSURE else DIR_UNKNOWN)
         struct.pack_into(_STEP_FMT, self._step, 0, ic, to,
-                         min(ms_for_samples(to - ic, rate), 65534), swing, fpa,
+                         NA_U16 if open_end else min(ms_for_samples(to - ic, rate), 65534), swing, fpa,
                          direction, flags, peak, medial_share, 0, stride, speed, self.steps)
         self.events.push(T_STEP, self._step, STEP_LEN)
 

@@ -310,7 +310,8 @@ class ImuEventDetection:
 
 @dataclass(frozen=True)
 class ImuStep:
-    """A stance as the firmware reports it from the IMU alone (one STEP record)."""
+    """A stance as the firmware reports it from the IMU alone (one STEP record); an
+    index of -1 is n/a, a stance open at that end."""
 
     ic_index: int
     to_index: int
@@ -318,6 +319,21 @@ class ImuStep:
     direction: WalkingDirection
     stride_length_m: float
     speed_ms: float
+
+
+def _step(into: _Stride, to_index: int) -> ImuStep:
+    """The stance the stride ``into`` ended in, up to ``to_index`` (-1: open); the
+    stride's results belong to it when the stride ended inside it."""
+    ic = into.ic_index
+    inside = ic <= into.end_index and (to_index < 0 or into.end_index <= to_index)
+    return ImuStep(
+        ic_index=ic,
+        to_index=to_index,
+        fpa_deg=into.fpa_deg if inside else math.nan,
+        direction=into.direction if inside else "unknown",
+        stride_length_m=into.length_m if inside else math.nan,
+        speed_ms=into.speed_ms if inside else math.nan,
+    )
 
 
 @dataclass(frozen=True)
@@ -385,7 +401,10 @@ class ImuTracker:
         (``GaitCore.process`` without pressure): the initial contact from one stride,
         the toe-off from the next; the stride that ended inside the stance gives it its
         angle, length and direction; stances shorter than the pressure contact's
-        ``min_stance_ms`` make no step.
+        ``min_stance_ms`` make no step. The stream's first toe-off has no contact
+        (``ic_index`` -1); a stance the foot comes to rest in (``rest_ms``) makes two
+        records, its contact at the rest (``to_index`` -1), its toe-off when the foot
+        moves on (``ic_index`` -1).
     """
 
     to_index_: IntArray
@@ -445,14 +464,22 @@ class ImuTracker:
         rest_sums = (0, 0, 0, 0)
         previous_ic = -1
         strides: list[_Stride] = []
-        for j in range(1, len(starts)):
+        rested: set[int] = set()  # strides whose contact's stance came to rest (IMU_REST)
+        open_contact = False  # the last analysed stride's contact: no toe-off, no rest since
+        for j in range(1, len(starts) + 1):
             # The still phase before this motion: a rest teaches the gyroscope bias (the
-            # device sums from the sample that confirmed it, at most rest_max_samples).
+            # device sums from the sample that confirmed it, at most rest_max_samples),
+            # and ends the stance of an open contact.
             if ends[j - 1] - starts[j - 1] + 1 >= rest:
+                if open_contact:
+                    rested.add(len(strides) - 1)
+                    open_contact = False
                 first = int(starts[j - 1]) + n_window - 1
                 count = min(int(ends[j - 1]) - first + 1, p.rest_max_samples)
                 sums = counts[first : first + count, 3:].sum(axis=0)
                 rest_sums = (int(sums[0]), int(sums[1]), int(sums[2]), count)
+            if j == len(starts):
+                break
             m0 = int(ends[j - 1]) + 1
             still = int(starts[j])
             confirm = still + n_window - 1
@@ -493,6 +520,7 @@ class ImuTracker:
             if previous_ic >= 0 and 0 < ev.ic_index - previous_ic <= max_stride:
                 speed = fpa.stride_length_m_ / ((ev.ic_index - previous_ic) / rate)
             previous_ic = ev.ic_index
+            open_contact = True
             axis = pitch_axis_q12(g1) or axis
             strides.append(
                 _Stride(
@@ -510,10 +538,10 @@ class ImuTracker:
                     swing_deg=ev.swing_deg,
                 )
             )
-        self._set_results(strides, rate_chz)
+        self._set_results(strides, rested, rate_chz)
         return self
 
-    def _set_results(self, strides: list[_Stride], rate_chz: int) -> None:
+    def _set_results(self, strides: list[_Stride], rested: set[int], rate_chz: int) -> None:
         self.to_index_ = np.array([s.to_index for s in strides], dtype=np.int64)
         self.ic_index_ = np.array([s.ic_index for s in strides], dtype=np.int64)
         self.stride_end_index_ = np.array([s.end_index for s in strides], dtype=np.int64)
@@ -529,23 +557,16 @@ class ImuTracker:
         # Stances as GaitCore emits them from the IMU alone: the initial contact from one
         # stride, the toe-off from the next; the stride that ended inside the stance gives
         # it its angle, length and direction. GaitCore drops stances shorter than the
-        # pressure contact's minimum for IMU contacts too.
+        # pressure contact's minimum for IMU contacts too. A stance open at one end has
+        # -1 there: the stream's first toe-off, and a stance the foot came to rest in
+        # (its contact at the rest, its toe-off when the next stride starts).
         min_stance = samples_for_ms(PressureContactParameters().min_stance_ms, rate_chz)
         steps: list[ImuStep] = []
-        for j in range(1, len(strides)):
-            before, after = strides[j - 1], strides[j]
-            ic, to = before.ic_index, after.to_index
-            if to - ic < min_stance:
-                continue
-            inside = ic <= before.end_index <= to
-            steps.append(
-                ImuStep(
-                    ic_index=ic,
-                    to_index=to,
-                    fpa_deg=before.fpa_deg if inside else math.nan,
-                    direction=before.direction if inside else "unknown",
-                    stride_length_m=before.length_m if inside else math.nan,
-                    speed_ms=before.speed_ms if inside else math.nan,
-                )
-            )
+        for j, after in enumerate(strides):
+            if j == 0 or j - 1 in rested:
+                steps.append(ImuStep(-1, after.to_index, math.nan, "unknown", math.nan, math.nan))
+            elif after.to_index - strides[j - 1].ic_index >= min_stance:
+                steps.append(_step(strides[j - 1], after.to_index))
+            if j in rested:
+                steps.append(_step(after, -1))
         self.steps_ = steps
