@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from insole.gait import ImuTracker
+from insole.gait import ImuTracker, ImuTrackerParameters
 from insole.hil import FootReplay, replay_recording
 from insole.model import FloatArray, FootStream
 from insole.protocol import direction_name
@@ -56,21 +56,38 @@ def imu_only(stream: FootStream) -> FootStream:
     return dataclasses.replace(stream, pressure=None, layout="", pressure_unit="")
 
 
+NO_INDEX = -1  # an event index that is n/a: the stance is partial (docs/protocol.md)
+
+
 @dataclass
 class FootSteps:
-    """One foot's steps as the device reports them (sample indices of its stream)."""
+    """One foot's steps as the device reports them (sample indices of its stream).
 
-    ic_index: IntArray
-    to_index: IntArray
+    An IMU-only insole may report a stance in two partial records, one without its
+    initial contact, one without its toe-off: that index is :data:`NO_INDEX` here.
+    Scores use each step's valid events only."""
+
+    ic_index: IntArray  # NO_INDEX where n/a
+    to_index: IntArray  # NO_INDEX where n/a
     fpa_deg: FloatArray  # NaN where n/a
     direction: list[str]
     stride_length_m: FloatArray
     speed_ms: FloatArray
     host: ImuTracker | None = None  # the host twin's full result (engine="host")
 
+    @property
+    def has_ic(self) -> npt.NDArray[np.bool_]:
+        return self.ic_index >= 0  # NO_INDEX is the one negative index
+
+    @property
+    def has_to(self) -> npt.NDArray[np.bool_]:
+        return self.to_index >= 0
+
     def containing(self, index: int) -> int | None:
-        """The step whose stance [ic, to] contains the sample, or None."""
-        hits = np.flatnonzero((self.ic_index <= index) & (index <= self.to_index))
+        """The complete step whose stance [ic, to] contains the sample, or None (a
+        partial stance has no extent to contain it)."""
+        complete = self.has_ic & self.has_to
+        hits = np.flatnonzero(complete & (self.ic_index <= index) & (index <= self.to_index))
         return int(hits[0]) if len(hits) else None
 
 
@@ -78,11 +95,16 @@ def _na(value: int | None, scale: float) -> float:
     return math.nan if value is None else value / scale
 
 
+def _index(value: int | None) -> int:
+    """A decoded index, NO_INDEX where n/a."""
+    return NO_INDEX if value is None else value
+
+
 def firmware_steps(replay: FootReplay) -> FootSteps:
     s = replay.steps
     return FootSteps(
-        np.array([x.ic_index for x in s], dtype=np.int64),
-        np.array([x.to_index for x in s], dtype=np.int64),
+        np.array([_index(x.ic_index) for x in s], dtype=np.int64),
+        np.array([_index(x.to_index) for x in s], dtype=np.int64),
         np.array([_na(x.fpa_cdeg, 100.0) for x in s]),
         [direction_name(x.direction) for x in s],
         np.array([_na(x.stride_mm, 1000.0) for x in s]),
@@ -90,10 +112,16 @@ def firmware_steps(replay: FootReplay) -> FootSteps:
     )
 
 
-def host_steps(stream: FootStream, arithmetic: Arithmetic = "fixed", dtype: type = float) -> FootSteps:
+def host_steps(
+    stream: FootStream,
+    arithmetic: Arithmetic = "fixed",
+    dtype: type = float,
+    parameters: ImuTrackerParameters | None = None,
+) -> FootSteps:
     """The host reference's steps; ``arithmetic="float"`` (with ``dtype``) integrates
-    in floating point instead of the device's integers."""
-    g = ImuTracker(arithmetic=arithmetic, dtype=dtype).detect(stream_counts(stream), stream.rate_hz)
+    in floating point instead of the device's integers; ``parameters`` other than the
+    firmware's constants (None)."""
+    g = ImuTracker(parameters, arithmetic=arithmetic, dtype=dtype).detect(stream_counts(stream), stream.rate_hz)
     s = g.steps_
     return FootSteps(
         np.array([x.ic_index for x in s], dtype=np.int64),
@@ -106,13 +134,18 @@ def host_steps(stream: FootStream, arithmetic: Arithmetic = "fixed", dtype: type
     )
 
 
-def run(streams: Sequence[FootStream], engine: Engine) -> tuple[list[FootSteps], list[FootReplay] | None]:
-    """Steps of every (IMU-only) stream from the chosen engine; the replays too for the firmware."""
+def run(
+    streams: Sequence[FootStream], engine: Engine, parameters: ImuTrackerParameters | None = None
+) -> tuple[list[FootSteps], list[FootReplay] | None]:
+    """Steps of every (IMU-only) stream from the chosen engine; the replays too for the
+    firmware. ``parameters`` (host engine only) replace the firmware's constants."""
     streams = [imu_only(s) for s in streams]
     if engine == "firmware":
+        if parameters is not None:
+            raise ValueError("the firmware runs its own constants; other parameters need engine='host'")
         replays = replay_recording(streams, [1.0] * len(streams))
         return [firmware_steps(r) for r in replays], replays
-    return [host_steps(s) for s in streams], None
+    return [host_steps(s, parameters=parameters) for s in streams], None
 
 
 def _score_foot(
@@ -122,23 +155,25 @@ def _score_foot(
     reference: ReferenceSteps,
     excluded: Sequence[tuple[float, float]] = (),
 ) -> None:
-    """Each event inside the reference's scored span is matched (an IC and a TO are
-    scored on their own times: the stance around a span's edge is half annotated);
-    directions of the steps whose IC is in the span and whose stance does not overlap
-    an excluded span (turns)."""
+    """Each valid event inside the reference's scored span is matched (an IC and a TO
+    are scored on their own times: the stance around a span's edge is half annotated);
+    directions of the steps whose IC is valid and in the span and whose stance does not
+    overlap an excluded span (turns). A stance reported in two partial records thus
+    counts once: its direction goes with its contact."""
     ic_s = stream.t0_s + steps.ic_index / stream.rate_hz
     to_s = stream.t0_s + steps.to_index / stream.rate_hz
 
     def inside(t: FloatArray) -> npt.NDArray[np.bool_]:
         return (t >= reference.score_from_s) & (t <= reference.score_to_s)
 
-    straight = inside(ic_s)
+    scored_ic = steps.has_ic & inside(ic_s)
+    scored_to = steps.has_to & inside(to_s)
+    straight = scored_ic.copy()
+    stance_end_s = np.where(steps.has_to, to_s, np.inf)  # a stance without its toe-off lasts on
     for lo, hi in excluded:
-        straight &= ~((ic_s <= hi) & (to_s >= lo))
+        straight &= ~((ic_s <= hi) & (stance_end_s >= lo))
     directions = [d for d, keep in zip(steps.direction, straight, strict=True) if keep]
-    pool.add(
-        match_events(ic_s[inside(ic_s)], reference.ic_s), match_events(to_s[inside(to_s)], reference.to_s), directions
-    )
+    pool.add(match_events(ic_s[scored_ic], reference.ic_s), match_events(to_s[scored_to], reference.to_s), directions)
 
 
 # --------------------------------------------------------------------------- gaitmap
