@@ -19,6 +19,7 @@ doi:10.5201/ipol.2023.497 (AGPL-3.0; only subjects 1-5 are in the shared folder)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ RATE_HZ = 100.0
 RAD_TO_DEG = 180.0 / math.pi
 _SWING_DPS = 100.0  # samples turning faster than this are the swings the axis is learnt from
 _CALM_WINDOW_S = 1.0
+# The labels cover the walk between TrialBoundaries (its first toe-off to its last heel
+# strike); detections this far outside are scored, beyond it the walker stands.
+SCORE_MARGIN_S = 0.5
 
 
 def voisard_dir() -> Path:
@@ -59,7 +63,7 @@ class VoisardTrial:
     turn_s: tuple[float, float]  # the U-turn
 
 
-def _read_foot_file(path: Path) -> tuple[FloatArray, FloatArray, int]:
+def read_foot_file(path: Path) -> tuple[FloatArray, FloatArray, int]:
     """acc [m/s²] and gyro [deg/s] on the packet counter's grid (sample k at counter k,
     the labels' index), and how many lost packets were filled in.
 
@@ -118,7 +122,7 @@ def load_voisard_trial(name: str, folder: Path | None = None) -> VoisardTrial:
     streams: list[FootStream] = []
     references: list[ReferenceSteps] = []
     for side, suffix, key in (("left", "lf", "LeftFootEvents"), ("right", "rf", "RightFootEvents")):
-        acc, gyro, lost = _read_foot_file(folder / f"{name}_{suffix}.txt")
+        acc, gyro, lost = read_foot_file(folder / f"{name}_{suffix}.txt")
         rotation = foot_frame_rotation(acc, gyro)
         foot_side: Side = "left" if side == "left" else "right"
         streams.append(FootStream(side=foot_side, rate_hz=RATE_HZ, t0_s=0.0, layout="", pressure=None,
@@ -129,5 +133,7 @@ def load_voisard_trial(name: str, folder: Path | None = None) -> VoisardTrial:
                                          source="Voisard labels (gyro detectors, checked by hand)"))
     trial = tuple(x / RATE_HZ for x in meta["TrialBoundaries"])
     turn = tuple(x / RATE_HZ for x in meta["UTurnBoundaries"])
+    references = [dataclasses.replace(r, score_from_s=trial[0] - SCORE_MARGIN_S, score_to_s=trial[1] + SCORE_MARGIN_S)
+                  for r in references]
     return VoisardTrial(name=name, subject=int(meta["Subject"]), streams=streams, references=references,
                         trial_s=(trial[0], trial[1]), turn_s=(turn[0], turn[1]))
