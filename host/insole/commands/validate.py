@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 from pathlib import Path
@@ -48,14 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(func=run)
 
 
-def _fmt(value: float | int | None, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def run(args: argparse.Namespace) -> int:
     from insole.validation.suite import ROW_NAMES, build_rows
+    from insole.validation.table import table_lines
 
     names = [n.strip() for n in args.rows.split(",") if n.strip()]
     unknown = sorted(set(names) - set(ROW_NAMES))
@@ -68,18 +62,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)  # progress on stderr, the table on stdout
     started = time.perf_counter()
     rows, missing = build_rows(names, quick=args.quick, progress=lambda name: console.log(f"validating {name}"))
-    # A Markdown table: readable in a terminal at any width and pasteable into notes.
-    headers = ("data", "reference", "steps", "IC F1", "TO F1", "IC MAE ms", "TO MAE ms", "FPA MAE °", "dir %", "raise err",
-               "goals", "ok")
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for row in rows:
-        cells = (
-            row.data, row.reference, str(row.n_reference), _fmt(row.f1, 3), _fmt(row.to_f1, 3), _fmt(row.ic_mae_ms, 1),
-            _fmt(row.to_mae_ms, 1), _fmt(row.fpa_mae_deg, 2), _fmt(row.direction_pct, 1),
-            _fmt(row.raise_count_error, 0), "; ".join(str(g) for g in row.goals), "yes" if row.passed else "NO",
-        )
-        lines.append("| " + " | ".join(cells) + " |")
-    print("\n".join(lines))
+    print("\n".join(table_lines(rows)))
     for row in rows:
         for note in row.notes:
             print(f"- {row.data}: {note}")

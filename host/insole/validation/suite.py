@@ -6,10 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from insole.resources import DATA_DIR_ENV, shared_data_dir
-from insole.validation import imu_cases, pressure_cases, simulated
+from insole.validation import imu_cases, pressure_cases, simulated, voisard_cases
 from insole.validation.gaitmap import load_gaitmap_walk
 from insole.validation.references import gaitpdb_walk_files, moticon_walk_files
 from insole.validation.table import Goal, Row
+from insole.validation.voisard import load_voisard_trial, voisard_trial_names
 
 RowBuilder = Callable[[bool], list[Row]]  # quick -> rows
 
@@ -136,6 +137,66 @@ def _simulated_imu(quick: bool) -> list[Row]:
     return rows
 
 
+VOISARD_REFERENCE = "hand-checked labels (gyro detectors)"
+IMU_EVENT_GOALS = (Goal("f1", ">=", 0.90), Goal("to_f1", ">=", 0.90), Goal("ic_scatter_ms", "<=", 15.0),
+                   Goal("turning_backward", "==", 0))
+BACKWARD_F1_WITHIN = 0.05  # of walking forward (issue 12)
+
+
+def _voisard_row(data: str, reference: str, goals: tuple[Goal, ...], scores: dict[str, Any]) -> Row:
+    row = Row(data=data, reference=reference, goals=goals, n_reference=int(scores["n_reference"]),
+              f1=float(scores["ic_f1"]), to_f1=float(scores["to_f1"]), direction_pct=float(scores["direction_pct"]),
+              wrong_direction_pct=float(scores["wrong_direction_pct"]), turning_backward=int(scores["turning_backward"]))
+    for kind in voisard_cases.EVENT_KINDS:
+        setattr(row, f"{kind}_offset_ms", float(scores[f"{kind}_offset_ms"]))
+        setattr(row, f"{kind}_scatter_ms", float(scores[f"{kind}_scatter_ms"]))
+        for category in voisard_cases.CATEGORIES:
+            setattr(row, f"{category}_{kind}_recall", float(scores[f"{kind}_recall_{category}"]))
+    counts = ", ".join(f"{c} {scores[f'n_{c}']}" for c in voisard_cases.CATEGORIES)
+    directions = "; ".join(
+        f"{c}: " + ", ".join(f"{n} {d}" for d, n in by_direction.items()) for c, by_direction in scores["directions"].items()
+    )
+    row.notes.append(f"{scores['n_detected']} ICs detected; labelled swings {counts}; directions of the steps matched "
+                     f"by their IC, {directions}")
+    return row
+
+
+def _fold_note(fold: voisard_cases.Fold) -> str:
+    p = fold.parameters
+    return (f"subject {fold.subject}: {p.stance_gyr_threshold_dps:.0f} / {p.stance_pitch_threshold_dps:.0f} deg/s "
+            f"(objective {fold.train_objective:.3f}, offsets IC {1000 * fold.ic_offset_s:+.0f} ms, "
+            f"TO {1000 * fold.to_offset_s:+.0f} ms)")
+
+
+def _voisard(quick: bool) -> list[Row]:
+    trials = [load_voisard_trial(name) for name in voisard_trial_names()]
+    subjects = len({t.subject for t in trials})
+    loso = voisard_cases.leave_one_subject_out(trials)
+    held_out = _voisard_row(f"voisard, {subjects} walkers held out in turn, IMU only (host twin)", VOISARD_REFERENCE,
+                            IMU_EVENT_GOALS, loso)
+    held_out.notes.append(
+        "each walker scored with the stance thresholds (|g| L1 / |gy|) and IC/TO offsets chosen on the other "
+        "four (mean of their IC and TO F1), its scatter around those offsets; per fold: "
+        + "; ".join(_fold_note(f) for f in loso["folds"])
+    )
+    forward = voisard_cases.score_all(trials)
+    backward_goals = (Goal("direction_pct", ">=", 95.0), Goal("wrong_direction_pct", "<=", 1.0),
+                      Goal("f1", ">=", round(forward["ic_f1"] - BACKWARD_F1_WITHIN, 6)),
+                      Goal("to_f1", ">=", round(forward["to_f1"] - BACKWARD_F1_WITHIN, 6)),
+                      Goal("turning_backward", "==", 0))
+    rows = [
+        held_out,
+        _voisard_row(f"voisard, all {subjects} walkers, IMU only", VOISARD_REFERENCE, IMU_EVENT_GOALS, forward),
+        _voisard_row(f"voisard time-reversed, all {subjects} walkers, IMU only", VOISARD_REFERENCE + ", reversed",
+                     backward_goals, voisard_cases.score_all(trials, reversed=True)),
+    ]
+    rows[1].notes.append("the shipped constants, tuned on these walkers: a fit, not a generalisation; "
+                         "scatter around the row's own offset")
+    rows[2].notes.append(f"F1 goals: within {BACKWARD_F1_WITHIN} of walking forward (the row above); "
+                         "scatter around the row's own offset")
+    return rows
+
+
 # name -> (builder, folder under ../shared/data it needs, or None)
 ROWS: dict[str, tuple[RowBuilder, str | None]] = {
     "gaitpdb": (_gaitpdb, "gaitpdb"),
@@ -145,6 +206,7 @@ ROWS: dict[str, tuple[RowBuilder, str | None]] = {
     "sim-fpa": (_simulated_fpa, None),
     "sim-raises": (_simulated_raises, None),
     "sim-imu": (_simulated_imu, None),
+    "voisard": (_voisard, "voisard_dev"),
 }
 ROW_NAMES = tuple(ROWS)
 
