@@ -52,8 +52,10 @@ from insole.protocol import (
     encode_packet,
     encode_samples,
     frame,
+    join_stance_halves,
     max_encoded_frame_len,
     max_samples_per_packet,
+    whole_stances,
 )
 from insole.quantise import (
     acc_ms2_to_raw,
@@ -377,6 +379,64 @@ def test_unsupported_version_message() -> None:
         decode_packet(packet)
 
 
+def test_partial_step_bytes_by_hand() -> None:
+    # docs/protocol.md, "Partial stances": the foot came to rest (to_index n/a), then the
+    # same stance's toe-off (ic_index n/a, the same step_number).
+    came_to_rest = Step(0x2A0, None, None, 410, 500, 1, 2, None, None, 1300, 1100, 7)
+    left_rest = Step(None, 0x4B0, None, None, None, 0, 2, None, None, None, None, 7)
+    assert came_to_rest.payload().hex() == (
+        "a0020000" "ffffffff"  # ic_index 672, to_index n/a
+        "ffff" "9a01" "f401"  # stance_ms n/a, swing_ms 410, fpa_cdeg 500
+        "01" "02" "ffff" "ff" "00"  # forward, IMU contact, peak n/a, medial n/a, reserved
+        "1405" "4c04" "07000000"  # stride 1300, speed 1100, step 7
+    )  # fmt: skip
+    assert left_rest.payload()[:8].hex() == "ffffffff" "b0040000"
+    for step in (came_to_rest, left_rest):
+        decoded = decode_packet(step.encode(3, 4)).body
+        assert decoded == step and isinstance(decoded, Step) and decoded.partial
+    assert not Step(1, 2, 10, None, None, 0, 2, None, None, None, None, 1).partial
+
+
+def _imu_step(ic: int | None, to: int | None, number: int, fpa_cdeg: int | None = None, direction: int = 1) -> Step:
+    stance_ms = None if ic is None or to is None else (to - ic) * 10
+    return Step(ic, to, stance_ms, None, fpa_cdeg, direction, 2, None, None, None, None, number)
+
+
+def test_the_halves_of_a_stance_are_joined_once_whatever_their_order() -> None:
+    first_toe_off = _imu_step(None, 40, 1, direction=0)  # the stream began at rest
+    walking = _imu_step(140, 200, 2, 450)
+    came_to_rest = _imu_step(300, None, 3, 520)
+    left_rest = _imu_step(None, 900, 3, direction=0)
+    after = _imu_step(1000, 1060, 4, 480)
+    last = _imu_step(1160, None, 5, 470)  # the stream ended standing
+    joined = join_stance_halves(came_to_rest, left_rest)
+    assert joined == Step(300, 900, None, None, 520, 1, 2, None, None, None, None, 3)
+    in_order = [first_toe_off, walking, came_to_rest, left_rest, after, last]
+    assert whole_stances(in_order) == [first_toe_off, walking, joined, after, last]
+    # A backfill delivers the first half after the second: joined where the first half is.
+    late = [first_toe_off, walking, left_rest, after, came_to_rest, last]
+    assert whole_stances(late) == [first_toe_off, walking, after, joined, last]
+    # Not halves of one stance: another step number, the wrong order of events, whole steps.
+    assert join_stance_halves(came_to_rest, _imu_step(None, 900, 4)) is None
+    assert join_stance_halves(came_to_rest, _imu_step(None, 250, 3)) is None
+    assert join_stance_halves(left_rest, came_to_rest) is None
+    assert join_stance_halves(walking, after) is None
+    assert whole_stances([came_to_rest, _imu_step(None, 250, 3)]) == [came_to_rest, _imu_step(None, 250, 3)]
+
+
+def test_a_step_with_neither_index_is_refused_as_a_bad_value() -> None:
+    payload = bytes.fromhex("ffffffff" "ffffffff") + bytes(20)
+    with pytest.raises(PacketError, match="both n/a") as info:
+        decode_packet(encode_packet(PacketType.STEP, 0, 0, payload))
+    assert (info.value.code, info.value.reason, info.value.detail) == (ErrorCode.BAD_VALUE, "bad_value", 4)
+    # A receiving stream counts it with the other refusals and goes on.
+    stream = PacketStream()
+    good = Step(None, 90, None, None, None, 0, 2, None, None, None, None, 1).encode(1, 2)
+    packets = stream.feed(frame(encode_packet(PacketType.STEP, 0, 0, payload)) + frame(good))
+    assert [p.body for p in packets] == [decode_packet(good).body]
+    assert stream.bad_packets == {"bad_value": 1}
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -400,7 +460,11 @@ def test_encoder_refuses_what_the_wire_cannot_carry() -> None:
     with pytest.raises(ProtocolError, match="sentinel"):
         Status(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NA_U16).payload()  # a saturated count is 0xFFFE
     with pytest.raises(ProtocolError, match="no n/a"):
-        Step(None, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1).payload()  # type: ignore[arg-type]
+        HeelRaise(None, 0, 0, 1, 1).payload()  # type: ignore[arg-type]
+    with pytest.raises(ProtocolError, match="sentinel"):
+        Step(0xFFFFFFFF, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1).payload()  # n/a is None
+    with pytest.raises(ProtocolError, match="both n/a"):
+        Step(None, None, None, None, None, 0, 2, None, None, None, None, 1)  # a stance without an event
     with pytest.raises(ProtocolError, match="does not fit"):
         Step(0, 0, 0, 0, 40000, 0, 0, 0, 0, 0, 0, 1).payload()
     with pytest.raises(ProtocolError, match="needs the argument"):

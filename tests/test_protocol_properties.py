@@ -169,10 +169,16 @@ statuses = st.builds(
     st.integers(0, 1), _or_na(st.integers(0, 100)), st.integers(5000, 25000), _or_na(st.integers(0, 65534)), u32, u32,
     _or_na(st.integers(0, 0xFFFFFFFE)), _or_na(st.integers(0, 65534)), _or_na(st.integers(0, 65534)),
 )  # fmt: skip
-steps = st.builds(
-    Step, u32, u32, _or_na(st.integers(0, 65534)), _or_na(st.integers(0, 65534)), _or_na(st.integers(-9000, 9000)),
-    st.integers(0, 2), st.integers(0, 3), _or_na(st.integers(0, 65534)), _or_na(st.integers(0, 200)),
-    _or_na(st.integers(0, 65534)), _or_na(st.integers(0, 65534)), u32,
+# A partial stance (docs/protocol.md) has one of its two indices n/a, never both.
+stance_indices = st.tuples(_or_na(st.integers(0, 0xFFFFFFFE)), _or_na(st.integers(0, 0xFFFFFFFE))).filter(
+    lambda indices: indices != (None, None)
+)
+steps = stance_indices.flatmap(
+    lambda indices: st.builds(
+        Step, st.just(indices[0]), st.just(indices[1]), _or_na(st.integers(0, 65534)), _or_na(st.integers(0, 65534)),
+        _or_na(st.integers(-9000, 9000)), st.integers(0, 2), st.integers(0, 3), _or_na(st.integers(0, 65534)),
+        _or_na(st.integers(0, 200)), _or_na(st.integers(0, 65534)), _or_na(st.integers(0, 65534)), u32,
+    )
 )  # fmt: skip
 heel_raises = st.builds(HeelRaise, u32, u32, _or_na(st.integers(0, 65534)), u16, u16)
 cues = st.builds(

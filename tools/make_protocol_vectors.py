@@ -295,16 +295,28 @@ def step_cases() -> list[dict[str, Any]]:
         peak_pressure=None, medial_share=None, stride_mm=None, speed_mms=None, step_number=1,
     )  # fmt: skip
     minimum = Step(0, 0, 0, 0, -9000, 0, 0, 0, 0, 0, 0, 1)
-    maximum = Step(0xFFFFFFFF, 0xFFFFFFFF, 65534, 65534, 9000, 2, 3, 65534, 200, 65534, 65534, 0xFFFFFFFF)
+    maximum = Step(0xFFFFFFFE, 0xFFFFFFFE, 65534, 65534, 9000, 2, 3, 65534, 200, 65534, 65534, 0xFFFFFFFF)
     sentinels = Step(100, 160, None, None, None, 0, 1, None, None, None, None, 2)
+    # Partial stances of an IMU-only insole (docs/protocol.md): the stream began with the
+    # foot at rest (its first toe-off), and a stance in which the walker stopped, sent when
+    # the foot came to rest, then its toe-off with the same step_number.
+    first_toe_off = Step(None, 85, None, None, None, 0, 2, None, None, None, None, 1)
+    came_to_rest = Step(2410, None, None, 420, 640, 1, 2, None, None, 1310, 1150, 18)
+    left_rest = Step(None, 3620, None, None, None, 0, 2, None, None, None, None, 18)
+    both_indices_na = bytearray(typical.payload())
+    both_indices_na[0:8] = b"\xff" * 8  # ic_index and to_index n/a: no event of a stance
     return [
         _ok_packet("step_typical", typical.encode(seq=11, time_ms=16000)),
         _ok_packet("step_toe_in_backward", toe_in_backward.encode(seq=0, time_ms=1000)),
         _ok_packet("step_min", minimum.encode(seq=0, time_ms=0)),
         _ok_packet("step_max", maximum.encode(seq=65535, time_ms=0x3FFFFFFF)),
         _ok_packet("step_sentinels", sentinels.encode(seq=1, time_ms=1700)),
+        _ok_packet("step_partial_first_toe_off", first_toe_off.encode(seq=0, time_ms=900)),
+        _ok_packet("step_partial_came_to_rest", came_to_rest.encode(seq=17, time_ms=25100)),
+        _ok_packet("step_partial_left_rest", left_rest.encode(seq=18, time_ms=36300)),
         _refused_packet("step_short", _raw(PacketType.STEP, typical.payload()[:27]), "truncated"),
         _refused_packet("step_long", _raw(PacketType.STEP, typical.payload() + b"\x00"), "bad_length"),
+        _refused_packet("step_no_index", _raw(PacketType.STEP, bytes(both_indices_na)), "bad_value", 4),
     ]
 
 

@@ -71,7 +71,9 @@ def _build(builder, ptype, f):
                               _na(f["ble_irq_faults"], P.NA_U16), _na(f["ble_refused"], P.NA_U16))
     if ptype == P.T_STEP:
         record = bytearray(P.STEP_LEN)
-        struct.pack_into("<IIHHhBBHBBHHI", record, 0, f["ic_index"], f["to_index"],
+        # A partial stance's n/a index packed as gait.py does: -1 into a u32 ('I'), which
+        # MicroPython's struct truncates to 0xFFFFFFFF (CPython's would refuse it).
+        struct.pack_into("<IIHHhBBHBBHHI", record, 0, _minus(f["ic_index"]), _minus(f["to_index"]),
                          _na(f["stance_ms"], P.NA_U16), _na(f["swing_ms"], P.NA_U16),
                          _na(f["fpa_cdeg"], P.NA_I16), f["direction"], f["flags"],
                          _na(f["peak_pressure"], P.NA_U16), _na(f["medial_share"], P.NA_U8), 0,
@@ -132,7 +134,7 @@ def _na(value, sentinel):
 
 
 def _minus(value):
-    # CueEngine.pack takes -1 for "not available"
+    # CueEngine.pack and gait.py's STEP indices take -1 for "not available"
     return -1 if value is None else value
 
 

@@ -30,6 +30,8 @@ from insole.protocol.bodies import (
     Settings,
     Status,
     Step,
+    join_stance_halves,
+    whole_stances,
 )
 from insole.protocol.constants import (
     BACKFILL_TYPES,
@@ -174,8 +176,10 @@ __all__ = [
     "encode_sample_payloads",
     "encode_samples",
     "frame",
+    "join_stance_halves",
     "max_encoded_frame_len",
     "max_samples_per_packet",
     "sample_record_len",
     "unsupported_version_message",
+    "whole_stances",
 ]

@@ -8,16 +8,19 @@ sentinel); COMMAND, LAYOUT and BONDS have a variable length. Each body has ``pay
 Decoding checks structure and the value ranges of what a device validates (SETTINGS
 fields, REPLAY_BEGIN, CUE_TEST, GET_EVENTS and OPEN_PAIRING arguments), with the device's
 BAD_VALUE detail offsets. Fields of device reports (STATUS, STEP, …) are not
-range-checked: a host shows what a device sends. Reserved bytes are written 0; in the
-packet types a device accepts (SETTINGS, COMMAND, LAYOUT, SAMPLES) a non-zero one is
-refused like a bad value (detail = its offset), in the others it is ignored when read
-(docs/protocol.md, "Reserved bytes").
+range-checked: a host shows what a device sends; only a STEP that names neither of its
+stance's events (both indices n/a) is refused, as BAD_VALUE. Reserved bytes are written
+0; in the packet types a device accepts (SETTINGS, COMMAND, LAYOUT, SAMPLES) a non-zero
+one is refused like a bad value (detail = its offset), in the others it is ignored when
+read (docs/protocol.md, "Reserved bytes").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
@@ -46,6 +49,7 @@ from insole.protocol.constants import (
     CueOutcome,
     CuePattern,
     CueSchedule,
+    Direction,
     ErrorCode,
     PacketType,
 )
@@ -173,9 +177,14 @@ class Status(_FixedBody):
 
 @dataclass(frozen=True)
 class Step(_FixedBody):
-    ic_index: int
-    to_index: int
-    stance_ms: int | None
+    """One stance phase. An IMU-only insole may report a stance in two halves (a partial
+    stance, docs/protocol.md): ``to_index`` None when the foot came to rest in it (the
+    toe-off comes later), ``ic_index`` None when its contact came before the stream or
+    in a record with ``to_index`` None and the same ``step_number``. Never both."""
+
+    ic_index: int | None  # None: the stance began before the device saw its contact
+    to_index: int | None  # None: the foot came to rest; the toe-off follows in another record
+    stance_ms: int | None  # None when either index is
     swing_ms: int | None
     fpa_cdeg: int | None  # 0.01°, positive = toe-out
     direction: int  # Direction
@@ -188,8 +197,8 @@ class Step(_FixedBody):
 
     TYPE: ClassVar[PacketType] = PacketType.STEP
     _FIELDS, _STRUCT = _layout(
-        _Field("ic_index", "I"),
-        _Field("to_index", "I"),
+        _Field("ic_index", "I", na=True),
+        _Field("to_index", "I", na=True),
         _Field("stance_ms", "H", na=True),
         _Field("swing_ms", "H", na=True),
         _Field("fpa_cdeg", "h", na=True),
@@ -203,10 +212,76 @@ class Step(_FixedBody):
         _Field("step_number", "I"),
     )
 
+    def __post_init__(self) -> None:
+        if self.ic_index is None and self.to_index is None:
+            raise ProtocolError(_NO_STANCE_EVENT)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Step:
+        """Decode; a record with neither event (both indices n/a) is refused as BAD_VALUE
+        (detail 4, ``to_index``: the second of the two), a report that names no stance."""
+        if len(payload) == cls._STRUCT.size and payload[:_TO_INDEX_OFFSET + 4] == _BOTH_INDICES_NA:
+            raise bad_value(_NO_STANCE_EVENT, _TO_INDEX_OFFSET)
+        return super().decode(payload)
+
+    @property
+    def partial(self) -> bool:
+        """Whether this record holds one half of a stance (an index n/a)."""
+        return self.ic_index is None or self.to_index is None
 
     @property
     def fpa_deg(self) -> float | None:
         return None if self.fpa_cdeg is None else self.fpa_cdeg / 100.0
+
+
+_NO_STANCE_EVENT = "STEP with ic_index and to_index both n/a: a partial stance has one of its two events"
+_TO_INDEX_OFFSET = 4
+_BOTH_INDICES_NA = struct.pack("<II", NA_U32, NA_U32)
+
+
+def join_stance_halves(first: Step, second: Step) -> Step | None:
+    """One foot's two records of one stance (docs/protocol.md, "Partial stances") as one
+    STEP with both indices, or None when they are not its two halves.
+
+    ``first`` came to rest (``to_index`` n/a), ``second`` carries its toe-off (``ic_index``
+    n/a, the same ``step_number``, a later sample). The joined stance keeps what the first
+    half knew at contact (swing, foot angle, stride, speed; its direction unless unknown)
+    and the second half's toe-off; ``stance_ms`` stays n/a: the stance held a rest, its
+    length is no stance time.
+    """
+    if first.ic_index is None or first.to_index is not None or second.to_index is None:
+        return None
+    if second.ic_index is not None or first.step_number != second.step_number or second.to_index <= first.ic_index:
+        return None
+    direction = first.direction if first.direction != Direction.UNKNOWN else second.direction
+    return dataclasses.replace(first, to_index=second.to_index, stance_ms=None, direction=direction)
+
+
+def whole_stances(steps: Iterable[Step]) -> list[Step]:
+    """One foot's STEPs, each stance once: the two halves of a stance joined
+    (:func:`join_stance_halves`) where the first half was, whichever came first (a link's
+    backfill may deliver the first half late). A half whose other half never came stays
+    partial: a stream that began at rest, or ended (or lost the record) before the foot
+    moved again. Whole stances pass unchanged, in their order."""
+    given = list(steps)
+    out: list[Step | None] = list(given)
+    waiting: dict[tuple[bool, int], int] = {}  # (a first half?, step_number) → position of a half not yet joined
+    for k, step in enumerate(given):
+        if not step.partial:
+            continue
+        is_first = step.to_index is None
+        other = waiting.get((not is_first, step.step_number))
+        joined = None
+        if other is not None:
+            first, second = (step, given[other]) if is_first else (given[other], step)
+            joined = join_stance_halves(first, second)
+        if other is None or joined is None:
+            waiting[(is_first, step.step_number)] = k
+            continue
+        del waiting[(not is_first, step.step_number)]
+        out[k] = out[other] = None
+        out[k if is_first else other] = joined
+    return [step for step in out if step is not None]
 
 
 @dataclass(frozen=True)
