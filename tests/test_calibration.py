@@ -202,3 +202,24 @@ def test_calibrate_zero_reports_the_cell_reading_in_swing(
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert len(rows) == 16
     assert [(r["side"], r["cell"]) for r in rows if r["flagged"] == "yes"] == [("left", "p3")]
+
+
+def test_calibrate_walk_counts_a_partial_stance_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    # A stance an IMU-only insole reported in two halves (docs/protocol.md) is one step of
+    # the walk, even when both halves carry its foot angle.
+    import insole.hil
+    from partial_stances import LEFT_RECORDS, RIGHT_RECORDS, write_partial_stance_recording
+
+    path = tmp_path / "edges.insole"
+    write_partial_stance_recording(path)
+    second_half = dataclasses.replace(LEFT_RECORDS[4], fpa_cdeg=520, direction=Direction.FORWARD)
+    replayed = {"left": [*LEFT_RECORDS[:4], second_half, *LEFT_RECORDS[5:]], "right": list(RIGHT_RECORDS)}
+
+    def replay(streams: list[FootStream], _scales: list[float], **_options: object) -> list[insole.hil.FootReplay]:
+        return [insole.hil.FootReplay(s.side, steps=replayed[s.side]) for s in streams]
+
+    monkeypatch.setattr(insole.hil, "replay_recording", replay)
+    assert main(["calibrate", "walk", str(path), "--reference-deg", "5", "--min-steps", "3", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "left: mounting yaw" in out and ", 5 steps," in out  # stances 2 to 6, the fourth once
+    assert ", 4 steps," in out

@@ -254,3 +254,49 @@ def test_export_needs_something_to_write(tmp_path: Path) -> None:
         run_export(str(recording_path), "--per-foot", "--results", str(tmp_path))
     with pytest.raises(UserError, match="participant id"):
         run_export(str(recording_path), "--parquet", str(tmp_path / "d"), "--participant", "../x")
+
+
+def test_export_results_of_partial_stances(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # IMU-only insoles report the stances at a walk's edges in halves (docs/protocol.md):
+    # each stance is one row, its missing event an empty cell, and a stride that misses
+    # one of its events is left out of gaitmap's list.
+    import pyarrow.dataset as ds
+
+    from partial_stances import LEFT_STANCES, RIGHT_STANCES, write_partial_stance_recording
+
+    recording_path = tmp_path / "edges.insole"
+    write_partial_stance_recording(recording_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    root = tmp_path / "dataset"
+    assert run_export(str(recording_path), "--results", str(out), "--parquet", str(root)) == 0
+    assert f"{LEFT_STANCES + RIGHT_STANCES} steps, 0 cues" in capsys.readouterr().out
+
+    _columns, steps = read_csv(out / "edges.steps.csv")
+    left = [(r["step_number"], r["ic_index"], r["to_index"], r["stance_s"], r["swing_s"]) for r in steps if r["side"] == "left"]
+    assert left == [
+        ("1", "", "40", "", ""),  # began at rest: its toe-off only
+        ("2", "140", "200", "0.600", "1.000"),
+        ("3", "250", "310", "0.600", "0.500"),
+        ("4", "360", "900", "", "0.500"),  # came to rest and walked on: one step, no stance time
+        ("5", "1000", "1060", "0.600", "1.000"),
+        ("6", "1110", "", "", "0.500"),  # ended standing
+    ]  # fmt: skip
+    first = next(r for r in steps if r["step_number"] == "1" and r["side"] == "left")
+    assert (first["ic_s"], first["to_s"], first["fpa_deg"], first["in_band"]) == ("", "0.4000", "", "")
+    assert [(r["step_number"], r["to_index"]) for r in steps if r["side"] == "right"] == [
+        ("1", "255"), ("2", "365"), ("3", ""), ("4", "660"),
+    ]  # fmt: skip
+
+    _columns, strides = read_csv(out / "edges.gaitmap-strides.csv")
+    assert [(r["foot"], r["start"], r["end"], r["tc"]) for r in strides] == [
+        ("left", "140", "250", "200"), ("left", "250", "360", "310"), ("left", "1000", "1110", "1060"),
+        ("right", "195", "305", "255"), ("right", "305", "415", "365"),  # 415 -> 600: its toe-off is missing
+    ]  # fmt: skip
+
+    table = ds.dataset(root / "steps", format="parquet", partitioning="hive").to_table().to_pylist()
+    left_rows = sorted((r for r in table if r["foot"] == "left"), key=lambda r: r["step_number"])
+    assert [(r["ic_index"], r["to_index"], r["stance_s"]) for r in left_rows] == [
+        (None, 40, None), (140, 200, 0.6), (250, 310, 0.6), (360, 900, None), (1000, 1060, 0.6), (1110, None, None),
+    ]  # fmt: skip
+    assert len(table) == LEFT_STANCES + RIGHT_STANCES

@@ -88,3 +88,20 @@ def test_simulated_demo_hil_writes_accurate_angles_directions_and_raises(tmp_pat
     raises = read_raises_csv(raises_csv)
     for side in ("left", "right"):
         assert len([r for r in raises if r.side == side]) == len([r for r in true_raises if r.side == side])
+
+
+def test_steps_csv_holds_whole_stances_of_partial_records(tmp_path: Path) -> None:
+    # The two halves of a stance an IMU-only insole reported apart (docs/protocol.md) are
+    # one STEPS.csv row; a half whose other half never came has none (STEPS.csv rows are
+    # whole stances).
+    from insole.export.events_csv import write_steps_csv
+    from insole.hil import FootReplay, step_rows
+    from partial_stances import LEFT_RECORDS, imu_stream
+
+    stream = imu_stream("left")
+    rows = step_rows(stream, FootReplay("left", steps=list(LEFT_RECORDS)))
+    assert [(row.ic_s, row.to_s, row.fpa_deg) for row in rows] == [
+        (1.4, 2.0, 5.0), (2.5, 3.1, 9.0), (3.6, 9.0, 5.2), (10.0, 10.6, 4.8),
+    ]  # fmt: skip
+    assert write_steps_csv(tmp_path / "steps.csv", rows) == 4
+    assert [row.ic_s for row in read_steps_csv(tmp_path / "steps.csv")] == [1.4, 2.5, 3.6, 10.0]

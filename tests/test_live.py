@@ -114,3 +114,60 @@ def test_mount_yaw_setting_is_taken_off_live_foot_angles() -> None:
             medians.append(float(np.median(angles)))
     assert abs(medians[0] - 10.0) < 1.5
     assert abs((medians[0] - medians[1]) - 5.0) < 0.5  # left foot: FPA − δ
+
+
+def test_live_session_counts_a_partial_stance_once_and_shows_the_wearer_standing() -> None:
+    # IMU-only insoles report the stances at a walk's edges in halves (docs/protocol.md).
+    from collections import deque
+
+    from rich.console import Console
+
+    from insole.link import InsoleLink
+    from insole.protocol import DecodedPacket, Step, decode_packet
+    from insole.session.live import FootState, LiveSession
+    from insole.session.terminal import render
+    from insole.web.snapshot import foot_frame
+    from partial_stances import LEFT_RECORDS, LEFT_STANCES, RIGHT_RECORDS, RIGHT_STANCES
+
+    class Replaying(InsoleLink):
+        port = "replaying"
+        on_packet_bytes = None
+
+        def __init__(self, records: tuple[Step, ...]) -> None:
+            self.waiting = deque(decode_packet(step.encode(seq)) for seq, step in enumerate(records))
+
+        def request(self, body, answer=None, timeout_s=0.0):
+            raise AssertionError("the session asks the insoles nothing here")
+
+        def poll(self, timeout_s: float = 0.0) -> list[DecodedPacket]:
+            return [self.waiting.popleft()] if self.waiting else []  # one STEP per poll
+
+        def drain_inbox(self) -> list[DecodedPacket]:
+            return []
+
+    session = LiveSession([("left", Replaying(LEFT_RECORDS)), ("right", Replaying(RIGHT_RECORDS))])
+    left, right = session.feet
+    for _ in range(4):  # left: up to the stance it came to rest in
+        session.poll(0.0)
+    assert (left.step_count, left.last_step) == (4, LEFT_RECORDS[3])
+    assert foot_frame(left)["last_step"]["standing"] is True
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render(session, "partial stances"))
+    assert "600, standing" in console.export_text()  # typical stance 600 ms, and standing now
+    session.poll(0.0)  # its toe-off: the same step
+    assert left.step_count == 4 and left.last_step is not None and left.last_step.to_index == 900
+    assert foot_frame(left)["last_step"]["standing"] is False
+    for _ in range(4):
+        session.poll(0.0)
+    assert (left.step_count, right.step_count) == (LEFT_STANCES, RIGHT_STANCES)
+    assert foot_frame(left)["steps"] == LEFT_STANCES and foot_frame(left)["last_step"]["standing"] is True
+    assert [t for t, _fpa in left.fpa_history] == [1.4, 2.5, 3.6, 10.0, 11.1]  # one angle per stance
+    assert left.cadence_spm() == pytest.approx(120.0 / 1.1)  # strides between the contacts seen
+    assert left.recent("stance_ms") == 600.0
+
+    # A backfill may bring a stance's first half after its second: still one step.
+    late = FootState("left", Replaying(()), 0)
+    late.add_step(LEFT_RECORDS[4])
+    late.add_step(LEFT_RECORDS[3])
+    assert late.step_count == 1 and list(late.steps) == [Step(360, 900, None, 500, 520, 1, 2, None, None, 1290, 1190, 4)]
+    assert late.fpa_history == [(3.6, 5.2)]

@@ -99,6 +99,9 @@ def test_outlets_carry_samples_events_and_metadata() -> None:
             flags=0, peak_pressure=900, medial_share=None, stride_mm=1210, speed_mms=1100, step_number=7,
         )  # fmt: skip
         outlets.publish("left", step.encode(seq=2))
+        # A partial stance's toe-off (docs/protocol.md): its contact n/a, as null.
+        toe_off = Step(None, 700, None, None, None, Direction.UNKNOWN, 2, None, None, None, None, 8)
+        outlets.publish("left", toe_off.encode(seq=3))
         outlets.publish("left", b"\x00garbage")  # dropped, not raised
 
         rows = np.array(_pull(samples_in, want=n, chunk=True))
@@ -108,11 +111,13 @@ def test_outlets_carry_samples_events_and_metadata() -> None:
         assert np.isnan(rows[3, 3])
         assert rows[0, 9:12] == pytest.approx([0.0, 0.0, 9.81], abs=0.01)
         assert rows[0, 12:15] == pytest.approx([1.5, -2.0, 30.0])
-        (event,) = _pull(events_in, want=1, chunk=False)
+        event, partial = _pull(events_in, want=2, chunk=False)
         fields = json.loads(event[0])
         assert fields["type"] == "STEP" and fields["side"] == "left"
         assert (fields["ic_index"], fields["fpa_cdeg"], fields["swing_ms"]) == (503, -1234, None)
-        assert outlets.pushed_samples == {"left": n} and outlets.pushed_events == {"left": 1}
+        partial_fields = json.loads(partial[0])
+        assert (partial_fields["ic_index"], partial_fields["to_index"], partial_fields["step_number"]) == (None, 700, 8)
+        assert outlets.pushed_samples == {"left": n} and outlets.pushed_events == {"left": 2}
     finally:
         outlets.close()
 

@@ -219,3 +219,31 @@ def test_report_refuses_bad_input(session: Session, tmp_path: Path, capsys: pyte
     assert cli.main(["report", str(session.with_events), "-o", str(tmp_path / "y.html"), "--band", "10"]) == 2
     assert cli.main(["report", str(session.with_events), "-o", str(tmp_path / "z.json")]) == 2
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
+
+
+def test_partial_stances_count_once_and_skip_what_they_miss(tmp_path: Path) -> None:
+    # IMU-only insoles report the stances at a walk's edges in halves (docs/protocol.md):
+    # a step is counted once, its missing times stay out of the statistics.
+    from partial_stances import LEFT_STANCES, RIGHT_STANCES, write_partial_stance_recording
+
+    path = tmp_path / "edges.insole"
+    write_partial_stance_recording(path)
+    results = session_results(path)
+    assert [(s.side, s.ic_index, s.to_index) for s in results.steps][:3] == [
+        ("left", None, 40), ("left", 140, 200), ("right", 195, 255),
+    ]  # fmt: skip
+    out = tmp_path / "edges.html"
+    assert cli.main(["report", str(path), "-o", str(out)]) == 0
+    m = json.loads(out.with_suffix(".json").read_text())["sessions"][0]
+    assert m == json.loads(json.dumps(session_measures(results)))
+    assert m["steps"] == {
+        "total": LEFT_STANCES + RIGHT_STANCES, "left": LEFT_STANCES, "right": RIGHT_STANCES,
+        "forward": 9, "backward": 0, "unknown": 1,
+    }  # fmt: skip
+    assert sum(m["over_time"]["steps"]) == LEFT_STANCES + RIGHT_STANCES
+    left = m["per_side"]["left"]
+    assert (left["stance_s"]["n"], left["stance_s"]["max"]) == (3, pytest.approx(0.6))  # not the rest 360..900
+    assert (left["swing_s"]["n"], m["per_side"]["right"]["swing_s"]["n"]) == (5, 2)
+    assert m["walking"]["strides"] == 6  # between the contacts seen: 3 per foot
+    assert m["foot_angle"]["steps_with_angle"] == 9
+    assert m["foot_angle"]["in_band_pct"] == pytest.approx(100.0 * 8 / 9)

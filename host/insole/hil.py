@@ -37,6 +37,7 @@ from insole.protocol import (
     Step,
     direction_name,
     encode_sample_payloads,
+    whole_stances,
 )
 from insole.quantise import rate_hz_to_chz, stream_counts
 
@@ -137,15 +138,19 @@ def _collect_events(link: SerialLink, result: FootReplay) -> None:
 
 
 def step_rows(stream: FootStream, replay: FootReplay) -> list[StepRow]:
+    """The replay's stances with both events, for STEPS.csv: the two halves of a partial
+    stance joined (docs/protocol.md); a half whose other half never came (a walk that
+    began or ended at rest) has no row, as STEPS.csv holds whole stances."""
     rows = []
-    for step in replay.steps:
-        fpa = step.fpa_deg
+    for step in whole_stances(replay.steps):
+        if step.ic_index is None or step.to_index is None:
+            continue
         rows.append(
             StepRow(
                 side=stream.side,
                 ic_s=stream.t0_s + step.ic_index / stream.rate_hz,
                 to_s=stream.t0_s + step.to_index / stream.rate_hz,
-                fpa_deg=fpa,
+                fpa_deg=step.fpa_deg,
                 direction=direction_name(step.direction),
             )
         )

@@ -10,7 +10,8 @@ Per foot two outlets (docs/calibration.md, section "Lab streaming"):
 * ``insole <side> events`` (type ``Markers``, irregular, one string channel): one JSON
   object per STEP, HEEL_RAISE and CUE event, ``{"type": "STEP", ...}`` with the fields
   of docs/protocol.md by name (units there; sample indices in the samples stream's
-  ``sample_index``), n/a as null.
+  ``sample_index``), n/a as null. The two records of a partial stance go out as they
+  came, with the same ``step_number`` (docs/protocol.md, "Partial stances").
 
 Timestamps are the host's LSL clock when the packet arrived (the last sample of a
 batch; earlier ones back-dated at the nominal rate by LSL); ``sample_index`` gives the

@@ -71,7 +71,9 @@ def strides(ic_times: Sequence[tuple[Side, float, WalkingDirection]]) -> list[St
 
 
 def step_strides(steps: Sequence[StepResult]) -> list[Stride]:
-    return strides([(s.side, s.ic_s, s.direction) for s in steps])
+    """Strides between the contacts the insoles saw (a stance whose contact came before
+    its stream has none)."""
+    return strides([(s.side, s.ic_s, s.direction) for s in steps if s.ic_s is not None])
 
 
 def walking_minutes(all_strides: Sequence[Stride], sides: Sequence[Side]) -> dict[str, float]:
@@ -131,7 +133,7 @@ def _over_time(results: SessionResults, all_strides: Sequence[Stride]) -> dict[s
         return min(n_bins - 1, max(0, int((t - t0) // width)))
 
     for step in results.steps:
-        k = bin_of(step.ic_s)
+        k = bin_of(step.t_s)
         steps[k] += 1
         if step.in_band is not None:
             in_band[k].append(step.in_band)

@@ -30,6 +30,7 @@ from insole.protocol import (
     Settings,
     Step,
     direction_name,
+    whole_stances,
 )
 from insole.recording import Recording, read_recording
 
@@ -58,15 +59,17 @@ class Band:
 
 @dataclass(frozen=True)
 class StepResult:
-    """One stance phase as the insole reported it (a STEP packet)."""
+    """One stance phase as the insole reported it (a STEP packet, or the two records of a
+    partial stance joined: docs/protocol.md). An event the insole did not see is None:
+    the contact of a stream's first stance begun at rest, the toe-off of its last one."""
 
     side: Side
     step_number: int
-    ic_index: int
-    to_index: int
-    ic_s: float
-    to_s: float
-    stance_s: float | None
+    ic_index: int | None
+    to_index: int | None
+    ic_s: float | None
+    to_s: float | None
+    stance_s: float | None  # None for a partial stance, and one that held a rest
     swing_s: float | None  # the swing before this contact; None for a stream's first step
     fpa_deg: float | None
     in_band: bool | None  # None: no foot angle, or no band known
@@ -76,6 +79,13 @@ class StepResult:
     speed_ms: float | None
     peak_pressure: float | None  # summed pressure, in the stream's pressure unit
     medial_share_pct: float | None
+
+    @property
+    def t_s(self) -> float:
+        """When the stance is known to have been: its contact, else its toe-off."""
+        t_s = self.ic_s if self.ic_s is not None else self.to_s
+        assert t_s is not None, "a STEP has at least one of its events"
+        return t_s
 
 
 @dataclass(frozen=True)
@@ -227,17 +237,18 @@ def _code_name(enum: type[CueReason] | type[CueOutcome] | type[CuePattern], code
 
 
 def step_result(stream: FootStream, step: Step, band: Band | None, pressure_scale: float) -> StepResult:
-    ic, to = _row_index(stream, step.ic_index), _row_index(stream, step.to_index)
+    ic = None if step.ic_index is None else _row_index(stream, step.ic_index)
+    to = None if step.to_index is None else _row_index(stream, step.to_index)
     fpa = step.fpa_deg
-    stance_s = step.stance_ms / 1000.0 if step.stance_ms is not None else (to - ic) / stream.rate_hz
     return StepResult(
         side=stream.side,
         step_number=step.step_number,
         ic_index=ic,
         to_index=to,
-        ic_s=_time(stream, ic),
-        to_s=_time(stream, to),
-        stance_s=stance_s,
+        ic_s=None if ic is None else _time(stream, ic),
+        to_s=None if to is None else _time(stream, to),
+        # Only the insole's own: a stance joined from its halves spans a rest.
+        stance_s=None if step.stance_ms is None else step.stance_ms / 1000.0,
         swing_s=None if step.swing_ms is None else step.swing_ms / 1000.0,
         fpa_deg=fpa,
         in_band=None if fpa is None or band is None else band.contains(fpa),
@@ -328,11 +339,24 @@ def _from_recording(
             raises.append(raise_result(stream, body))
     cue_bands = {(c.side, c.step_number): c.band for c in cues if c.reason in ("toe_in", "toe_out")}
     steps = []
-    for stream_id, body, band_before in pending:
+    for stream_id, body, band_before in _whole_stances(pending):
         stream = recording.streams[stream_id]
         band = band_option or band_before or cue_bands.get((stream.side, body.step_number))
         steps.append(step_result(stream, body, band, scales[stream_id]))
     return steps, cues, raises, settings
+
+
+def _whole_stances(pending: list[tuple[int, Step, Band | None]]) -> list[tuple[int, Step, Band | None]]:
+    """Each stream's stances once (:func:`insole.protocol.whole_stances`); a stance joined
+    from its halves takes the band reported before its contact, as its first half."""
+    out: list[tuple[int, Step, Band | None]] = []
+    for stream_id in sorted({stream_id for stream_id, _step, _band in pending}):
+        own = [(step, band) for sid, step, band in pending if sid == stream_id]
+        bands: dict[tuple[int, int | None], Band | None] = {}
+        for step, band in own:
+            bands.setdefault((step.step_number, step.ic_index), band)
+        out += [(stream_id, step, bands[step.step_number, step.ic_index]) for step in whole_stances(s for s, _ in own)]
+    return out
 
 
 def _from_replay(
@@ -345,7 +369,7 @@ def _from_replay(
     steps: list[StepResult] = []
     raises: list[RaiseResult] = []
     for stream, scale, replay in zip(recording.streams, scales, replays, strict=True):
-        steps += [step_result(stream, s, band_option, scale) for s in replay.steps]
+        steps += [step_result(stream, s, band_option, scale) for s in whole_stances(replay.steps)]
         raises += [raise_result(stream, r) for r in replay.raises]
     return steps, raises
 
@@ -419,7 +443,7 @@ def session_results(
         steps, raises = _from_replay(recording, band, mount_yaw_deg)
         cues = []
         source = "replay"
-    steps.sort(key=lambda s: (s.ic_s, s.side))
+    steps.sort(key=lambda s: (s.t_s, s.side))
     cues.sort(key=lambda c: (math.inf if c.t_s is None else c.t_s, c.side))
     raises.sort(key=lambda r: (r.start_s, r.side))
     if band is not None:

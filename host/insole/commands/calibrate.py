@@ -32,7 +32,7 @@ from insole.commands.options import SIDES, add_force, check_outputs, parse_side_
 from insole.errors import LinkError, UserError
 from insole.link import InsoleLink, SerialLink
 from insole.model import FootStream, Side
-from insole.protocol import Step
+from insole.protocol import Step, whole_stances
 from insole.quantise import chz_to_rate_hz
 from insole.recording import Recording
 from insole.settings import store_settings
@@ -169,7 +169,7 @@ def _replayed_steps(streams: list[FootStream], recording: Recording) -> dict[Sid
 
     scales = {s["side"]: float(s["pressure_scale"]) for s in recording.header["streams"]}
     replays = replay_recording(streams, [scales[s.side] for s in streams])
-    return {s.side: r.steps for s, r in zip(streams, replays, strict=True)}
+    return {s.side: whole_stances(r.steps) for s, r in zip(streams, replays, strict=True)}  # each stance once
 
 
 def _measure_live(
@@ -219,7 +219,7 @@ def _measure_live(
     for packet in recording.events:
         if isinstance(packet.body, Step) and packet.stream is not None:
             steps[links[packet.stream][0]].append(packet.body)
-    return recording.streams, steps
+    return recording.streams, {side: whole_stances(own) for side, own in steps.items()}
 
 
 def _write_yaw(link: InsoleLink, estimate: YawEstimate) -> None:
@@ -234,8 +234,9 @@ def run_zero(args: argparse.Namespace) -> int:
     steps = _replayed_steps(streams, recording)
     cells: list[CellZero] = []
     for stream in streams:
-        ic = [stream.t0_s + s.ic_index / stream.rate_hz for s in steps[stream.side]]
-        to = [stream.t0_s + s.to_index / stream.rate_hz for s in steps[stream.side]]
+        # Each event the insole saw: a partial stance (docs/protocol.md) has only one.
+        ic = [stream.t0_s + s.ic_index / stream.rate_hz for s in steps[stream.side] if s.ic_index is not None]
+        to = [stream.t0_s + s.to_index / stream.rate_hz for s in steps[stream.side] if s.to_index is not None]
         cells.extend(zero_check(stream, ic, to, threshold=args.threshold))
     print("side,cell,swing_median,threshold,unit,flagged")
     for c in cells:

@@ -111,8 +111,12 @@ def stride_rows(results: SessionResults) -> list[tuple[Side, dict[str, Any]]]:
         if side not in results.sides:
             continue
         rate_hz = results.stream(side).rate_hz
-        own = sorted((s for s in results.steps if s.side == side), key=lambda s: s.ic_index)
+        own = sorted((s for s in results.steps if s.side == side), key=lambda s: s.t_s)
         for first, second in itertools.pairwise(own):
+            # A stride needs its two contacts and the toe-off between them: a partial
+            # stance (docs/protocol.md) leaves out the strides it is missing an event of.
+            if first.ic_index is None or first.to_index is None or second.ic_index is None:
+                continue
             duration_s = (second.ic_index - first.ic_index) / rate_hz
             if not 0.0 < duration_s <= MAX_STRIDE_S:
                 continue

@@ -55,10 +55,10 @@ def foot_angle(results: SessionResults, measures: dict[str, Any]) -> bytes:
         forward = [s for s in own if s.direction != "backward"]
         backward = [s for s in own if s.direction == "backward"]
         colour = SIDE_COLOURS[side]
-        over_time.scatter(_minutes([s.ic_s for s in forward]), [s.fpa_deg for s in forward], s=12, color=colour,
+        over_time.scatter(_minutes([s.t_s for s in forward]), [s.fpa_deg for s in forward], s=12, color=colour,
                           label=side)  # fmt: skip
         if backward:
-            over_time.scatter(_minutes([s.ic_s for s in backward]), [s.fpa_deg for s in backward], s=12,
+            over_time.scatter(_minutes([s.t_s for s in backward]), [s.fpa_deg for s in backward], s=12,
                               facecolors="none", edgecolors=colour, label=f"{side}, backward")  # fmt: skip
         histogram = measures["foot_angle"]["histogram"]
         edges = histogram["edges_deg"]

@@ -31,6 +31,7 @@ from insole.protocol import (
     Status,
     Step,
     direction_name,
+    join_stance_halves,
 )
 from insole.quantise import chz_to_rate_hz
 from insole.recording import RecordingWriter
@@ -55,7 +56,7 @@ class FootState:
     lost_samples: int = 0  # gaps in the sample indices not (yet) filled by a backfill
     backfilled_samples: int = 0  # samples that arrived late, into a gap (BLE reconnects)
     next_index: int = -1  # the stream's next sample index; -1 until the first SAMPLES
-    steps: deque[Step] = field(default_factory=lambda: deque(maxlen=64))
+    steps: deque[Step] = field(default_factory=lambda: deque(maxlen=64))  # each stance once (add_step)
     step_count: int = 0
     fpa_history: list[tuple[float, float]] = field(default_factory=list)  # (stream time s, FPA °) per step
     raises: list[HeelRaise] = field(default_factory=list)
@@ -79,12 +80,34 @@ class FootState:
         return float(np.median(values)) if values else None
 
     def cadence_spm(self, window: int = 8) -> float | None:
-        """Steps per minute of both feet together, from this foot's recent strides."""
-        if len(self.steps) < 2:
+        """Steps per minute of both feet together, from this foot's recent strides (between
+        the contacts it saw: a stance begun before the stream has none)."""
+        ics = np.array([s.ic_index for s in list(self.steps)[-window:] if s.ic_index is not None], dtype=float)
+        if len(ics) < 2:
             return None
-        ics = np.array([s.ic_index for s in list(self.steps)[-window:]], dtype=float)
         stride_s = float(np.median(np.diff(ics))) / self.rate_hz
         return 2 * 60.0 / stride_s if stride_s > 0 else None
+
+    def add_step(self, step: Step) -> None:
+        """A STEP as it arrives. The second half of a partial stance (docs/protocol.md)
+        completes its first half among the recent steps instead of counting again."""
+        for k in range(len(self.steps) - 1, -1, -1):
+            earlier = self.steps[k]
+            joined = join_stance_halves(earlier, step) or join_stance_halves(step, earlier)
+            if joined is not None:
+                self.steps[k] = joined
+                if earlier.fpa_deg is None and joined.fpa_deg is not None:  # a backfilled first half
+                    self.fpa_history.append((self._stance_time_s(joined), joined.fpa_deg))
+                return
+        self.steps.append(step)
+        self.step_count += 1
+        if step.fpa_deg is not None:
+            self.fpa_history.append((self._stance_time_s(step), step.fpa_deg))
+
+    def _stance_time_s(self, step: Step) -> float:
+        index = step.ic_index if step.ic_index is not None else step.to_index
+        assert index is not None, "a STEP has at least one of its events"
+        return index / self.rate_hz
 
     @property
     def last_step(self) -> Step | None:
@@ -283,10 +306,7 @@ class LiveSession:
             if isinstance(body, Samples):
                 foot.absorb_samples(body)
             elif isinstance(body, Step):
-                foot.steps.append(body)
-                foot.step_count += 1
-                if body.fpa_deg is not None:
-                    foot.fpa_history.append((body.ic_index / foot.rate_hz, body.fpa_deg))
+                foot.add_step(body)
             elif isinstance(body, HeelRaise):
                 foot.raises.append(body)
             elif isinstance(body, Cue):

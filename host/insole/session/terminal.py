@@ -65,11 +65,18 @@ def _samples(foot: FootState) -> str:
     return text if battery is None else f"{text}, {battery} %"
 
 
+def _stance(foot: FootState) -> str:
+    typical = _fmt(foot.recent("stance_ms"), ".0f")
+    step = foot.last_step
+    # The foot came to rest in its last stance (docs/protocol.md): the wearer stands.
+    return f"{typical}, standing" if step is not None and step.to_index is None else typical
+
+
 ROWS = (
     ("samples, battery", _samples),
     ("steps", lambda f: str(f.step_count)),
     ("cadence (steps/min)", lambda f: _fmt(f.cadence_spm(), ".0f")),
-    ("stance (ms)", lambda f: _fmt(f.recent("stance_ms"), ".0f")),
+    ("stance (ms)", _stance),
     ("foot angle (°)", _foot_angle),
     ("band (°)", _band),
     ("cues", _cue),

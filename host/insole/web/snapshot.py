@@ -107,6 +107,8 @@ def foot_frame(foot: FootState) -> dict[str, Any]:
         "cueing": bool(settings and settings.cue_mode == CueMode.FOOT_ANGLE),
         "last_step": None if step is None else {
             "number": step.step_number,
+            # The foot came to rest in this stance (docs/protocol.md: its toe-off comes later).
+            "standing": step.to_index is None,
             "fpa_deg": step.fpa_deg,
             "in_band": foot.in_band(step.fpa_deg),
             "stance_s": _scaled(step.stance_ms, 0.001),

@@ -210,7 +210,9 @@
     set(card, 'band', foot.band_deg ? signed(foot.band_deg[0], 1) + '° … ' + signed(foot.band_deg[1], 1) + '° (' +
       foot.cue_mode + ')' : '–');
     set(card, 'cadence', fmt(foot.cadence_spm, 0, 'steps/min'));
-    set(card, 'stance', fmt(step && step.stance_s, 2, 's') + ' (typical ' + fmt(foot.typical_stance_s, 2, 's') + ')');
+    // A stance the foot came to rest in has no stance time yet: the wearer is standing.
+    const stance = step && step.standing ? 'standing' : fmt(step && step.stance_s, 2, 's');
+    set(card, 'stance', stance + ' (typical ' + fmt(foot.typical_stance_s, 2, 's') + ')');
     set(card, 'stride', fmt(step && step.stride_m, 2, 'm'));
     set(card, 'speed', fmt(step && step.speed_ms, 2, 'm/s'));
     set(card, 'direction', step ? step.direction : '–');
