@@ -355,7 +355,8 @@ def test_pressure_steps_carry_the_imu_stride() -> None:
         paired = 0
         for t in truth:
             mid = (t.ic_s + t.to_s) / 2.0 * stream.rate_hz
-            steps = [s for s in replay.steps if s.ic_index <= mid <= s.to_index]
+            steps = [s for s in replay.steps
+                     if s.ic_index is not None and s.to_index is not None and s.ic_index <= mid <= s.to_index]
             if not steps or steps[0].fpa_deg is None:
                 continue
             paired += 1

@@ -173,7 +173,7 @@ def _steps(ic: list[int], to: list[int], directions: list[str]) -> FootSteps:
                      np.full(n, np.nan), np.full(n, np.nan))
 
 
-def test_partial_steps_are_scored_by_their_valid_events_and_contain_nothing() -> None:
+def test_partial_steps_are_scored_by_their_valid_events() -> None:
     swings = LabelledSwings(ic_s=np.array([1.4, 2.4, 3.4]), to_s=np.array([1.0, 2.0, 3.0]),
                             category=np.array(["edge", "straight", "edge"]), score_from_s=-0.5, score_to_s=3.9)
     # Starting from standing: the first record has no contact; stopping: the last has no toe-off.
@@ -190,7 +190,14 @@ def test_partial_steps_are_scored_by_their_valid_events_and_contain_nothing() ->
     assert scores["directions"]["straight"] == {"forward": 1, "backward": 0, "unknown": 0}
     assert steps.containing(50) is None  # inside the first record's stance, which has no contact
     assert steps.containing(150) == 1
-    assert steps.containing(400) is None  # after the last contact: no toe-off, no extent
+    assert steps.containing(400) == 3  # the foot came to rest in the last stance: it goes on
+
+
+def test_a_stance_in_two_records_contains_the_samples_up_to_its_toe_off() -> None:
+    # Walk, stop (the contact at 240 goes out at the rest, toe-off n/a), walk on: the
+    # toe-off at 520 completes it (contact n/a); then a whole stance.
+    steps = _steps([138, 240, NO_INDEX, 600], [199, NO_INDEX, 520, 660], ["forward"] * 4)
+    assert [steps.containing(k) for k in (150, 240, 400, 520, 521, 630)] == [0, 1, 1, 1, None, 3]
 
 
 def test_category_recall_counts_only_that_categorys_swings() -> None:

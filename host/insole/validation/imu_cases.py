@@ -84,10 +84,16 @@ class FootSteps:
         return self.to_index >= 0
 
     def containing(self, index: int) -> int | None:
-        """The complete step whose stance [ic, to] contains the sample, or None (a
-        partial stance has no extent to contain it)."""
-        complete = self.has_ic & self.has_to
-        hits = np.flatnonzero(complete & (self.ic_index <= index) & (index <= self.to_index))
+        """The step whose stance [ic, to] contains the sample, or None. A stance the foot
+        came to rest in (toe-off n/a) reaches to the toe-off of the record that completes
+        it (the next one, contact n/a), or on without end; a record without its contact
+        contains nothing (its stance's first half does)."""
+        following_to = np.append(self.to_index[1:], NO_INDEX)
+        following_has_ic = np.append(self.has_ic[1:], True)
+        rested = self.has_ic & ~self.has_to
+        end = np.where(rested & ~following_has_ic & (following_to >= 0), following_to,
+                       np.where(rested, np.iinfo(np.int64).max, self.to_index))
+        hits = np.flatnonzero(self.has_ic & (self.ic_index <= index) & (index <= end))
         return int(hits[0]) if len(hits) else None
 
 

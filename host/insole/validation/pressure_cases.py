@@ -24,6 +24,7 @@ swap roles (the reversed walk's initial contacts are the original toe-offs).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,8 +63,11 @@ class FootEvents:
 
 def replay_events(stream: FootStream, replay: FootReplay) -> FootEvents:
     """The firmware's STEP records of one foot, as times and direction names."""
-    ic = np.array([stream.t0_s + s.ic_index / stream.rate_hz for s in replay.steps])
-    to = np.array([stream.t0_s + s.to_index / stream.rate_hz for s in replay.steps])
+    def time_s(index: int | None) -> float:  # an IMU-only stance's missing end: NaN, never matched
+        return math.nan if index is None else stream.t0_s + index / stream.rate_hz
+
+    ic = np.array([time_s(s.ic_index) for s in replay.steps])
+    to = np.array([time_s(s.to_index) for s in replay.steps])
     return FootEvents(ic, to, [direction_name(s.direction) for s in replay.steps])
 
 
@@ -190,7 +194,7 @@ def agreement(stream: FootStream, replay: FootReplay) -> Agreement:
         j = candidates[0]
         used.add(j)
         paired += 1
-        if abs(int(host.to_index_[j]) - step.to_index) <= 1:
+        if step.to_index is not None and abs(int(host.to_index_[j]) - step.to_index) <= 1:
             same_to += 1
         if direction_name(step.direction) == host.direction_[j]:
             same_direction += 1
