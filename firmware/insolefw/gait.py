@@ -10,7 +10,7 @@ from array import array
 
 from insolefw import fast
 from insolefw.contact import PressureContact, HeelRaises
-from insolefw.imu import ImuTracker, IMU_IC, IMU_TO, IMU_STRIDE, IMU_REST, DIR_UNKNOWN, DIR_FORWARD, DIR_BACKWARD
+from insolefw.imu import ImuTracker, IMU_IC, IMU_TO, IMU_STRIDE, DIR_UNKNOWN, DIR_FORWARD, DIR_BACKWARD
 from insolefw.units import ms_for_samples
 from insolefw.protocol import (
     T_STEP, T_HEEL_RAISE, STEP_LEN, HEEL_RAISE_LEN, NA_U8, NA_U16, NA_I16,
@@ -20,6 +20,7 @@ MAX_CHANNELS = const(16)
 
 FLAG_PRESSURE = const(1)
 FLAG_IMU = const(2)
+_IMU_REST = const(8)  # imu._IMU_REST (private, so that it costs no interned name)
 
 _STEP_FMT = "<IIHHhBBHBBHHI"
 
@@ -136,7 +137,6 @@ class GaitCore:
         self.sample_index = 0
         self.steps = 0
         self._last_to = -1
-        self._rested = 0  # the current stance's contact went out at a rest (IMU only)
         self._reset_stance()
 
     def set_layout(self, positions, side):
@@ -170,12 +170,11 @@ class GaitCore:
             tracker = self.imu_tracker
             if imu_event & IMU_IC:
                 self._reset_stance()
-            if imu_event & IMU_REST:
+            if imu_event & _IMU_REST:
                 self._emit_step(tracker.ic_index, -1, FLAG_IMU)
-                self._rested = 1
+                tracker.ic_index = -1  # sent: the stance's toe-off goes out without it
             if imu_event & IMU_TO:
-                self._emit_step(-1 if self._rested else tracker.ic_index, tracker.to_index, FLAG_IMU)
-                self._rested = 0
+                self._emit_step(tracker.ic_index, tracker.to_index, FLAG_IMU)
 
     def finish_stride(self):
         """Per-stride float work (foot angle, stride length): allocates, so it runs
@@ -278,7 +277,7 @@ class GaitCore:
             swing = min(ms_for_samples(ic - self._last_to, rate), 65534)
         if to >= 0:
             self._last_to = to
-        if not (ic < 0 and self._rested):  # a rested stance's toe-off keeps its step number
+        if ic >= 0 or not self.steps:  # a rested stance's toe-off keeps its step number
             self.steps += 1
         medial_share = NA_U8
         both = self._medial + self._lateral

@@ -18,7 +18,7 @@ from insolefw.units import samples_for_ms
 IMU_IC = const(1)  # initial contact at self.ic_index
 IMU_TO = const(2)  # toe-off at self.to_index
 IMU_STRIDE = const(4)  # a swing ended in a still phase: call analyse()
-IMU_REST = const(8)  # the foot came to rest (_REST_MS still) in the stance of the last initial contact
+_IMU_REST = const(8)  # the foot came to rest (_REST_MS still) in the stance of the last initial contact
 
 DIR_UNKNOWN = const(0)
 DIR_FORWARD = const(1)
@@ -62,6 +62,7 @@ _S_LAST = const(2)  # last quiet sample when reported
 _S_IC = const(3)  # its initial contact
 _S_PUBLISH = const(4)  # an initial contact for the next update() to report, or -1
 _S_PREV_IC = const(5)  # the previous stride's initial contact
+_S_OPEN = const(6)  # 1: the last initial contact's stance has had no toe-off and no rest yet
 _PUSH_LEAD_MS = const(17)  # toe-off precedes the swing lobe's opening crossing (forward)
 _CONTACT_LAG_MS = const(0)  # initial contact follows its closing crossing (forward)
 # Levelling, direction and angle thresholds: insolefw/stride.py.
@@ -76,7 +77,7 @@ class ImuTracker:
     the caller runs analyse(), which sets the stride's results; the next update()
     returns IMU_IC with ic_index, the contact of the stance it ended in. So a stance's
     toe-off goes out while the previous results still describe the stride into it.
-    IMU_REST: the foot has stood still for _REST_MS since that contact (the walker
+    _IMU_REST: the foot has stood still for _REST_MS since that contact (the walker
     stopped); the stance's toe-off comes with the next stride, if any.
 
     Results of analyse(): fpa_cdeg (0.01 deg, + toe-out, NA_I16 if unknown),
@@ -119,8 +120,7 @@ class ImuTracker:
         self._m0 = -1  # first sample of the motion after a still phase (-1: none seen yet)
         self._still = 0  # first sample of the still phase that ended the motion
         self._pending = 0  # a stride waits for its report
-        self._open = 0  # the last initial contact's stance has had no toe-off and no rest yet
-        self._stride = [0, 0, 0, -1, -1, -1]  # _S_*
+        self._stride = [0, 0, 0, -1, -1, -1, 0]  # _S_*
         self._new_motion()
         self._clear_result()
 
@@ -184,7 +184,7 @@ class ImuTracker:
             # which went out with the previous sample.
             self.ic_index = stride[_S_PUBLISH]
             stride[_S_PUBLISH] = -1
-            self._open = 1
+            stride[_S_OPEN] = 1
             bits = IMU_IC
         sums = self._sums
         if not self._moving:
@@ -198,9 +198,9 @@ class ImuTracker:
                     sums[3] += 1
                 if self._pending and run >= self._n[_N_REPORT]:
                     bits |= self._report(index, index)
-                if run == self._n[_N_REST] and self._open:
-                    self._open = 0
-                    bits |= IMU_REST
+                if run == self._n[_N_REST] and stride[_S_OPEN]:
+                    stride[_S_OPEN] = 0
+                    bits |= _IMU_REST
                 return bits
             # The foot moves again: report a stride still waiting, keep the bias sums
             # of a long rest, follow the new motion.
@@ -273,8 +273,8 @@ class ImuTracker:
             after = 16 * (self._still - m0)
         ic = after + lag if forward else after + lead
         self.to_index = m0 + ((to + 8) >> 4)
-        self._open = 0
         stride = self._stride
+        stride[_S_OPEN] = 0
         stride[_S_M0] = m0
         stride[_S_STILL] = self._still
         stride[_S_LAST] = last_quiet

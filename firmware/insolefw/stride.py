@@ -25,7 +25,7 @@ _IMU_X_MM = const(100)  # the IMU (PCB under the arch) lies this far ahead of th
 def analyse(t):
     # t: the ImuTracker whose reported stride (t._stride) is analysed into its results.
     stride = t._stride
-    m0, still, last, ic, _, prev = stride
+    m0, still, last, ic, _, prev, _ = stride
     stride[4] = ic  # imu._S_PUBLISH: the next update() reports it
     stride[5] = ic  # imu._S_PREV_IC
     t.stride_end_index = last
