@@ -12,6 +12,7 @@ from insole.commands.options import add_force, check_outputs, per_side_degrees
 from insole.errors import UserError
 from insole.export.events_csv import write_raises_csv, write_steps_csv
 from insole.hil import raise_rows, replay_recording, step_rows
+from insole.protocol import whole_stances
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         write_raises_csv(args.heel_raises, [row for s, r in zip(streams, replays, strict=True) for row in raise_rows(s, r)])
     for r in replays:
         console.print(
-            f"{r.side:>5}: {len(r.steps)} steps, {len(r.raises)} heel raises, {r.samples} samples "
+            f"{r.side:>5}: {len(whole_stances(r.steps))} steps, {len(r.raises)} heel raises, {r.samples} samples "
             f"in {r.elapsed_s:.2f} s ({r.samples_per_s:,.0f} samples/s), free heap {r.free_heap} B, "
             f"dropped {r.dropped_samples}"
         )
