@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -24,9 +25,12 @@ from insole.link.clocksync import unwrap_counter
 from insole.protocol import (
     MAX_PACKET_LEN,
     NA_I16,
+    NA_U8,
     NA_U16,
     Ack,
     BackfillEnd,
+    BlockEnd,
+    BlockKind,
     BondedPeer,
     Bonds,
     Command,
@@ -41,10 +45,15 @@ from insole.protocol import (
     PacketStream,
     PacketType,
     PacketVersionError,
+    Program,
+    ProgramBlock,
+    ProgramEvent,
+    ProgramEventKind,
     Samples,
     Settings,
     Status,
     Step,
+    Strike,
     body_from_fields,
     crc16,
     decode_packet,
@@ -109,6 +118,9 @@ def test_vectors_schema_and_coverage() -> None:
         assert case["expect"] in data["schema"]["expect"]
     ok_types = {c["fields"]["type"] for c in cases("packet", ok=True)}
     assert ok_types == {int(t) for t in PacketType}
+    # A refused PROGRAM vector for every field of a block, by its offset within the block.
+    program_offsets = {(c["detail"] - 4) % 16 for c in cases("packet", ok=False) if c["name"].startswith("program_bad_")}
+    assert program_offsets >= {0, 1, 2, 4, 6, 8, 10, 12, 14}
     refused = {c["expect"] for c in cases("packet", ok=False)}
     assert refused == {"truncated", "bad_length", "unsupported_version", "unknown_type", "unknown_command", "bad_value"}
     assert {c["expect"] for c in cases("frame", ok=False)} >= {"bad_crc", "bad_cobs", "too_short", "too_long"}
@@ -116,7 +128,9 @@ def test_vectors_schema_and_coverage() -> None:
         assert name in names
     assert len(cases("stream")) >= 3
     # Every packet type has min/max/sentinel coverage where it has such fields.
-    for prefix in ("status", "step", "heel_raise", "settings", "ack", "error", "cue", "backfill_end", "bonds"):
+    prefixes = ("status", "step", "heel_raise", "settings", "ack", "error", "cue", "backfill_end", "bonds", "program",
+                "program_event")  # fmt: skip
+    for prefix in prefixes:
         assert f"{prefix}_min" in names and f"{prefix}_max" in names
 
 
@@ -200,7 +214,7 @@ def test_crc_check_value() -> None:
 def test_step_bytes_by_hand() -> None:
     step = Step(
         ic_index=0x01020304, to_index=1587, stance_ms=640, swing_ms=None, fpa_cdeg=-850, direction=2, flags=3,
-        peak_pressure=41000, medial_share=None, stride_mm=1380, speed_mms=1210, step_number=12,
+        peak_pressure=41000, medial_share=None, stride_mm=1380, speed_mms=1210, step_number=12, strike=Strike.FOREFOOT,
     )  # fmt: skip
     expected = (
         "01" "03" "0b00" "80" "3e" "00" "00"  # version 1, STEP, seq 11, time_ms 16000 = 0x3e80
@@ -211,7 +225,7 @@ def test_step_bytes_by_hand() -> None:
         "aefc"  # fpa_cdeg -850 = 0xfcae
         "02" "03"  # direction backward, flags
         "28a0"  # peak_pressure 41000 = 0xa028
-        "ff" "00"  # medial_share n/a, reserved
+        "ff" "03"  # medial_share n/a, strike forefoot
         "6405"  # stride_mm 1380
         "ba04"  # speed_mms 1210
         "0c000000"  # step_number
@@ -387,7 +401,7 @@ def test_partial_step_bytes_by_hand() -> None:
     assert came_to_rest.payload().hex() == (
         "a0020000" "ffffffff"  # ic_index 672, to_index n/a
         "ffff" "9a01" "f401"  # stance_ms n/a, swing_ms 410, fpa_cdeg 500
-        "01" "02" "ffff" "ff" "00"  # forward, IMU contact, peak n/a, medial n/a, reserved
+        "01" "02" "ffff" "ff" "ff"  # forward, IMU contact, peak n/a, medial n/a, strike n/a
         "1405" "4c04" "07000000"  # stride 1300, speed 1100, step 7
     )  # fmt: skip
     assert left_rest.payload()[:8].hex() == "ffffffff" "b0040000"
@@ -422,6 +436,73 @@ def test_the_halves_of_a_stance_are_joined_once_whatever_their_order() -> None:
     assert join_stance_halves(left_rest, came_to_rest) is None
     assert join_stance_halves(walking, after) is None
     assert whole_stances([came_to_rest, _imu_step(None, 250, 3)]) == [came_to_rest, _imu_step(None, 250, 3)]
+
+
+def test_program_and_program_event_bytes_by_hand() -> None:
+    # docs/protocol.md, PROGRAM and PROGRAM_EVENT.
+    program = Program(
+        0x0107,
+        (
+            ProgramBlock.fpa_baseline(60, change_cdeg=-500, half_width_cdeg=200, limit_s=600),
+            ProgramBlock.heel_raises(10, sets=3, hold_ms=3000, rest_s=60),
+            ProgramBlock.walk(1800, goal_in_seconds=True, spm=110, progress_pct=10, progress_after=3),
+        ),
+    )
+    assert program.payload().hex() == (
+        "01" "03" "0701"  # program_version 1, 3 blocks, program_id 0x107
+        "01" "00" "3c00" "0000" "0cfe" "c800" "0000" "5802" "0000"  # baseline 60 steps, -5°, ±2°, limit 600 s
+        "05" "00" "0a00" "0000" "0300" "b80b" "3c00" "0000" "0000"  # heel raises 3 × 10, hold 3000 ms, rest 60 s
+        "06" "03" "0807" "6e00" "0a00" "0300" "0000" "0000" "0000"  # walk 1800 s, metronome 110, +10 % after 3
+    )  # fmt: skip
+    assert decode_packet(program.encode(1, 2)).body == program
+    assert [block.kind_name for block in program.blocks] == ["fpa_baseline", "heel_raises", "walk"]
+    heel = program.blocks[1]
+    assert (heel.sets, heel.hold_ms, heel.change_cdeg, heel.goal_in_seconds) == (3, 3000, None, False)
+    assert program.blocks[2].goal_in_seconds and program.blocks[2].metronome and program.blocks[2].progress_after == 3
+    assert ProgramBlock.backward_walk(300).goal_in_seconds
+    none = Program.none_stored()
+    assert none.payload().hex() == "01000000" and decode_packet(none.encode()).body == none and not none.stored
+    event = ProgramEvent(
+        ProgramEventKind.BLOCK_END, 1, BlockKind.HEEL_RAISES, BlockEnd.GOAL, 0x12345, 3, 7, 10, 10, 2, 3, None, None
+    )
+    assert event.payload().hex() == (
+        "04" "01" "05" "01"  # BLOCK_END, block 1, heel raises, goal reached
+        "45230100" "0300" "0700"  # sample_index, session 3, program 7
+        "0a00" "0a00" "0200" "0300"  # goal, done, value, value2
+        "0080" "ffff"  # target_cdeg and half_width_cdeg n/a
+    )  # fmt: skip
+    assert decode_packet(event.encode(0, 0)).body == event
+    assert (event.event_name, event.kind_name) == ("block_end", "heel_raises")
+
+
+def test_a_refused_program_field_is_named_in_its_kinds_words() -> None:
+    program = Program(7, (ProgramBlock.fpa_probe(60), ProgramBlock.heel_raises(10, sets=3, hold_ms=300, rest_s=60)))
+    fault = program.first_fault()
+    assert fault is not None and (fault.offset, fault.block) == (4 + 16 + 8, 1)
+    assert fault.describe() == "block 2 (heel_raises) hold_ms = 300 is outside 500..10000"
+    with pytest.raises(PacketError, match="hold_ms") as info:
+        decode_packet(program.encode())
+    assert (info.value.reason, info.value.detail) == ("bad_value", fault.offset)
+    # Any offset a device may name, also inside a field and in the head.
+    assert program.field_at(2) == program.field_at(3) == "program_id"
+    assert program.field_at(4 + 16 + 7) == "block 2 (heel_raises) sets"
+    assert program.field_at(4 + 6) == "block 1 (fpa_probe) a"
+    assert program.field_at(4 + 32 + 2) == "block 3 goal"
+    # A write needs a block; a report may have none.
+    empty = Program(7, ())
+    assert empty.first_fault() is not None and empty.first_fault(report=True) is None
+
+
+def test_strike_0_of_firmware_before_the_field_reads_as_not_measured() -> None:
+    # Offset 19 was reserved (written 0); it is now the strike pattern, n/a 0xFF.
+    step = Step(100, 160, 600, None, None, 1, 1, None, None, None, None, 2)
+    older = bytearray(step.payload())
+    older[19] = 0
+    assert Step.decode(bytes(older)) == step and step.payload()[19] == NA_U8
+    for code in Strike:
+        assert Step.decode(dataclasses.replace(step, strike=code).payload()).strike == code
+    with pytest.raises(ProtocolError, match="not measured"):
+        dataclasses.replace(step, strike=0)
 
 
 def test_a_step_with_neither_index_is_refused_as_a_bad_value() -> None:

@@ -11,6 +11,7 @@ Bounded in time: fixed example counts, derandomized, no example database.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import struct
 from types import SimpleNamespace
@@ -18,12 +19,15 @@ from typing import Any
 from unittest.mock import patch
 
 import numpy as np
+import pytest
 from cobs import cobs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from insole.protocol import (
     BACKFILL_TYPES,
+    BLOCK_FIELD_OFFSETS,
+    BLOCK_PARAMETERS,
     COMMAND_ARG_LEN,
     CUE_TEST_MAX_MS,
     CUE_TEST_MIN_MS,
@@ -32,9 +36,18 @@ from insole.protocol import (
     MAX_PRESSURE_CHANNELS,
     OPEN_PAIRING_MAX_S,
     OPEN_PAIRING_MIN_S,
+    PROGRAM_FLAG_GOAL_SECONDS,
+    PROGRAM_FLAG_METRONOME,
+    PROGRAM_GOAL_RANGE,
+    PROGRAM_LIMIT_RANGE_S,
+    PROGRAM_MAX_BLOCKS,
+    PROGRAM_MAX_ID,
+    PROGRAM_REST_RANGE_S,
+    PROGRAM_SPM_RANGE,
     SETTINGS_RANGES,
     Ack,
     BackfillEnd,
+    BlockKind,
     Body,
     BondedPeer,
     Bonds,
@@ -49,10 +62,14 @@ from insole.protocol import (
     PacketError,
     PacketType,
     PacketVersionError,
+    Program,
+    ProgramBlock,
+    ProgramEvent,
     Samples,
     Settings,
     Status,
     Step,
+    Strike,
     decode_packet,
     encode_packet,
     frame,
@@ -178,6 +195,7 @@ steps = stance_indices.flatmap(
         Step, st.just(indices[0]), st.just(indices[1]), _or_na(st.integers(0, 65534)), _or_na(st.integers(0, 65534)),
         _or_na(st.integers(-9000, 9000)), st.integers(0, 2), st.integers(0, 3), _or_na(st.integers(0, 65534)),
         _or_na(st.integers(0, 200)), _or_na(st.integers(0, 65534)), _or_na(st.integers(0, 65534)), u32,
+        _or_na(st.sampled_from(list(Strike))),
     )
 )  # fmt: skip
 heel_raises = st.builds(HeelRaise, u32, u32, _or_na(st.integers(0, 65534)), u16, u16)
@@ -217,6 +235,39 @@ def commands(draw: st.DrawFn) -> Command:
     return Command(code)
 
 
+@st.composite
+def program_blocks(draw: st.DrawFn) -> ProgramBlock:
+    """A block the device accepts: each kind's a and b in their ranges (docs/programs.md)."""
+    kind = draw(st.sampled_from(list(BlockKind)))
+    seconds_goal = kind == BlockKind.WALK and draw(st.booleans())
+    metronome = draw(st.booleans())
+    values = []
+    for parameter in BLOCK_PARAMETERS[kind]:
+        values.append(0 if parameter is None else draw(st.integers(parameter.low, parameter.high)))
+    if kind == BlockKind.WALK and values[0] == 0:
+        values[1] = 0  # no progression: progress_after 0
+    return ProgramBlock(
+        kind,
+        flags=(PROGRAM_FLAG_METRONOME if metronome else 0) | (PROGRAM_FLAG_GOAL_SECONDS if seconds_goal else 0),
+        goal=draw(st.integers(*PROGRAM_GOAL_RANGE)),
+        spm=draw(st.integers(*PROGRAM_SPM_RANGE)) if metronome else 0,
+        a=values[0],
+        b=values[1],
+        rest_s=draw(st.integers(*PROGRAM_REST_RANGE_S)) if kind == BlockKind.HEEL_RAISES else 0,
+        limit_s=draw(st.one_of(st.just(0), st.integers(*PROGRAM_LIMIT_RANGE_S))),
+    )
+
+
+programs = st.builds(
+    Program, st.integers(0, PROGRAM_MAX_ID), st.lists(program_blocks(), min_size=1, max_size=PROGRAM_MAX_BLOCKS).map(tuple)
+)
+program_events = st.builds(
+    ProgramEvent, st.integers(1, 6), _or_na(st.integers(0, 7)), _or_na(st.integers(1, 6)), st.integers(0, 9), u32, u16,
+    u16, _or_na(st.integers(0, 65534)), _or_na(st.integers(0, 65534)), _or_na(st.integers(-32767, 32767)),
+    _or_na(st.integers(-32767, 32767)), _or_na(st.integers(-3000, 3000)), _or_na(st.integers(0, 2000)),
+)  # fmt: skip
+
+
 layouts = st.integers(0, MAX_PRESSURE_CHANNELS).flatmap(
     lambda n: st.builds(Layout, st.tuples(*[i16] * n), st.tuples(*[i16] * n))
 )
@@ -240,12 +291,13 @@ def samples(draw: st.DrawFn) -> Samples:
 
 bodies: st.SearchStrategy[Body] = st.one_of(
     statuses, steps, heel_raises, cues, backfill_ends, acks, errors, settings_bodies(), commands(), layouts, bonds,
-    samples(),
+    samples(), programs, program_events,
 )  # fmt: skip
 
 
 def test_the_strategies_cover_every_packet_type() -> None:
-    covered = [Status, Step, HeelRaise, Cue, BackfillEnd, Ack, ErrorReply, Settings, Command, Layout, Bonds, Samples]
+    covered = [Status, Step, HeelRaise, Cue, BackfillEnd, Ack, ErrorReply, Settings, Command, Layout, Bonds, Samples,
+               Program, ProgramEvent]  # fmt: skip
     assert {int(cls.TYPE) for cls in covered} == {int(t) for t in PacketType}  # type: ignore[attr-defined]
 
 
@@ -269,13 +321,46 @@ _COMMAND_RESERVED_OFFSETS: dict[int, tuple[int, ...]] = {CommandCode.REPLAY_BEGI
 
 
 @BOUNDED
-@given(body=st.one_of(settings_bodies(), commands(), layouts, samples()), value=st.integers(1, 0xFF), data=st.data())
+@given(program=programs, data=st.data())
+def test_a_program_with_one_bad_field_is_refused_at_that_offset(program: Program, data: st.DataObject) -> None:
+    # Whatever the other blocks hold, one value just beyond a field's range is refused
+    # with that field's payload offset, and the host names the same field.
+    k = data.draw(st.integers(0, program.n_blocks - 1))
+    block = program.blocks[k]
+    field, value = data.draw(st.sampled_from(_beyond_ranges(block)))
+    bad = dataclasses.replace(program, blocks=(*program.blocks[:k], dataclasses.replace(block, **{field: value}),
+                                               *program.blocks[k + 1 :]))  # fmt: skip
+    offset = 4 + 16 * k + BLOCK_FIELD_OFFSETS[field]
+    fault = bad.first_fault()
+    assert fault is not None and fault.offset == offset and fault.block == k
+    with pytest.raises(PacketError) as info:
+        decode_packet(bad.encode())
+    assert (info.value.code, info.value.detail) == (ErrorCode.BAD_VALUE, offset)
+
+
+def _beyond_ranges(block: ProgramBlock) -> list[tuple[str, int]]:
+    """(field, value) pairs just outside what this block's kind allows."""
+    out = [("kind", 0), ("kind", 7), ("goal", 0), ("goal", 65535), ("limit_s", 9), ("limit_s", 65535)]
+    out.append(("spm", 39 if block.metronome else 1))
+    for field, parameter in zip(("a", "b"), BLOCK_PARAMETERS[block.kind], strict=True):
+        if parameter is None:
+            out.append((field, 1))
+        elif not (field == "b" and block.kind == BlockKind.WALK and block.a == 0):
+            out += [(field, parameter.low - 1), (field, parameter.high + 1)]
+    out.append(("rest_s", 601 if block.kind == BlockKind.HEEL_RAISES else 1))
+    return out
+
+
+@BOUNDED
+@given(body=st.one_of(settings_bodies(), commands(), layouts, samples(), programs), value=st.integers(1, 0xFF), data=st.data())
 def test_a_reserved_byte_that_is_not_0_is_refused_at_its_offset(body: Body, value: int, data: st.DataObject) -> None:
     # docs/protocol.md: in the packet types the device accepts, reserved bytes must be 0
     # (BAD_VALUE, detail = the offset), as the firmware checks them.
     payload = bytearray(body.payload())
     if isinstance(body, Command):
         offsets = _COMMAND_RESERVED_OFFSETS.get(CommandCode(body.command), (1,))
+    elif isinstance(body, Program):
+        offsets = tuple(4 + 16 * k + 14 + byte for k in range(body.n_blocks) for byte in (0, 1))
     else:
         offsets = _RESERVED_OFFSETS[int(body.TYPE)]
     offset = data.draw(st.sampled_from(offsets))

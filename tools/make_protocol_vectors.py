@@ -13,6 +13,7 @@ file under MicroPython, so it stays small (the unix port runs with a 128 KB heap
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import struct
 import sys
@@ -27,8 +28,11 @@ from insole.protocol import (
     MAX_BONDS_LISTED,
     NA_I16,
     NA_U16,
+    PROGRAM_MAX_ID,
     Ack,
     BackfillEnd,
+    BlockEnd,
+    BlockKind,
     BondedPeer,
     Bonds,
     Command,
@@ -45,10 +49,16 @@ from insole.protocol import (
     PacketError,
     PacketType,
     PacketVersionError,
+    Program,
+    ProgramBlock,
+    ProgramEvent,
+    ProgramEventKind,
+    ProgramSignal,
     Samples,
     Settings,
     Status,
     Step,
+    Strike,
     crc16,
     decode_packet,
     frame,
@@ -139,11 +149,13 @@ DIRECTION = {
     PacketType.CUE: "to_host",
     PacketType.BACKFILL_END: "to_host",
     PacketType.BONDS: "to_host",
+    PacketType.PROGRAM: "both",
+    PacketType.PROGRAM_EVENT: "to_host",
 }
 
 TYPICAL_STEP = Step(
     ic_index=1523, to_index=1587, stance_ms=640, swing_ms=410, fpa_cdeg=850, direction=1, flags=3,
-    peak_pressure=41000, medial_share=118, stride_mm=1380, speed_mms=1210, step_number=12,
+    peak_pressure=41000, medial_share=118, stride_mm=1380, speed_mms=1210, step_number=12, strike=Strike.HEEL,
 )  # fmt: skip
 
 INSOLE8_LAYOUT = Layout(
@@ -156,14 +168,15 @@ def _hex(data: bytes) -> str:
     return bytes(data).hex()
 
 
-def _ok_packet(name: str, packet: bytes) -> dict[str, Any]:
+def _ok_packet(name: str, packet: bytes, direction: str | None = None) -> dict[str, Any]:
+    """A packet that decodes; ``direction`` narrows its type's (a PROGRAM without blocks is only a report)."""
     decoded = decode_packet(packet)
     return {
         "name": name,
         "kind": "packet",
         "hex": _hex(packet),
         "expect": "ok",
-        "direction": DIRECTION[PacketType(decoded.type)],
+        "direction": direction or DIRECTION[PacketType(decoded.type)],
         "fields": decoded.to_fields(),
     }
 
@@ -291,11 +304,12 @@ def samples_cases() -> list[dict[str, Any]]:
 def step_cases() -> list[dict[str, Any]]:
     typical = TYPICAL_STEP
     toe_in_backward = Step(
-        ic_index=40, to_index=95, stance_ms=550, swing_ms=None, fpa_cdeg=-1234, direction=2, flags=2,
-        peak_pressure=None, medial_share=None, stride_mm=None, speed_mms=None, step_number=1,
+        ic_index=40, to_index=95, stance_ms=550, swing_ms=None, fpa_cdeg=-1234, direction=2, flags=3,
+        peak_pressure=39000, medial_share=90, stride_mm=None, speed_mms=None, step_number=1, strike=Strike.FOREFOOT,
     )  # fmt: skip
-    minimum = Step(0, 0, 0, 0, -9000, 0, 0, 0, 0, 0, 0, 1)
-    maximum = Step(0xFFFFFFFE, 0xFFFFFFFE, 65534, 65534, 9000, 2, 3, 65534, 200, 65534, 65534, 0xFFFFFFFF)
+    midfoot = dataclasses.replace(TYPICAL_STEP, step_number=13, strike=Strike.MIDFOOT)
+    minimum = Step(0, 0, 0, 0, -9000, 0, 0, 0, 0, 0, 0, 1, Strike.HEEL)
+    maximum = Step(0xFFFFFFFE, 0xFFFFFFFE, 65534, 65534, 9000, 2, 3, 65534, 200, 65534, 65534, 0xFFFFFFFF, 254)
     sentinels = Step(100, 160, None, None, None, 0, 1, None, None, None, None, 2)
     # Partial stances of an IMU-only insole (docs/protocol.md): the stream began with the
     # foot at rest (its first toe-off), and a stance in which the walker stopped, sent when
@@ -308,6 +322,7 @@ def step_cases() -> list[dict[str, Any]]:
     return [
         _ok_packet("step_typical", typical.encode(seq=11, time_ms=16000)),
         _ok_packet("step_toe_in_backward", toe_in_backward.encode(seq=0, time_ms=1000)),
+        _ok_packet("step_strike_midfoot", midfoot.encode(seq=12, time_ms=17100)),
         _ok_packet("step_min", minimum.encode(seq=0, time_ms=0)),
         _ok_packet("step_max", maximum.encode(seq=65535, time_ms=0x3FFFFFFF)),
         _ok_packet("step_sentinels", sentinels.encode(seq=1, time_ms=1700)),
@@ -492,6 +507,142 @@ def bonds_cases() -> list[dict[str, Any]]:
     ]
 
 
+# A foot-angle retraining session with every block kind after it: one vector holds them all.
+EVERY_BLOCK_KIND = Program(
+    program_id=7,
+    blocks=(
+        ProgramBlock.fpa_baseline(60, change_cdeg=-500, half_width_cdeg=200, limit_s=600),
+        ProgramBlock.fpa_feedback(200, feedback_start_pct=100, feedback_end_pct=20),
+        ProgramBlock.fpa_probe(60),
+        ProgramBlock.backward_walk(300, spm=90, limit_s=900),
+        ProgramBlock.heel_raises(10, sets=3, hold_ms=3000, rest_s=60),
+        ProgramBlock.walk(1800, goal_in_seconds=True, spm=110, progress_pct=10, progress_after=3),
+    ),
+)
+_PROGRAM_BLOCK_FMT = struct.Struct("<BBHHhhHHH")
+
+
+def _program_bytes(program_id: int, blocks: list[list[int]], *, version: int = 1, n_blocks: int | None = None) -> bytes:
+    """A PROGRAM payload by hand (no checks): each block kind flags goal spm a b rest_s limit_s reserved."""
+    head = struct.pack("<BBH", version, len(blocks) if n_blocks is None else n_blocks, program_id)
+    return head + b"".join(_PROGRAM_BLOCK_FMT.pack(*block) for block in blocks)
+
+
+def program_cases() -> list[dict[str, Any]]:
+    every = EVERY_BLOCK_KIND
+    cases = [_ok_packet("program_every_block_kind", every.encode(seq=2, time_ms=2000))]
+    for k, block in enumerate(every.blocks):
+        one = Program(100 + k, (block,))
+        cases.append(_ok_packet(f"program_{block.kind_name}", one.encode(seq=3 + k, time_ms=2100 + k)))
+    eight = Program(PROGRAM_MAX_ID, tuple(ProgramBlock.fpa_probe(65534, limit_s=65534) for _ in range(8)))
+    steps_goal = Program(0, (ProgramBlock.walk(6000, progress_pct=100, progress_after=10, limit_s=10),))
+    cases += [
+        _ok_packet("program_max", eight.encode(seq=65535, time_ms=0x3FFFFFFF)),
+        _ok_packet("program_min", Program(0, (ProgramBlock.fpa_probe(1),)).encode(seq=0, time_ms=0)),
+        _ok_packet("program_walk_steps_progression", steps_goal.encode(seq=9, time_ms=9)),
+        _ok_packet("program_none_stored", Program.none_stored().encode(seq=10, time_ms=10), direction="to_host"),
+    ]
+    good = [list(_PROGRAM_BLOCK_FMT.unpack(block.to_bytes())) for block in every.blocks]
+    # (name, block index, field index, bad value, payload offset): one refused value per
+    # field of each kind, just beyond its range (docs/programs.md).
+    at = {"kind": 0, "flags": 1, "goal": 2, "spm": 3, "a": 4, "b": 5, "rest_s": 6, "limit_s": 7, "reserved": 8}
+    offsets = {"kind": 0, "flags": 1, "goal": 2, "spm": 4, "a": 6, "b": 8, "rest_s": 10, "limit_s": 12, "reserved": 14}
+    bad_blocks = [
+        ("kind_0", 0, "kind", 0),
+        ("kind_7", 0, "kind", 7),
+        ("flags_bit_2", 3, "flags", 0x05),
+        ("flags_seconds_not_walking", 3, "flags", 0x03),
+        ("goal_0", 2, "goal", 0),
+        ("goal_65535", 2, "goal", 65535),
+        ("spm_39", 3, "spm", 39),
+        ("spm_201", 5, "spm", 201),
+        ("spm_without_metronome", 0, "spm", 100),
+        ("baseline_change_low", 0, "a", -3001),
+        ("baseline_change_high", 0, "a", 3001),
+        ("baseline_half_width_low", 0, "b", 49),
+        ("baseline_half_width_high", 0, "b", 2001),
+        ("feedback_start_high", 1, "a", 101),
+        ("feedback_start_negative", 1, "a", -1),
+        ("feedback_end_high", 1, "b", 101),
+        ("probe_a_not_0", 2, "a", 1),
+        ("probe_b_not_0", 2, "b", 1),
+        ("backward_a_not_0", 3, "a", 5),
+        ("backward_b_not_0", 3, "b", -5),
+        ("heel_raises_sets_0", 4, "a", 0),
+        ("heel_raises_sets_21", 4, "a", 21),
+        ("heel_raises_hold_499", 4, "b", 499),
+        ("heel_raises_hold_10001", 4, "b", 10001),
+        ("heel_raises_rest_601", 4, "rest_s", 601),
+        ("rest_not_heel_raises", 3, "rest_s", 30),
+        ("walk_progress_101", 5, "a", 101),
+        ("walk_progress_after_0", 5, "b", 0),
+        ("walk_progress_after_11", 5, "b", 11),
+        ("limit_9", 4, "limit_s", 9),
+        ("limit_65535", 1, "limit_s", 65535),
+        ("reserved", 2, "reserved", 1),
+        ("reserved_high_byte", 5, "reserved", 0x100),
+    ]
+    for name, k, field, value in bad_blocks:
+        blocks = [list(b) for b in good]
+        blocks[k][at[field]] = value
+        offset = 4 + 16 * k + offsets[field] + (1 if field == "reserved" and value >= 0x100 else 0)
+        cases.append(_refused_packet(f"program_bad_{name}", _raw(PacketType.PROGRAM, _program_bytes(7, blocks)), "bad_value", offset))
+    walk_no_progression = [[BlockKind.WALK, 0, 100, 0, 0, 3, 0, 0, 0]]
+    first_of_two = [list(b) for b in good]
+    first_of_two[1][at["b"]], first_of_two[4][at["kind"]] = 101, 9  # block 2's b (offset 28) before block 5's kind (68)
+    reserved_then_next = [list(b) for b in good]
+    reserved_then_next[0][at["reserved"]], reserved_then_next[1][at["kind"]] = 1, 0  # offset 18 before 20
+    cases += [
+        _refused_packet("program_bad_walk_progress_after_without_progress",
+                        _raw(PacketType.PROGRAM, _program_bytes(7, walk_no_progression)), "bad_value", 12),
+        _refused_packet("program_bad_first_of_two", _raw(PacketType.PROGRAM, _program_bytes(7, first_of_two)), "bad_value", 28),
+        _refused_packet("program_bad_reserved_before_next_block",
+                        _raw(PacketType.PROGRAM, _program_bytes(7, reserved_then_next)), "bad_value", 18),
+        _refused_packet("program_bad_version_0", _raw(PacketType.PROGRAM, _program_bytes(7, good, version=0)), "bad_value", 0),
+        _refused_packet("program_bad_version_2", _raw(PacketType.PROGRAM, _program_bytes(7, good, version=2)), "bad_value", 0),
+        _refused_packet("program_bad_9_blocks", _raw(PacketType.PROGRAM, _program_bytes(7, good + good[:3])), "bad_value", 1),
+        _refused_packet("program_bad_id_65535", _raw(PacketType.PROGRAM, _program_bytes(65535, good)), "bad_value", 2),
+        _refused_packet("program_short", _raw(PacketType.PROGRAM, _program_bytes(7, good)[:-1]), "truncated"),
+        _refused_packet("program_n_blocks_beyond_payload",
+                        _raw(PacketType.PROGRAM, _program_bytes(7, good[:2], n_blocks=3)), "truncated"),
+        _refused_packet("program_long", _raw(PacketType.PROGRAM, _program_bytes(7, good) + b"\x00"), "bad_length"),
+        _refused_packet("program_head_only_3_bytes", _raw(PacketType.PROGRAM, b"\x01\x01\x07"), "truncated"),
+        _refused_packet("program_no_payload", _raw(PacketType.PROGRAM, b""), "truncated"),
+    ]
+    return cases
+
+
+
+def program_event_cases() -> list[dict[str, Any]]:
+    typical = ProgramEvent(
+        event=ProgramEventKind.BLOCK_END, block=1, kind=BlockKind.FPA_FEEDBACK, detail=BlockEnd.GOAL,
+        sample_index=48210, session=3, program_id=7, goal=200, done=200, value=815, value2=22,
+        target_cdeg=-350, half_width_cdeg=200,
+    )  # fmt: skip
+    session_start = ProgramEvent(ProgramEventKind.SESSION_START, None, None, 0, 0, 3, 7, None, None, None, None, None, None)
+    block_start = ProgramEvent(ProgramEventKind.BLOCK_START, 4, BlockKind.HEEL_RAISES, 0, 90000, 3, 7, 10, 0, None,
+                               None, None, None)  # fmt: skip
+    signal = ProgramEvent(ProgramEventKind.SIGNAL, 4, BlockKind.HEEL_RAISES, ProgramSignal.HOLD_REACHED, 90720, 3, 7,
+                          10, 4, None, None, None, None)  # fmt: skip
+    interrupted = ProgramEvent(ProgramEventKind.BLOCK_END, 3, BlockKind.BACKWARD_WALK, BlockEnd.INTERRUPTED, 61000, 2,
+                               7, 300, 142, 12, 160, None, None)  # fmt: skip
+    resume = ProgramEvent(ProgramEventKind.SESSION_RESUME, None, None, 0, 0, 2, 7, None, None, None, None, None, None)
+    minimum = ProgramEvent(1, 0, 1, 0, 0, 0, 0, 0, 0, -32767, -32767, -32767, 0)
+    maximum = ProgramEvent(6, 7, 6, 9, 0xFFFFFFFF, 65535, 65535, 65534, 65534, 32767, 32767, 32767, 65534)
+    return [
+        _ok_packet("program_event_typical", typical.encode(seq=12, time_ms=482200)),
+        _ok_packet("program_event_session_start", session_start.encode(seq=0, time_ms=1000)),
+        _ok_packet("program_event_session_resume", resume.encode(seq=0, time_ms=1000)),
+        _ok_packet("program_event_block_start", block_start.encode(seq=20, time_ms=901000)),
+        _ok_packet("program_event_signal_hold_reached", signal.encode(seq=21, time_ms=908200)),
+        _ok_packet("program_event_block_interrupted", interrupted.encode(seq=9, time_ms=610000)),
+        _ok_packet("program_event_min", minimum.encode(seq=0, time_ms=0)),
+        _ok_packet("program_event_max", maximum.encode(seq=65535, time_ms=0x3FFFFFFF)),
+        _refused_packet("program_event_short", _raw(PacketType.PROGRAM_EVENT, typical.payload()[:23]), "truncated"),
+        _refused_packet("program_event_long", _raw(PacketType.PROGRAM_EVENT, typical.payload() + b"\x00"), "bad_length"),
+    ]
+
+
 def command_cases() -> list[dict[str, Any]]:
     def replay(rate_chz: int, n_pressure: int, imu: int, side: int, reserved: int = 0) -> bytes:
         return struct.pack("<BBHBBBB", CommandCode.REPLAY_BEGIN, 0, rate_chz, n_pressure, imu, side, reserved)
@@ -513,6 +664,7 @@ def command_cases() -> list[dict[str, Any]]:
         _ok_packet("command_get_events_cue_wrap", Command.get_events(PacketType.CUE, 65530, 100).encode(seq=41, time_ms=1)),
         _ok_packet("command_get_events_heel_raise_max", Command.get_events(PacketType.HEEL_RAISE, 65535, 65535).encode(seq=42, time_ms=2)),
         _ok_packet("command_get_events_samples", Command.get_events(PacketType.SAMPLES, 7, 4).encode(seq=43, time_ms=3)),
+        _ok_packet("command_get_events_program_event", Command.get_events(PacketType.PROGRAM_EVENT, 0, 16).encode(seq=44, time_ms=4)),
         _refused_packet("command_get_events_status", _raw(PacketType.COMMAND, b"\x0b\x00\x01\x00\x00\x00\x01\x00"), "bad_value", 2),
         _refused_packet("command_get_events_reserved", _raw(PacketType.COMMAND, b"\x0b\x00\x03\x01\x00\x00\x01\x00"), "bad_value", 3),
         _refused_packet("command_get_events_count_0", _raw(PacketType.COMMAND, b"\x0b\x00\x03\x00\x05\x00\x00\x00"), "bad_value", 6),
@@ -527,7 +679,9 @@ def command_cases() -> list[dict[str, Any]]:
         _refused_packet("command_open_pairing_long", _raw(PacketType.COMMAND, b"\x0f\x00\x3c\x00\x00"), "bad_length"),
         _refused_packet("command_list_bonds_with_arguments", _raw(PacketType.COMMAND, b"\x0c\x00\x00"), "bad_length"),
         _refused_packet("command_factory_reset_with_arguments", _raw(PacketType.COMMAND, b"\x0e\x00\x01\x00"), "bad_length"),
-        _refused_packet("command_unknown_0x10", _raw(PacketType.COMMAND, b"\x10\x00"), "unknown_command"),
+        _refused_packet("command_unknown_0x12", _raw(PacketType.COMMAND, b"\x12\x00"), "unknown_command"),
+        _refused_packet("command_get_program_with_arguments", _raw(PacketType.COMMAND, b"\x10\x00\x00"), "bad_length"),
+        _refused_packet("command_clear_program_reserved", _raw(PacketType.COMMAND, b"\x11\x01"), "bad_value", 1),
         _refused_packet("command_unknown_0x00", _raw(PacketType.COMMAND, b"\x00\x00"), "unknown_command"),
         _refused_packet("command_ping_with_arguments", _raw(PacketType.COMMAND, b"\x01\x00\x00\x00"), "bad_length"),
         _refused_packet("command_replay_begin_short", _raw(PacketType.COMMAND, b"\x06\x00\x10\x27\x08"), "truncated"),
@@ -608,9 +762,9 @@ def header_cases() -> list[dict[str, Any]]:
         _refused_packet("header_version_0", _raw(PacketType.COMMAND, ping, version=0), "unsupported_version"),
         _refused_packet("header_version_2", _raw(PacketType.COMMAND, ping, version=2), "unsupported_version"),
         _refused_packet("header_version_255", _raw(PacketType.STATUS, bytes(28), version=255), "unsupported_version"),
-        _refused_packet("header_version_2_unknown_type", _raw(0x0D, b"", version=2), "unsupported_version"),
+        _refused_packet("header_version_2_unknown_type", _raw(0x0F, b"", version=2), "unsupported_version"),
         _refused_packet("header_type_0", _raw(0x00, b""), "unknown_type"),
-        _refused_packet("header_type_0x0d", _raw(0x0D, bytes(4)), "unknown_type"),
+        _refused_packet("header_type_0x0f", _raw(0x0F, bytes(4)), "unknown_type"),
         _refused_packet("header_type_0xff", _raw(0xFF, b""), "unknown_type"),
         _refused_packet("header_empty", b"", "truncated"),
         _refused_packet("header_7_bytes", _raw(PacketType.COMMAND, b"")[:7], "truncated"),
@@ -789,6 +943,8 @@ BUILDERS: list[Callable[[], list[dict[str, Any]]]] = [
     cue_cases,
     backfill_end_cases,
     bonds_cases,
+    program_cases,
+    program_event_cases,
     command_cases,
     ack_error_cases,
     layout_cases,

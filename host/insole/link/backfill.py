@@ -1,7 +1,7 @@
 """No lost events: find gaps in the device's event sequence numbers and backfill them.
 
 The device numbers every packet per type (``seq``, wrapping at 65535 → 0) and keeps
-its recent STEP, HEEL_RAISE and CUE packets, byte for byte, in an event log. After a
+its recent STEP, HEEL_RAISE, CUE and PROGRAM_EVENT packets, byte for byte, in an event log. After a
 link loss the host asks for what it missed with GET_EVENTS; the device resends the
 packets it still holds unchanged (same seq, same time_ms) and ends with BACKFILL_END,
 which says which seqs are gone for good (docs/protocol.md, "Event log and backfill").
@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from insole.errors import LinkTimeout
+from insole.errors import DeviceError, LinkTimeout
 from insole.link.serial import SerialLink
 from insole.protocol import (
     LOGGED_EVENT_TYPES,
@@ -28,11 +28,23 @@ from insole.protocol import (
     BackfillEnd,
     Command,
     DecodedPacket,
+    ErrorCode,
+    ErrorReply,
     PacketType,
 )
 
 MAX_REQUEST = 0xFFFF  # seqs per GET_EVENTS (its count is a u16)
 _HALF = U16_WRAP // 2
+_GET_EVENTS_TYPE_OFFSET = 2  # payload offset of GET_EVENTS' event_type: a BAD_VALUE detail
+
+
+def keeps_no_log(event_type: int, error_code: int, detail: int) -> bool:
+    """Whether an insole's ERROR answer to a GET_EVENTS of ``event_type`` says it keeps no
+    log of that type: no sample log (BAD_STATE for SAMPLES), or firmware older than the
+    type (BAD_VALUE at event_type; PROGRAM_EVENT came later). The host stops asking."""
+    if event_type == PacketType.SAMPLES and error_code == ErrorCode.BAD_STATE:
+        return True
+    return error_code == ErrorCode.BAD_VALUE and detail == _GET_EVENTS_TYPE_OFFSET
 
 
 @dataclass(frozen=True)
@@ -231,7 +243,10 @@ def backfill(link: SerialLink, tracker: GapTracker, *, tail: bool = True, timeou
     other: list[DecodedPacket] = []
     answers: list[BackfillEnd] = []
     lost_before = {(r.event_type, s) for r in tracker.lost_ for s in r.seqs()}
+    not_logged: set[int] = set()
     for command in tracker.requests(tail=tail):
+        if command.event_type in not_logged:
+            continue
         seq = link.send(command)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -243,6 +258,16 @@ def backfill(link: SerialLink, tracker: GapTracker, *, tail: bool = True, timeou
                 if isinstance(body, BackfillEnd) and body.ref_seq == seq and done is None:
                     tracker.on_backfill_end(body)
                     answers.append(body)
+                    done = i
+                elif _refuses(body, seq) and done is None:
+                    assert isinstance(body, ErrorReply) and command.event_type is not None
+                    if not keeps_no_log(command.event_type, body.error, body.detail):
+                        raise DeviceError(
+                            f"{link.port} refused GET_EVENTS #{seq}: {body.error_name()} (detail {body.detail})",
+                            body.error,
+                            body.detail,
+                        )
+                    not_logged.add(command.event_type)
                     done = i
                 elif done is not None:
                     link.inbox.append(packet)  # after the answer: for the caller
@@ -257,3 +282,7 @@ def backfill(link: SerialLink, tracker: GapTracker, *, tail: bool = True, timeou
                 raise LinkTimeout(f"no BACKFILL_END from {link.port} for GET_EVENTS #{seq} in {timeout_s} s")
     lost = [r for r in tracker.lost_ if any((r.event_type, s) not in lost_before for s in r.seqs())]
     return BackfillResult(recovered, lost, answers, other)
+
+
+def _refuses(body: object, command_seq: int) -> bool:
+    return isinstance(body, ErrorReply) and body.ref_type == PacketType.COMMAND and body.ref_seq == command_seq

@@ -40,7 +40,7 @@ from bleak.exc import BleakError
 from bleak_retry_connector import establish_connection
 
 from insole.errors import DeviceError, LinkError, LinkTimeout, ProtocolError
-from insole.link.backfill import GapTracker, SeqRange
+from insole.link.backfill import GapTracker, SeqRange, keeps_no_log
 from insole.link.base import DEFAULT_TIMEOUT_S, InsoleLink, PendingRequest, SeqCounter
 from insole.link.clocksync import ClockSync
 from insole.link.gatt import (
@@ -59,7 +59,6 @@ from insole.protocol import (
     Command,
     CommandCode,
     DecodedPacket,
-    ErrorCode,
     PacketType,
     Samples,
     Status,
@@ -207,7 +206,9 @@ class InsoleClient:
         self.name = ""
         # Live SAMPLES are tracked too: an insole with a sample log backfills them.
         self.tracker = GapTracker(BACKFILL_TYPES)
-        self._samples_backfill = True  # until the insole says it keeps no sample log
+        # Event types this insole said it keeps no log of: no sample log (BAD_STATE), or
+        # firmware older than the type (GET_EVENTS event_type refused, e.g. PROGRAM_EVENT).
+        self._not_logged: set[int] = set()
         self.clock = ClockSync()
         self.stats = LinkStats()
         self._rx: asyncio.Queue[tuple[float, str, bytes]] = asyncio.Queue()
@@ -379,10 +380,11 @@ class InsoleClient:
                     try:
                         reply = await self.request(part, PacketType.BACKFILL_END)
                     except DeviceError as exc:
-                        if part.event_type == PacketType.SAMPLES and exc.code == ErrorCode.BAD_STATE:
-                            self._samples_backfill = False  # this insole keeps no sample log
-                            break
-                        raise
+                        assert part.event_type is not None
+                        if not keeps_no_log(part.event_type, exc.code, exc.detail):
+                            raise
+                        self._not_logged.add(part.event_type)
+                        break
                     assert isinstance(reply.body, BackfillEnd)
                     await self._drain_rx()  # resent packets were queued before the answer
                     self.tracker.on_backfill_end(reply.body)
@@ -393,10 +395,10 @@ class InsoleClient:
         return lost
 
     def _wanted(self, command: Command) -> bool:
-        if command.event_type != PacketType.SAMPLES:
-            return True
+        if command.event_type in self._not_logged:
+            return False
         # Samples from before the host first heard the stream were never its to lose.
-        return self._samples_backfill and self.tracker.seen(PacketType.SAMPLES)
+        return command.event_type != PacketType.SAMPLES or self.tracker.seen(PacketType.SAMPLES)
 
     # -- consumer --------------------------------------------------------------------
 

@@ -1,16 +1,16 @@
 """Packet bodies of protocol v1 except SAMPLES: one frozen dataclass per packet type.
 
 The fixed-layout bodies (STATUS, STEP, HEEL_RAISE, SETTINGS, ACK, ERROR, CUE,
-BACKFILL_END) are declared as offset tables (:class:`_Field`: struct code, "n/a"
-sentinel); COMMAND, LAYOUT and BONDS have a variable length. Each body has ``payload()``,
+BACKFILL_END, PROGRAM_EVENT) are declared as offset tables (:class:`_Field`: struct
+code, "n/a" sentinel); COMMAND, LAYOUT, BONDS and PROGRAM have a variable length. Each body has ``payload()``,
 ``encode(seq, time_ms)`` and ``decode(payload)``.
 
 Decoding checks structure and the value ranges of what a device validates (SETTINGS
-fields, REPLAY_BEGIN, CUE_TEST, GET_EVENTS and OPEN_PAIRING arguments), with the device's
+and PROGRAM fields, REPLAY_BEGIN, CUE_TEST, GET_EVENTS and OPEN_PAIRING arguments), with the device's
 BAD_VALUE detail offsets. Fields of device reports (STATUS, STEP, …) are not
 range-checked: a host shows what a device sends; only a STEP that names neither of its
 stance's events (both indices n/a) is refused, as BAD_VALUE. Reserved bytes are written
-0; in the packet types a device accepts (SETTINGS, COMMAND, LAYOUT, SAMPLES) a non-zero
+0; in the packet types a device accepts (SETTINGS, COMMAND, LAYOUT, SAMPLES, PROGRAM) a non-zero
 one is refused like a bad value (detail = its offset), in the others it is ignored when
 read (docs/protocol.md, "Reserved bytes").
 """
@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import ClassVar, Self
 
 import numpy as np
@@ -42,8 +43,16 @@ from insole.protocol.constants import (
     NA_U32,
     OPEN_PAIRING_MAX_S,
     OPEN_PAIRING_MIN_S,
+    PROGRAM_BLOCK_LEN,
+    PROGRAM_FLAG_GOAL_SECONDS,
+    PROGRAM_FLAG_METRONOME,
+    PROGRAM_HEAD_LEN,
+    PROGRAM_MAX_BLOCKS,
+    PROGRAM_MAX_ID,
+    PROGRAM_VERSION,
     SETTINGS_VERSION,
     U16_WRAP,
+    BlockKind,
     CommandCode,
     CueMode,
     CueOutcome,
@@ -52,6 +61,7 @@ from insole.protocol.constants import (
     Direction,
     ErrorCode,
     PacketType,
+    ProgramEventKind,
 )
 from insole.protocol.header import PacketError, bad_length, bad_value, encode_packet, truncated
 
@@ -194,6 +204,7 @@ class Step(_FixedBody):
     stride_mm: int | None
     speed_mms: int | None
     step_number: int
+    strike: int | None = None  # Strike: 1 heel, 2 midfoot, 3 forefoot first; None not measured
 
     TYPE: ClassVar[PacketType] = PacketType.STEP
     _FIELDS, _STRUCT = _layout(
@@ -206,7 +217,7 @@ class Step(_FixedBody):
         _Field("flags", "B"),
         _Field("peak_pressure", "H", na=True),
         _Field("medial_share", "B", na=True),
-        _Field(None, "B"),
+        _Field("strike", "B", na=True),
         _Field("stride_mm", "H", na=True),
         _Field("speed_mms", "H", na=True),
         _Field("step_number", "I"),
@@ -215,14 +226,20 @@ class Step(_FixedBody):
     def __post_init__(self) -> None:
         if self.ic_index is None and self.to_index is None:
             raise ProtocolError(_NO_STANCE_EVENT)
+        if self.strike == _STRIKE_NOT_MEASURED:
+            raise ProtocolError("Step.strike = 0 is 'not measured' on the wire; pass None")
 
     @classmethod
     def decode(cls, payload: bytes) -> Step:
         """Decode; a record with neither event (both indices n/a) is refused as BAD_VALUE
-        (detail 4, ``to_index``: the second of the two), a report that names no stance."""
+        (detail 4, ``to_index``: the second of the two), a report that names no stance.
+        ``strike`` 0 (the reserved byte of firmware before the field) reads as None."""
         if len(payload) == cls._STRUCT.size and payload[:_TO_INDEX_OFFSET + 4] == _BOTH_INDICES_NA:
             raise bad_value(_NO_STANCE_EVENT, _TO_INDEX_OFFSET)
-        return super().decode(payload)
+        values = cls._decode_fixed(payload)
+        if values["strike"] == _STRIKE_NOT_MEASURED:
+            values["strike"] = None
+        return cls(**values)  # type: ignore[arg-type]
 
     @property
     def partial(self) -> bool:
@@ -234,6 +251,7 @@ class Step(_FixedBody):
         return None if self.fpa_cdeg is None else self.fpa_cdeg / 100.0
 
 
+_STRIKE_NOT_MEASURED = 0
 _NO_STANCE_EVENT = "STEP with ic_index and to_index both n/a: a partial stance has one of its two events"
 _TO_INDEX_OFFSET = 4
 _BOTH_INDICES_NA = struct.pack("<II", NA_U32, NA_U32)
@@ -550,6 +568,65 @@ class BackfillEnd(_FixedBody):
         return [(self.lost_from + k) % U16_WRAP for k in range(self.lost_count)]
 
 
+@dataclass(frozen=True)
+class ProgramEvent(_FixedBody):
+    """One event of a running exercise program (docs/programs.md): a session or block
+    starting or ending, or a signal given. Fields that do not apply are None (n/a)."""
+
+    event: int  # ProgramEventKind
+    block: int | None  # block index 0..7; None for session events
+    kind: int | None  # the block's BlockKind; None for session events
+    detail: int  # BLOCK_END: BlockEnd; SIGNAL: the ProgramSignal pattern; else 0
+    sample_index: int  # the stream's sample index when it happened
+    session: int  # 1-based
+    program_id: int
+    goal: int | None  # the block's goal in this session, in its unit
+    done: int | None  # progress towards it when it happened
+    value: int | None  # BLOCK_END: the kind's result
+    value2: int | None  # BLOCK_END: the kind's second result
+    target_cdeg: int | None  # the foot-angle band in force in an FPA block
+    half_width_cdeg: int | None
+
+    TYPE: ClassVar[PacketType] = PacketType.PROGRAM_EVENT
+    _FIELDS, _STRUCT = _layout(
+        _Field("event", "B"),
+        _Field("block", "B", na=True),
+        _Field("kind", "B", na=True),
+        _Field("detail", "B"),
+        _Field("sample_index", "I"),
+        _Field("session", "H"),
+        _Field("program_id", "H"),
+        _Field("goal", "H", na=True),
+        _Field("done", "H", na=True),
+        _Field("value", "h", na=True),
+        _Field("value2", "h", na=True),
+        _Field("target_cdeg", "h", na=True),
+        _Field("half_width_cdeg", "H", na=True),
+    )
+
+    @property
+    def event_name(self) -> str:
+        """"session_start", "block_end", … (or "event N" for a code this host does not know)."""
+        return _code_name(ProgramEventKind, self.event, "event")
+
+    @property
+    def kind_name(self) -> str | None:
+        """The block's kind as in program files ("fpa_baseline", …), None for session events."""
+        return None if self.kind is None else block_kind_name(self.kind)
+
+
+def _code_name(enum: type[IntEnum], code: int, what: str) -> str:
+    try:
+        return enum(code).name.lower()
+    except ValueError:
+        return f"{what} {code}"
+
+
+def block_kind_name(kind: int) -> str:
+    """A block kind as program files and reports spell it: "fpa_baseline" … "walk"."""
+    return _code_name(BlockKind, kind, "kind")
+
+
 # --------------------------------------------------------------------------- variable-length bodies
 
 _COMMAND_HEAD = struct.Struct("<BB")
@@ -581,7 +658,7 @@ class Command:
     Decoding validates argument ranges like a device (BAD_VALUE, detail = payload
     offset): REPLAY_BEGIN rate_chz 5000..25000, n_pressure 0..16, imu 0/1 with
     pressure or IMU present, side 0/1/n/a; CUE_TEST duration_ms 10..2000, duty_pct 0..100;
-    GET_EVENTS event_type SAMPLES/STEP/HEEL_RAISE/CUE, count 1..65535; OPEN_PAIRING seconds 1..600;
+    GET_EVENTS event_type SAMPLES/STEP/HEEL_RAISE/CUE/PROGRAM_EVENT, count 1..65535; OPEN_PAIRING seconds 1..600;
     every reserved byte 0 (the head's, detail 1, before any argument).
     """
 
@@ -592,7 +669,7 @@ class Command:
     side: int | None = None  # REPLAY_BEGIN: 0 left, 1 right, None n/a
     duration_ms: int | None = None  # CUE_TEST
     duty_pct: int | None = None  # CUE_TEST
-    event_type: int | None = None  # GET_EVENTS: SAMPLES, STEP, HEEL_RAISE or CUE
+    event_type: int | None = None  # GET_EVENTS: SAMPLES, STEP, HEEL_RAISE, CUE or PROGRAM_EVENT
     from_seq: int | None = None  # GET_EVENTS
     count: int | None = None  # GET_EVENTS: 1..65535 seqs from from_seq (wrapping)
     seconds: int | None = None  # OPEN_PAIRING: how long the pairing window stays open, 1..600 s
@@ -690,9 +767,8 @@ class Command:
         if code == CommandCode.GET_EVENTS:
             event_type, reserved, from_seq, count = _GET_EVENTS_ARGS.unpack_from(payload, 2)
             if event_type not in BACKFILL_TYPES:
-                raise bad_value(
-                    f"GET_EVENTS event_type = {event_type:#04x}; the logs keep SAMPLES, STEP, HEEL_RAISE and CUE", 2
-                )
+                kept = ", ".join(PacketType(t).name for t in BACKFILL_TYPES)
+                raise bad_value(f"GET_EVENTS event_type = {event_type:#04x}; the logs keep {kept}", 2)
             if reserved:
                 raise bad_value(f"GET_EVENTS reserved byte = {reserved}; must be 0", 3)
             if count == 0:
@@ -825,3 +901,354 @@ class Bonds:
                 for k in range(count)
             )
         )
+
+
+# --------------------------------------------------------------------------- PROGRAM
+
+_PROGRAM_HEAD = struct.Struct("<BBH")  # program_version, n_blocks, program_id
+_PROGRAM_BLOCK = struct.Struct("<BBHHhhHHH")  # kind flags goal spm a b rest_s limit_s reserved
+_BLOCK_RESERVED_OFFSET = 14
+_PROGRAM_HEAD_FIELDS = ("program_version", "n_blocks", "program_id", "program_id")
+_PROGRAM_FLAGS = PROGRAM_FLAG_METRONOME | PROGRAM_FLAG_GOAL_SECONDS
+PROGRAM_SPM_RANGE = (40, 200)
+PROGRAM_GOAL_RANGE = (1, 65534)
+PROGRAM_LIMIT_RANGE_S = (10, 65534)  # or 0: no limit
+PROGRAM_REST_RANGE_S = (0, 600)  # heel raises only
+
+
+@dataclass(frozen=True)
+class BlockParameter:
+    """What a block kind calls its ``a`` or ``b`` field, and the values it allows."""
+
+    name: str
+    low: int
+    high: int
+
+
+# Per kind: the meaning of ``a`` and ``b`` (None: must be 0). Walking's ``b``
+# (progress_after) must be 0 when ``a`` (progress_pct) is 0: checked apart.
+BLOCK_PARAMETERS: dict[int, tuple[BlockParameter | None, BlockParameter | None]] = {
+    BlockKind.FPA_BASELINE: (BlockParameter("change_cdeg", -3000, 3000), BlockParameter("half_width_cdeg", 50, 2000)),
+    BlockKind.FPA_FEEDBACK: (BlockParameter("feedback_start_pct", 0, 100), BlockParameter("feedback_end_pct", 0, 100)),
+    BlockKind.FPA_PROBE: (None, None),
+    BlockKind.BACKWARD_WALK: (None, None),
+    BlockKind.HEEL_RAISES: (BlockParameter("sets", 1, 20), BlockParameter("hold_ms", 500, 10000)),
+    BlockKind.WALK: (BlockParameter("progress_pct", 0, 100), BlockParameter("progress_after", 1, 10)),
+}
+# Offsets of a block's fields within its 16 bytes (a refused field's ERROR detail is
+# 4 + 16 × block + this).
+BLOCK_FIELD_OFFSETS: dict[str, int] = {
+    "kind": 0, "flags": 1, "goal": 2, "spm": 4, "a": 6, "b": 8, "rest_s": 10, "limit_s": 12, "reserved": 14,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProgramBlock:
+    """One block of a PROGRAM, as on the wire: ``a`` and ``b`` mean what its kind says
+    (:data:`BLOCK_PARAMETERS`; the named properties read them). The constructors
+    (:meth:`fpa_baseline` …) take the named values."""
+
+    kind: int  # BlockKind
+    flags: int = 0  # PROGRAM_FLAG_METRONOME, PROGRAM_FLAG_GOAL_SECONDS (walking only)
+    goal: int = 1  # in the kind's unit: steps, seconds or repetitions per set
+    spm: int = 0  # metronome cadence with the metronome flag, else 0
+    a: int = 0
+    b: int = 0
+    rest_s: int = 0  # heel raises: rest between sets
+    limit_s: int = 0  # 0: none; else the block ends after this long even below its goal
+
+    @classmethod
+    def fpa_baseline(cls, steps: int, change_cdeg: int, half_width_cdeg: int, *, limit_s: int = 0) -> ProgramBlock:
+        return cls(BlockKind.FPA_BASELINE, goal=steps, a=change_cdeg, b=half_width_cdeg, limit_s=limit_s)
+
+    @classmethod
+    def fpa_feedback(
+        cls, steps: int, feedback_start_pct: int, feedback_end_pct: int, *, limit_s: int = 0
+    ) -> ProgramBlock:
+        return cls(BlockKind.FPA_FEEDBACK, goal=steps, a=feedback_start_pct, b=feedback_end_pct, limit_s=limit_s)
+
+    @classmethod
+    def fpa_probe(cls, steps: int, *, limit_s: int = 0) -> ProgramBlock:
+        return cls(BlockKind.FPA_PROBE, goal=steps, limit_s=limit_s)
+
+    @classmethod
+    def backward_walk(cls, seconds: int, *, spm: int | None = None, limit_s: int = 0) -> ProgramBlock:
+        flags, cadence = _metronome(spm)
+        return cls(BlockKind.BACKWARD_WALK, flags=flags, goal=seconds, spm=cadence, limit_s=limit_s)
+
+    @classmethod
+    def heel_raises(
+        cls, repetitions: int, sets: int, hold_ms: int, rest_s: int, *, limit_s: int = 0
+    ) -> ProgramBlock:
+        return cls(BlockKind.HEEL_RAISES, goal=repetitions, a=sets, b=hold_ms, rest_s=rest_s, limit_s=limit_s)
+
+    @classmethod
+    def walk(
+        cls, goal: int, *, goal_in_seconds: bool = False, spm: int | None = None, progress_pct: int = 0,
+        progress_after: int = 0, limit_s: int = 0,
+    ) -> ProgramBlock:  # fmt: skip
+        flags, cadence = _metronome(spm)
+        flags |= PROGRAM_FLAG_GOAL_SECONDS if goal_in_seconds else 0
+        return cls(
+            BlockKind.WALK, flags=flags, goal=goal, spm=cadence, a=progress_pct, b=progress_after, limit_s=limit_s
+        )
+
+    @property
+    def kind_name(self) -> str:
+        return block_kind_name(self.kind)
+
+    @property
+    def metronome(self) -> bool:
+        return bool(self.flags & PROGRAM_FLAG_METRONOME)
+
+    @property
+    def goal_in_seconds(self) -> bool:
+        """Whether the goal counts seconds: backward walking always, walking with the flag."""
+        return self.kind == BlockKind.BACKWARD_WALK or (
+            self.kind == BlockKind.WALK and bool(self.flags & PROGRAM_FLAG_GOAL_SECONDS)
+        )
+
+    def parameter(self, name: str) -> int | None:
+        """``a`` or ``b`` by the kind's name for it (e.g. "hold_ms"); None when this kind has no such value."""
+        for parameter, value in zip(BLOCK_PARAMETERS.get(self.kind, (None, None)), (self.a, self.b), strict=True):
+            if parameter is not None and parameter.name == name:
+                return value
+        return None
+
+    @property
+    def change_cdeg(self) -> int | None:
+        return self.parameter("change_cdeg")
+
+    @property
+    def half_width_cdeg(self) -> int | None:
+        return self.parameter("half_width_cdeg")
+
+    @property
+    def feedback_start_pct(self) -> int | None:
+        return self.parameter("feedback_start_pct")
+
+    @property
+    def feedback_end_pct(self) -> int | None:
+        return self.parameter("feedback_end_pct")
+
+    @property
+    def sets(self) -> int | None:
+        return self.parameter("sets")
+
+    @property
+    def hold_ms(self) -> int | None:
+        return self.parameter("hold_ms")
+
+    @property
+    def progress_pct(self) -> int | None:
+        return self.parameter("progress_pct")
+
+    @property
+    def progress_after(self) -> int | None:
+        return self.parameter("progress_after")
+
+    def field_name(self, field: str) -> str:
+        """A wire field's name in this kind's words: ``a`` of heel raises is "sets"."""
+        if field in ("a", "b"):
+            parameter = BLOCK_PARAMETERS.get(self.kind, (None, None))["ab".index(field)]
+            if parameter is not None:
+                return parameter.name
+        return field
+
+    def to_bytes(self) -> bytes:
+        """The block's 16 bytes; values are not range-checked here (a host may send a bad
+        block on purpose), only whether they fit their fields."""
+        values = (self.kind, self.flags, self.goal, self.spm, self.a, self.b, self.rest_s, self.limit_s, 0)
+        try:
+            return _PROGRAM_BLOCK.pack(*values)
+        except struct.error as exc:
+            raise ProtocolError(f"program block {self}: a value does not fit its field: {exc}") from exc
+
+    def first_bad_field(self) -> tuple[str, str] | None:
+        """(wire field, why) of the first field the device would refuse, or None."""
+        for field, check in _BLOCK_CHECKS:
+            why = check(self)
+            if why is not None:
+                return field, why
+        return None
+
+
+def _metronome(spm: int | None) -> tuple[int, int]:
+    return (0, 0) if spm is None else (PROGRAM_FLAG_METRONOME, spm)
+
+
+def _outside(value: int, low: int, high: int) -> str | None:
+    return None if low <= value <= high else f"{value} is outside {low}..{high}"
+
+
+def _check_kind(block: ProgramBlock) -> str | None:
+    return None if block.kind in BLOCK_PARAMETERS else f"{block.kind} is no block kind (1..{len(BLOCK_PARAMETERS)})"
+
+
+def _check_flags(block: ProgramBlock) -> str | None:
+    if block.flags & ~_PROGRAM_FLAGS:
+        return f"{block.flags:#04x} sets bits other than 0 (metronome) and 1 (goal in seconds)"
+    if block.flags & PROGRAM_FLAG_GOAL_SECONDS and block.kind != BlockKind.WALK:
+        return "bit 1 (goal in seconds) is for walking blocks only"
+    return None
+
+
+def _check_goal(block: ProgramBlock) -> str | None:
+    return _outside(block.goal, *PROGRAM_GOAL_RANGE)
+
+
+def _check_spm(block: ProgramBlock) -> str | None:
+    if block.metronome:
+        return _outside(block.spm, *PROGRAM_SPM_RANGE)
+    return None if block.spm == 0 else f"{block.spm} without the metronome flag; must be 0"
+
+
+def _check_parameter(index: int) -> Callable[[ProgramBlock], str | None]:
+    def check(block: ProgramBlock) -> str | None:
+        value = (block.a, block.b)[index]
+        parameter = BLOCK_PARAMETERS[block.kind][index]
+        if parameter is None:
+            return None if value == 0 else f"{value}; this kind has no such value, must be 0"
+        if block.kind == BlockKind.WALK and index == 1 and block.a == 0:
+            return None if value == 0 else f"{value} with progress_pct 0 (no progression); must be 0"
+        return _outside(value, parameter.low, parameter.high)
+
+    return check
+
+
+def _check_rest(block: ProgramBlock) -> str | None:
+    if block.kind == BlockKind.HEEL_RAISES:
+        return _outside(block.rest_s, *PROGRAM_REST_RANGE_S)
+    return None if block.rest_s == 0 else f"{block.rest_s}; only heel raises rest, must be 0"
+
+
+def _check_limit(block: ProgramBlock) -> str | None:
+    return None if block.limit_s == 0 else _outside(block.limit_s, *PROGRAM_LIMIT_RANGE_S)
+
+
+# In offset order: the first that fails is the one the device names. The kind comes
+# first, so the others are only checked against a known kind.
+_BLOCK_CHECKS: tuple[tuple[str, Callable[[ProgramBlock], str | None]], ...] = (
+    ("kind", _check_kind),
+    ("flags", _check_flags),
+    ("goal", _check_goal),
+    ("spm", _check_spm),
+    ("a", _check_parameter(0)),
+    ("b", _check_parameter(1)),
+    ("rest_s", _check_rest),
+    ("limit_s", _check_limit),
+)
+
+
+@dataclass(frozen=True)
+class ProgramFault:
+    """The first field of a PROGRAM a device refuses: its payload offset (the ERROR
+    detail), the block it is in (0-based; None: the head), its name in the words of the
+    block's kind ("block 2 (heel_raises) hold_ms") and why."""
+
+    offset: int
+    block: int | None
+    where: str
+    why: str
+
+    def describe(self) -> str:
+        return f"{self.where} = {self.why}"
+
+
+@dataclass(frozen=True)
+class Program:
+    """An exercise program (docs/programs.md): 1–8 blocks run in order each session.
+
+    A report with no blocks means "no program stored" (the answer to GET_PROGRAM);
+    a host never writes one. Decoding validates every field like the device
+    (BAD_VALUE, detail = the payload offset of the first bad field)."""
+
+    program_id: int  # the host's label for this prescription, 0..65534
+    blocks: tuple[ProgramBlock, ...]
+    program_version: int = PROGRAM_VERSION
+
+    TYPE: ClassVar[PacketType] = PacketType.PROGRAM
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def stored(self) -> bool:
+        """False for the report of an insole that holds no program."""
+        return bool(self.blocks)
+
+    @classmethod
+    def none_stored(cls) -> Program:
+        return cls(0, ())
+
+    def payload(self) -> bytes:
+        try:
+            head = _PROGRAM_HEAD.pack(self.program_version, self.n_blocks, self.program_id)
+        except struct.error as exc:
+            raise ProtocolError(f"PROGRAM head does not fit its fields: {exc}") from exc
+        if len(head) + PROGRAM_BLOCK_LEN * self.n_blocks > MAX_PACKET_LEN - HEADER_LEN:
+            raise ProtocolError(f"PROGRAM of {self.n_blocks} blocks does not fit one packet")
+        return head + b"".join(block.to_bytes() for block in self.blocks)
+
+    def encode(self, seq: int = 0, time_ms: int = 0) -> bytes:
+        return encode_packet(self.TYPE, seq, time_ms, self.payload())
+
+    def first_fault(self, *, report: bool = False) -> ProgramFault | None:
+        """The first field the device would refuse in a write (``report``: as a device's
+        report, where no blocks means none stored), or None when the program is valid."""
+        if self.program_version != PROGRAM_VERSION:
+            why = f"{self.program_version}; this host speaks {PROGRAM_VERSION}"
+            return ProgramFault(0, None, "program_version", why)
+        if not (0 if report else 1) <= self.n_blocks <= PROGRAM_MAX_BLOCKS:
+            return ProgramFault(1, None, "n_blocks", f"{self.n_blocks} is outside 1..{PROGRAM_MAX_BLOCKS}")
+        if not 0 <= self.program_id <= PROGRAM_MAX_ID:
+            return ProgramFault(2, None, "program_id", f"{self.program_id} is outside 0..{PROGRAM_MAX_ID}")
+        for k, block in enumerate(self.blocks):
+            bad = block.first_bad_field()
+            if bad is not None:
+                field, why = bad
+                offset = PROGRAM_HEAD_LEN + PROGRAM_BLOCK_LEN * k + BLOCK_FIELD_OFFSETS[field]
+                return ProgramFault(offset, k, self.field_at(offset), why)
+        return None
+
+    def field_at(self, offset: int) -> str:
+        """Names the field at a payload offset (a device's BAD_VALUE detail) in the words
+        of its block's kind: "program_id", "block 2 (heel_raises) hold_ms" (blocks 1-based)."""
+        if offset < PROGRAM_HEAD_LEN:
+            return _PROGRAM_HEAD_FIELDS[offset]
+        k, within = divmod(offset - PROGRAM_HEAD_LEN, PROGRAM_BLOCK_LEN)
+        field = max((name for name, at in BLOCK_FIELD_OFFSETS.items() if at <= within), key=BLOCK_FIELD_OFFSETS.__getitem__)
+        if k >= self.n_blocks:
+            return f"block {k + 1} {field}"
+        block = self.blocks[k]
+        return f"block {k + 1} ({block.kind_name}) {block.field_name(field)}"
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Program:
+        if len(payload) < _PROGRAM_HEAD.size:
+            raise truncated(f"PROGRAM payload is {len(payload)} bytes, shorter than its {_PROGRAM_HEAD.size}-byte head")
+        version, n_blocks, program_id = _PROGRAM_HEAD.unpack_from(payload)
+        if version != PROGRAM_VERSION:
+            raise bad_value(f"PROGRAM program_version = {version}; this side speaks {PROGRAM_VERSION}", 0)
+        if n_blocks > PROGRAM_MAX_BLOCKS:
+            raise bad_value(f"PROGRAM n_blocks = {n_blocks} is outside 1..{PROGRAM_MAX_BLOCKS}", 1)
+        expected = PROGRAM_HEAD_LEN + PROGRAM_BLOCK_LEN * n_blocks
+        if len(payload) != expected:
+            make = truncated if len(payload) < expected else bad_length
+            raise make(f"PROGRAM of {n_blocks} blocks needs {expected} payload bytes, got {len(payload)}")
+        blocks = []
+        reserved_offset = None
+        for k in range(n_blocks):
+            start = PROGRAM_HEAD_LEN + PROGRAM_BLOCK_LEN * k
+            *values, reserved = _PROGRAM_BLOCK.unpack_from(payload, start)
+            blocks.append(ProgramBlock(*values))
+            if reserved and reserved_offset is None:
+                reserved_offset = start + _BLOCK_RESERVED_OFFSET + (0 if payload[start + _BLOCK_RESERVED_OFFSET] else 1)
+        program = cls(program_id, tuple(blocks), version)
+        fault = program.first_fault(report=True)
+        if reserved_offset is not None and (fault is None or reserved_offset < fault.offset):
+            raise bad_value(f"PROGRAM reserved bytes at offset {reserved_offset} must be 0", reserved_offset)
+        if fault is not None:
+            raise bad_value(f"PROGRAM {fault.describe()}", fault.offset)
+        return program

@@ -46,6 +46,8 @@ class PacketType(IntEnum):
     CUE = 0x0A
     BACKFILL_END = 0x0B
     BONDS = 0x0C
+    PROGRAM = 0x0D
+    PROGRAM_EVENT = 0x0E
 
 
 class CommandCode(IntEnum):
@@ -64,6 +66,8 @@ class CommandCode(IntEnum):
     CLEAR_BONDS = 0x0D
     FACTORY_RESET = 0x0E
     OPEN_PAIRING = 0x0F
+    GET_PROGRAM = 0x10
+    CLEAR_PROGRAM = 0x11
 
 
 # Maintenance: what only the USB link may ask for. Over BLE, even from a bonded central,
@@ -165,10 +169,18 @@ class CueOutcome(IntEnum):
 
 
 # Event packets the device keeps in its event log and resends on GET_EVENTS.
-LOGGED_EVENT_TYPES = (PacketType.STEP, PacketType.HEEL_RAISE, PacketType.CUE)
+LOGGED_EVENT_TYPES = (PacketType.STEP, PacketType.HEEL_RAISE, PacketType.CUE, PacketType.PROGRAM_EVENT)
 # What GET_EVENTS may ask for: the event log's types, and live SAMPLES where the
 # device keeps a sample log (else it answers BAD_VALUE).
 BACKFILL_TYPES = (PacketType.SAMPLES, *LOGGED_EVENT_TYPES)
+
+
+class Strike(IntEnum):
+    """A STEP's ``strike``: which part of the foot touched down first (docs/protocol.md)."""
+
+    HEEL = 1
+    MIDFOOT = 2
+    FOREFOOT = 3
 
 
 STEP_FLAG_CONTACT_PRESSURE = 0x01
@@ -186,6 +198,7 @@ FIXED_PAYLOAD_LEN: dict[int, int] = {
     PacketType.ERROR: 6,
     PacketType.CUE: 32,
     PacketType.BACKFILL_END: 16,
+    PacketType.PROGRAM_EVENT: 24,
 }
 
 # Argument bytes after the 2-byte COMMAND head, per command.
@@ -200,6 +213,56 @@ CUE_TEST_MAX_MS = 2000
 
 OPEN_PAIRING_MIN_S = 1
 OPEN_PAIRING_MAX_S = 600  # the longest pairing window a host may open (10 min)
+
+# Exercise programs (docs/programs.md): PROGRAM is a 4-byte head and 16 bytes per block.
+PROGRAM_VERSION = 1
+PROGRAM_HEAD_LEN = 4
+PROGRAM_BLOCK_LEN = 16
+PROGRAM_MAX_BLOCKS = 8
+PROGRAM_MAX_ID = 65534
+PROGRAM_FLAG_METRONOME = 0x01
+PROGRAM_FLAG_GOAL_SECONDS = 0x02  # walking blocks only: the goal is seconds, not steps
+
+
+class BlockKind(IntEnum):
+    """A program block's ``kind``."""
+
+    FPA_BASELINE = 1
+    FPA_FEEDBACK = 2
+    FPA_PROBE = 3
+    BACKWARD_WALK = 4
+    HEEL_RAISES = 5
+    WALK = 6
+
+
+class ProgramEventKind(IntEnum):
+    """A PROGRAM_EVENT's ``event``."""
+
+    SESSION_START = 1
+    SESSION_RESUME = 2
+    BLOCK_START = 3
+    BLOCK_END = 4
+    SIGNAL = 5
+    SESSION_END = 6
+
+
+class BlockEnd(IntEnum):
+    """Why a block ended: a BLOCK_END's ``detail``."""
+
+    GOAL = 1
+    LIMIT = 2
+    INTERRUPTED = 3
+
+
+class ProgramSignal(IntEnum):
+    """The program's fixed haptic signals: a SIGNAL's ``detail`` (docs/programs.md)."""
+
+    HOLD_REACHED = 5
+    SET_DONE = 6
+    REST_OVER = 7
+    BLOCK_DONE = 8
+    SESSION_DONE = 9
+
 
 BOND_ADDR_LEN = 7  # a bonded central in BONDS: address type u8, address 6 bytes LSB first
 

@@ -20,6 +20,9 @@ from insole.protocol.bodies import (
     ErrorReply,
     HeelRaise,
     Layout,
+    Program,
+    ProgramBlock,
+    ProgramEvent,
     Settings,
     Status,
     Step,
@@ -30,6 +33,7 @@ from insole.protocol.samples import Samples
 
 Body: TypeAlias = (
     Status | Samples | Step | HeelRaise | Settings | Command | Ack | ErrorReply | Layout | Cue | BackfillEnd | Bonds
+    | Program | ProgramEvent
 )
 
 BODY_CLASSES: dict[int, Any] = {
@@ -45,6 +49,8 @@ BODY_CLASSES: dict[int, Any] = {
     PacketType.CUE: Cue,
     PacketType.BACKFILL_END: BackfillEnd,
     PacketType.BONDS: Bonds,
+    PacketType.PROGRAM: Program,
+    PacketType.PROGRAM_EVENT: ProgramEvent,
 }
 
 
@@ -101,7 +107,9 @@ def body_to_fields(body: Body) -> dict[str, Any]:
 
     SAMPLES records become columns: ``p`` is a list of per-sample channel lists and
     ``ax`` … ``gz`` are per-sample lists (absent without IMU). BONDS: ``count`` and the
-    lists ``addr_type`` and ``address`` (most significant byte first).
+    lists ``addr_type`` and ``address`` (most significant byte first). PROGRAM:
+    ``program_version``, ``n_blocks``, ``program_id`` and ``blocks``, a list of each
+    block's wire fields (``kind`` … ``limit_s``).
     """
     if isinstance(body, Samples):
         out: dict[str, Any] = {
@@ -119,6 +127,13 @@ def body_to_fields(body: Body) -> dict[str, Any]:
         return {"n": body.n, "x_mm": list(body.x_mm), "y_mm": list(body.y_mm)}
     if isinstance(body, Command):
         return {"command": body.command, **body.arguments()}
+    if isinstance(body, Program):
+        return {
+            "program_version": body.program_version,
+            "n_blocks": body.n_blocks,
+            "program_id": body.program_id,
+            "blocks": [{f.name: getattr(block, f.name) for f in fields(block)} for block in body.blocks],
+        }
     if isinstance(body, Bonds):
         return {
             "count": body.count,
@@ -137,7 +152,7 @@ def _from_none(values: Any, sentinel: int, shape: tuple[int, int]) -> npt.NDArra
 
 
 def body_from_fields(packet_type: int, values: dict[str, Any]) -> Body:
-    """Inverse of :func:`body_to_fields` (header keys and ``count``/``n`` are implied)."""
+    """Inverse of :func:`body_to_fields` (header keys and ``count``/``n``/``n_blocks`` are implied)."""
     header_keys = {"version", "type", "seq", "time_ms"}
     values = {k: v for k, v in values.items() if k not in header_keys}
     if packet_type == PacketType.SAMPLES:
@@ -152,6 +167,9 @@ def body_from_fields(packet_type: int, values: dict[str, Any]) -> Body:
     if packet_type == PacketType.BONDS:
         peers = zip(values["addr_type"], values["address"], strict=True)
         return Bonds(tuple(BondedPeer(int(addr_type), str(address)) for addr_type, address in peers))
+    if packet_type == PacketType.PROGRAM:
+        blocks = tuple(ProgramBlock(**block) for block in values["blocks"])
+        return Program(int(values["program_id"]), blocks, int(values["program_version"]))
     cls = BODY_CLASSES.get(packet_type)
     if cls is None:
         raise ProtocolError(f"unknown packet type {packet_type:#04x}")
