@@ -27,6 +27,8 @@ from insole.protocol import (
     CueReason,
     HeelRaise,
     PacketType,
+    Program,
+    ProgramEvent,
     Settings,
     Step,
     direction_name,
@@ -168,6 +170,28 @@ class DataQuality:
         return lines
 
 
+@dataclass(frozen=True)
+class FootRecords:
+    """One insole's decoded records of one recording, in its own sample indices: what
+    exercise programs are analysed from (:mod:`insole.analysis.program`). Sample index
+    ``i`` was taken at ``t0_s + (i - first_sample_index) / rate_hz`` in the recording's
+    time base."""
+
+    side: Side
+    rate_hz: float
+    program_events: tuple[ProgramEvent, ...] = ()
+    steps: tuple[Step, ...] = ()
+    raises: tuple[HeelRaise, ...] = ()
+    cues: tuple[Cue, ...] = ()
+    programs: tuple[Program, ...] = ()  # PROGRAM reports (GET_PROGRAM answers) in the recording
+    t0_s: float = 0.0
+    first_sample_index: int = 0
+    pressure_scale: float = 1.0  # STEP peak_pressure counts to the stream's pressure unit
+
+    def time_s(self, index: int) -> float:
+        return self.t0_s + (index - self.first_sample_index) / self.rate_hz
+
+
 @dataclass
 class SessionResults:
     """Everything a report or an export takes from one recording."""
@@ -186,6 +210,12 @@ class SessionResults:
     raises: list[RaiseResult]
     quality: DataQuality
     settings: dict[Side, Settings] = field(default_factory=dict)  # the last SETTINGS reported per foot
+    # Each insole's own records (recordings with events only): exercise programs.
+    foot_records: list[FootRecords] = field(default_factory=list)
+
+    @property
+    def has_program(self) -> bool:
+        return any(r.program_events for r in self.foot_records)
 
     @property
     def sides(self) -> list[Side]:
@@ -301,8 +331,8 @@ def _pressure_scales(recording: Recording) -> list[float]:
 
 
 def has_events(recording: Recording) -> bool:
-    """Whether the recording holds the insoles' own STEP, HEEL_RAISE or CUE packets."""
-    logged = {int(PacketType.STEP), int(PacketType.HEEL_RAISE), int(PacketType.CUE)}
+    """Whether the recording holds the insoles' own STEP, HEEL_RAISE, CUE or PROGRAM_EVENT packets."""
+    logged = {int(PacketType.STEP), int(PacketType.HEEL_RAISE), int(PacketType.CUE), int(PacketType.PROGRAM_EVENT)}
     return any(packet.type in logged for packet in recording.events)
 
 
@@ -374,6 +404,33 @@ def _from_replay(
     return steps, raises
 
 
+def foot_records(recording: Recording) -> list[FootRecords]:
+    """Each stream's decoded PROGRAM_EVENT, STEP, HEEL_RAISE, CUE and PROGRAM records, in file order."""
+    kept = (ProgramEvent, Step, HeelRaise, Cue, Program)
+    per_stream: list[list[object]] = [[] for _ in recording.streams]
+    for packet in recording.events:
+        if isinstance(packet.body, kept):
+            per_stream[packet.stream if packet.stream is not None else 0].append(packet.body)
+    out = []
+    for stream, bodies, scale in zip(recording.streams, per_stream, _pressure_scales(recording), strict=True):
+        first = stream.extra.get("first_sample_index", 0)
+        out.append(
+            FootRecords(
+                side=stream.side,
+                rate_hz=stream.rate_hz,
+                program_events=tuple(b for b in bodies if isinstance(b, ProgramEvent)),
+                steps=tuple(b for b in bodies if isinstance(b, Step)),
+                raises=tuple(b for b in bodies if isinstance(b, HeelRaise)),
+                cues=tuple(b for b in bodies if isinstance(b, Cue)),
+                programs=tuple(b for b in bodies if isinstance(b, Program)),
+                t0_s=stream.t0_s,
+                first_sample_index=int(first) if isinstance(first, int) else 0,
+                pressure_scale=scale,
+            )
+        )
+    return out
+
+
 def data_quality(recording: Recording) -> DataQuality:
     backfilled_samples: dict[int, int] = {}
     backfilled_events: dict[int, int] = {}
@@ -436,8 +493,10 @@ def session_results(
         raise ValueError(f"events_from must be one of {EVENT_SOURCES}, got {events_from!r}")
     participant_id, session_id = session_ids(recording.header, recording.path, participant, session)
     settings: dict[Side, Settings] = {}
+    records: list[FootRecords] = []
     if events_from == "recording" or (events_from == "auto" and has_events(recording)):
         steps, cues, raises, settings = _from_recording(recording, band)
+        records = foot_records(recording)
         source: Literal["recording", "replay"] = "recording"
     else:
         steps, raises = _from_replay(recording, band, mount_yaw_deg)
@@ -468,4 +527,5 @@ def session_results(
         raises=raises,
         quality=data_quality(recording),
         settings=settings,
+        foot_records=records,
     )
