@@ -184,6 +184,7 @@ def test_report_command_html_in_chromium(
     assert document["schema"] == "insole-report" and [s["session"] for s in document["sessions"]] == ["worn", "worn-2"]
     assert document["sessions"][0] == json.loads(json.dumps(session_measures(session_results(session.with_events))))
     assert document["trend"]["measures"]["steps"] == [document["sessions"][0]["steps"]["total"]] * 2
+    assert document["program"] is None  # no PROGRAM_EVENTs: no Program section
     page_text = out.read_text()
     assert _external_references(page_text) == []
     assert "diagnos" in page_text  # the page says it makes no diagnosis
@@ -247,3 +248,47 @@ def test_partial_stances_count_once_and_skip_what_they_miss(tmp_path: Path) -> N
     assert m["walking"]["strides"] == 6  # between the contacts seen: 3 per foot
     assert m["foot_angle"]["steps_with_angle"] == 9
     assert m["foot_angle"]["in_band_pct"] == pytest.approx(100.0 * 8 / 9)
+
+
+def test_program_section_from_the_insoles_program_events(
+    tmp_path: Path, browser: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Three recordings of a synthetic course (tests/program_course.py): one session done
+    # whole, one interrupted and resumed; the JSON's program object is the analysis's.
+    from insole.analysis.program import ProgramAnalysis, program_json, recording_records
+    from program_course import course, write_course_recording
+
+    paths = []
+    for recording in course():
+        paths.append(tmp_path / f"{recording.name}.insole")
+        write_course_recording(paths[-1], recording)
+    out = tmp_path / "program.html"
+    assert cli.main(["report", *map(str, paths), "-o", str(out)]) == 0
+    assert "3 session(s)" in capsys.readouterr().out
+    program = json.loads(out.with_suffix(".json").read_text())["program"]
+    expected = ProgramAnalysis().analyse([recording_records(session_results(p)) for p in paths])
+    assert program == json.loads(json.dumps(program_json(expected)))
+    assert [s["label"] for s in program["sessions"]] == ["7/1", "7/2"]
+    assert program["adherence"]["sessions_completed"] == 1 and program["adherence"]["blocks_reached_goal"] == 5
+    assert program["trend"]["measures"]["full_reps"] == [4, None]
+
+    chromium: Browser = browser
+    page = chromium.new_page(viewport={"width": 1100, "height": 900})
+    try:
+        page.goto(out.as_uri())
+        section = page.locator("section#program")
+        assert section.locator("h3.program-session").all_inner_texts() == [
+            "Program 7, session 1: completed", "Program 7, session 2: not completed, resumed 1×",
+        ]  # fmt: skip
+        rows = section.locator("h3.program-session + p + table tbody tr")
+        cells = [rows.nth(k).locator("td").all_inner_texts() for k in range(rows.count())]
+        raises = [row for row in cells if row[0] == "4. heel raises"]
+        assert [row[2:5] for row in raises] == [["left", "4 / 4", "goal reached"], ["right", "4 / 4", "goal reached"]]
+        assert raises[0][5] == "full reps 4, short holds 1, sets 2"
+        assert cells[-1][4] == "not ended (ran 2×)"
+        for name in ("program_trend", "program_symmetry"):
+            image = section.locator(f"img.plot[data-plot={name}]")
+            assert image.evaluate("img => img.complete && img.naturalWidth > 0"), name
+            assert _side_pixels(image.screenshot())["colours"] > 20, name  # drawn, not blank
+    finally:
+        page.close()

@@ -355,12 +355,17 @@ def trend(sessions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def report_document(sessions: Sequence[dict[str, Any]], generator: str) -> dict[str, Any]:
-    """The whole JSON document of a report: every session, and the trend when there are several."""
+def report_document(
+    sessions: Sequence[dict[str, Any]], generator: str, program: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The whole JSON document of a report: every session, the trend when there are
+    several, and the exercise program's (:func:`insole.analysis.program.program_json`) when
+    the recordings hold one."""
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "generated_by": generator,
         "sessions": list(sessions),
         "trend": trend(sessions) if len(sessions) > 1 else None,
+        "program": program,
     }

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from insole.analysis.measures import report_document, session_measures
+from insole.analysis.program import ProgramAnalysis, program_json, recording_records
 from insole.analysis.results import SessionResults
 from insole.errors import UserError
 
@@ -33,7 +34,10 @@ def build_report(results: Sequence[SessionResults]) -> tuple[dict[str, Any], str
     from insole.report.html import render_html  # lazy: matplotlib loads only for the page
 
     ordered = chronological(results)
-    document = report_document([session_measures(r) for r in ordered], _generator())
+    program = None
+    if any(r.has_program for r in ordered):
+        program = program_json(ProgramAnalysis().analyse([recording_records(r) for r in ordered]))
+    document = report_document([session_measures(r) for r in ordered], _generator(), program)
     return document, render_html(document, ordered)
 
 

@@ -3,13 +3,14 @@ embedded PNGs (``data:`` URLs), inline CSS, no script and nothing fetched from e
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Sequence
 from typing import Any
 
 from insole.analysis.results import SessionResults
 from insole.report import plots
+from insole.report.markup import figure_html, number, table
+from insole.report.program import program_section
 
 _CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 62em; color: #222; }
@@ -30,34 +31,8 @@ MEASUREMENT_NOTE = (
 )
 
 
-def _number(value: Any, decimals: int = 2, unit: str = "") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value}{unit}"
-    return f"{value:.{decimals}f}{unit}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _figure(png: bytes | None, caption: str, name: str) -> str:
-    if png is None:
-        return ""
-    data = base64.b64encode(png).decode("ascii")
-    return (
-        f'<figure><img class="plot" data-plot="{html.escape(name)}" alt="{html.escape(caption)}" '
-        f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>'
-    )
-
-
 def _median(stats: dict[str, Any], decimals: int = 2) -> str:
-    return _number(stats["median"], decimals)
+    return number(stats["median"], decimals)
 
 
 def _session(results: SessionResults, m: dict[str, Any]) -> str:
@@ -71,14 +46,14 @@ def _session(results: SessionResults, m: dict[str, Any]) -> str:
     )
     origin = "the insoles' own events" if m["events_from"] == "recording" else "a replay through the firmware"
     parts.append(
-        _table(
+        table(
             ("", ""),
             [
                 ("recording", m["recording"]),
                 ("started (UTC)", m["start_time_utc"] or "unknown"),
                 ("source", m["source"]),
                 ("results from", origin),
-                ("duration", _number(m["duration_s"] / 60.0, 1, " min")),
+                ("duration", number(m["duration_s"] / 60.0, 1, " min")),
                 ("foot-angle band", band_text),
             ],
         )
@@ -87,7 +62,7 @@ def _session(results: SessionResults, m: dict[str, Any]) -> str:
     steps = m["steps"]
     parts.append("<h3>Walking</h3>")
     parts.append(
-        _table(
+        table(
             ("measure", "value"),
             [
                 ("steps (left + right)", f"{steps['total']} ({' + '.join(str(steps[s]) for s in m['sides'])})"),
@@ -95,11 +70,11 @@ def _session(results: SessionResults, m: dict[str, Any]) -> str:
                     "steps forward / backward / unknown",
                     f"{steps['forward']} / {steps['backward']} / {steps['unknown']}",
                 ),
-                ("cadence, median of strides", _number(walking["cadence_spm"], 1, " steps/min")),
-                ("walking", _number(walking["walking_min"], 2, " min")),
-                ("backward walking", _number(walking["backward_min"], 2, " min")),
-                (f"at ≥ {walking['brisk_threshold_spm']:g} steps/min", _number(walking["brisk_min"], 2, " min")),
-                ("steps in band", _number(m["foot_angle"]["in_band_pct"], 1, " %")),
+                ("cadence, median of strides", number(walking["cadence_spm"], 1, " steps/min")),
+                ("walking", number(walking["walking_min"], 2, " min")),
+                ("backward walking", number(walking["backward_min"], 2, " min")),
+                (f"at ≥ {walking['brisk_threshold_spm']:g} steps/min", number(walking["brisk_min"], 2, " min")),
+                ("steps in band", number(m["foot_angle"]["in_band_pct"], 1, " %")),
             ],
         )
     )
@@ -114,67 +89,67 @@ def _session(results: SessionResults, m: dict[str, Any]) -> str:
         ("medial_share_pct", "medial share of pressure (%)", 1),
     ):
         rows.append([label] + [_median(m["per_side"][side][name], decimals) for side in m["sides"]])
-    rows.append(["steps in band (%)"] + [_number(m["per_side"][s]["in_band_pct"], 1) for s in m["sides"]])
+    rows.append(["steps in band (%)"] + [number(m["per_side"][s]["in_band_pct"], 1) for s in m["sides"]])
     parts.append("<h3>Per foot (medians)</h3>")
-    parts.append(_table(["measure", *m["sides"]], rows))
+    parts.append(table(["measure", *m["sides"]], rows))
     symmetry = m["symmetry"]
     if symmetry["parameters"]:
         parts.append("<h3>Symmetry</h3>")
         parts.append(
-            _table(
+            table(
                 ("parameter", "left", "right", "LSI"),
                 [
-                    (name, _number(p["left"], 3), _number(p["right"], 3), _number(p["lsi"], 3))
+                    (name, number(p["left"], 3), number(p["right"], 3), number(p["lsi"], 3))
                     for name, p in symmetry["parameters"].items()
                 ]
-                + [("foot angle, left − right (°)", "", "", _number(symmetry["fpa_difference_deg"], 1))],
+                + [("foot angle, left − right (°)", "", "", number(symmetry["fpa_difference_deg"], 1))],
             )
         )
         parts.append(
             "<p class=\"note\">LSI: the smaller side's value over the larger side's (1 = equal). "
             f"{html.escape(symmetry['marks_note'].capitalize())}.</p>"
         )
-        parts.append(_figure(plots.symmetry(m), "Limb symmetry index per parameter (dotted: 0.8 and 0.9)", "symmetry"))
+        parts.append(figure_html(plots.symmetry(m), "Limb symmetry index per parameter (dotted: 0.8 and 0.9)", "symmetry"))
     parts.append("<h3>Foot angle</h3>")
-    parts.append(_figure(plots.foot_angle(results, m), "Foot angle per step and its distribution; shaded: the band",
+    parts.append(figure_html(plots.foot_angle(results, m), "Foot angle per step and its distribution; shaded: the band",
                          "foot_angle"))  # fmt: skip
-    parts.append(_figure(plots.in_band_over_time(m), f"Steps in band per {m['over_time']['bin_s']:g} s", "in_band"))
+    parts.append(figure_html(plots.in_band_over_time(m), f"Steps in band per {m['over_time']['bin_s']:g} s", "in_band"))
     parts.append("<h3>Cadence</h3>")
-    parts.append(_figure(plots.cadence(results), "Cadence per stride (hollow: backward)", "cadence"))
+    parts.append(figure_html(plots.cadence(results), "Cadence per stride (hollow: backward)", "cadence"))
     cues = m["cues"]
     parts.append("<h3>Cues</h3>")
     if m["events_from"] == "replay":
         parts.append('<p class="note">Replayed recording: it holds no cue events, so no cues are listed.</p>')
     parts.append(
-        _table(
+        table(
             ("cues", "count"),
             [("delivered", str(cues["delivered"]))]
             + [(f"delivered: {reason.replace('_', ' ')}", str(n)) for reason, n in cues["by_reason"].items()]
             + [(f"suppressed: {outcome.replace('_', ' ')}", str(n)) for outcome, n in cues["suppressed"].items()]
-            + [("per 100 steps", _number(cues["per_100_steps"], 1))],
+            + [("per 100 steps", number(cues["per_100_steps"], 1))],
         )
     )
     raises = m["heel_raises"]
     parts.append("<h3>Heel raises</h3>")
     raise_rows = [
-        (side, str(s["set"]), str(s["reps"]), _number(s["hold_mean_s"], 2), _number(s["hold_max_s"], 2))
+        (side, str(s["set"]), str(s["reps"]), number(s["hold_mean_s"], 2), number(s["hold_max_s"], 2))
         for side, per_side in raises["per_side"].items()
         for s in per_side["sets"]
     ]
-    parts.append(_table(("foot", "set", "reps", "mean hold (s)", "longest hold (s)"), raise_rows)
+    parts.append(table(("foot", "set", "reps", "mean hold (s)", "longest hold (s)"), raise_rows)
                  if raise_rows else "<p>No heel raises.</p>")  # fmt: skip
-    parts.append(_figure(plots.heel_raises(results), "Hold per repetition", "heel_raises"))
+    parts.append(figure_html(plots.heel_raises(results), "Hold per repetition", "heel_raises"))
     parts.append("<h3>Data quality</h3>")
     quality = m["data_quality"]
     parts.append(
-        _table(
+        table(
             ("foot", "samples", "lost", "lost (%)", "backfilled sample packets", "backfilled events", "events lost"),
             [
                 (
                     side,
                     str(q["samples"]),
                     str(q["lost_samples"]),
-                    _number(q["lost_pct"], 2),
+                    number(q["lost_pct"], 2),
                     str(q["backfilled_sample_packets"]),
                     str(q["backfilled_events"]),
                     str(q["lost_events"]),
@@ -195,13 +170,13 @@ def _session(results: SessionResults, m: dict[str, Any]) -> str:
 def _trend(document_trend: dict[str, Any]) -> str:
     labels = document_trend["sessions"]
     rows = [
-        [name.replace("_", " ")] + [_number(v, 2) for v in values]
+        [name.replace("_", " ")] + [number(v, 2) for v in values]
         for name, values in document_trend["measures"].items()
     ]
     return (
         '<section id="trend"><h2>Trend across sessions</h2>'
-        + _table(["measure", *labels], rows)
-        + _figure(plots.trend(document_trend), "The same measures, session by session", "trend")
+        + table(["measure", *labels], rows)
+        + figure_html(plots.trend(document_trend), "The same measures, session by session", "trend")
         + "</section>"
     )
 
@@ -210,6 +185,8 @@ def render_html(document: dict[str, Any], results: Sequence[SessionResults]) -> 
     """The whole report; ``document`` is the JSON document, ``results`` its sessions' results in the same order."""
     title = "Insole session report" if len(results) == 1 else f"Insole report, {len(results)} sessions"
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="note">{html.escape(MEASUREMENT_NOTE)}</p>']
+    if document.get("program") is not None:
+        body.append(program_section(document["program"]))
     if document["trend"] is not None:
         body.append(_trend(document["trend"]))
     for session_results, measures in zip(results, document["sessions"], strict=True):

@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # no display: reports are written by a command line
 
 from matplotlib.figure import Figure
 
-from insole.analysis.measures import BRISK_CADENCE_SPM, step_strides
+from insole.analysis.measures import BRISK_CADENCE_SPM, LSI_MARKS, step_strides
 from insole.analysis.results import SessionResults
 
 SIDE_COLOURS = {"left": "#1f77b4", "right": "#ff7f0e"}
@@ -170,4 +170,68 @@ def trend(document_trend: dict[str, Any]) -> bytes:
         axes.set_title(title, fontsize=8)
         axes.set_xticks(positions, labels, fontsize=6, rotation=30)
         axes.tick_params(axis="y", labelsize=7)
+    return _png(figure)
+
+
+PROGRAM_TREND_PANELS = (
+    ("backward_min", "backward walking (min)"),
+    ("walking_min", "walking in walking blocks (min)"),
+    ("feedback_in_band_pct", "in band: feedback (●) and probe (○) (%)"),
+    ("full_reps", "heel raises, full reps"),
+    ("blocks_reached_goal", "blocks at their goal"),
+    ("walk_lsi_stance", "stance-time LSI, walking blocks"),
+)
+
+
+def program_trend(program_trend: dict[str, Any]) -> bytes | None:
+    """The program's measures across its sessions, one small panel each (None for one session)."""
+    labels = program_trend["sessions"]
+    if len(labels) < 2:
+        return None
+    figure = _figure(9.0, 5.0)
+    grid = figure.subplots(2, 3)
+    positions = list(range(1, len(labels) + 1))
+    measures = program_trend["measures"]
+
+    def values(name: str) -> list[float]:
+        return [float("nan") if v is None else float(v) for v in measures[name]]
+
+    for axes, (name, title) in zip(grid.flat, PROGRAM_TREND_PANELS, strict=True):
+        axes.plot(positions, values(name), marker="o", color="#444444")
+        if name == "feedback_in_band_pct":
+            axes.plot(positions, values("probe_in_band_pct"), marker="o", markerfacecolor="none", color="#444444",
+                      linestyle="--")  # fmt: skip
+        if name == "walk_lsi_stance":
+            for mark in LSI_MARKS:
+                axes.axhline(mark, color="black", linestyle=":", linewidth=1)
+        axes.set_title(title, fontsize=8)
+        axes.set_xticks(positions, labels, fontsize=6, rotation=30)
+        axes.tick_params(axis="y", labelsize=7)
+    return _png(figure)
+
+
+def program_symmetry(program: dict[str, Any]) -> bytes | None:
+    """Each block's LSIs (stance time, steps, load) with the 0.8 and 0.9 reference lines."""
+    rows = [
+        (f"{s['label']} {b['block'] + 1}. {b['prescription']['kind'].replace('_', ' ')}", b["symmetry"])
+        for s in program["sessions"]
+        for b in s["blocks"]
+        if b["symmetry"]
+    ]
+    if not rows:
+        return None
+    figure = _figure(8.0, 0.45 * len(rows) + 1.2)
+    axes = figure.subplots()
+    height = 0.25
+    for k, (name, colour) in enumerate((("stance_s", "#7f7f7f"), ("steps", "#2ca02c"), ("load", "#9467bd"))):
+        lsis = [float("nan") if s[name]["lsi"] is None else s[name]["lsi"] for _, s in rows]
+        axes.barh([i + (k - 1) * height for i in range(len(rows))], lsis, height=height, color=colour,
+                  label={"stance_s": "stance time", "steps": "steps", "load": "load"}[name])  # fmt: skip
+    for mark in LSI_MARKS:
+        axes.axvline(mark, color="black", linestyle=":", linewidth=1)
+    axes.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=7)
+    axes.set_xlim(0, 1.02)
+    axes.invert_yaxis()
+    axes.set_xlabel("LSI (smaller foot / larger foot; 1 = equal)")
+    axes.legend(fontsize=7, loc="lower left")
     return _png(figure)
