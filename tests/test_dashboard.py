@@ -293,3 +293,31 @@ def test_cli_web_options_are_checked(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="--record-dir"):
         check_web_arguments(args)
     check_web_arguments(argparse.Namespace(port_web=0, record_dir=tmp_path))
+
+
+@pytest.mark.micropython
+@pytest.mark.ui
+def test_program_block_shown_per_foot(page, live: Live) -> None:
+    # The simulated insoles run no program: the left one's events are handed to the
+    # session as if it had sent them (a backward-walking block, 1 of 2 s done).
+    from insole.protocol import BlockKind, Direction, ProgramEvent, ProgramEventKind, Step
+
+    assert page.locator("#foot-left .program").is_hidden()  # no program: no box
+    with live.links_to_myself():
+        left = next(foot for foot in live.dashboard.session.feet if foot.side == "left")
+        left.program.absorb(ProgramEvent(ProgramEventKind.SESSION_START, None, None, 0, 10**8, 3, 7, None, None, None,
+                                         None, None, None))  # fmt: skip
+        left.program.absorb(ProgramEvent(ProgramEventKind.BLOCK_START, 1, BlockKind.BACKWARD_WALK, 0, 10**8, 3, 7, 2, 0,
+                                         None, None, None, None))  # fmt: skip
+        block = left.program.block
+        assert block is not None
+        for number, ic in ((10**6, 10**8 + 10), (10**6 + 1, 10**8 + 110)):
+            block.add_step(Step(ic, ic + 60, 600, 400, None, Direction.BACKWARD, 1, None, None, None, None, number),
+                           left.rate_hz)  # fmt: skip
+    page.wait_for_function("document.querySelector('#foot-left .program-detail').textContent.startsWith('1 / 2 s')",
+                           timeout=30_000)  # fmt: skip
+    assert page.inner_text("#foot-left .program-title") == "program session 3: block 2, backward walk"
+    assert page.locator("#foot-left progress.program-progress").evaluate("p => p.value / p.max") == 0.5
+    assert page.locator("#foot-right .program").is_hidden()
+    with live.links_to_myself():
+        left.program = type(left.program)()  # back to no program for the tests after this one

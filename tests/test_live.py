@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,3 +173,66 @@ def test_live_session_counts_a_partial_stance_once_and_shows_the_wearer_standing
     late.add_step(LEFT_RECORDS[3])
     assert late.step_count == 1 and list(late.steps) == [Step(360, 900, None, 500, 520, 1, 2, None, None, 1290, 1190, 4)]
     assert late.fpa_history == [(3.6, 5.2)]
+
+
+def test_live_program_block_per_foot_with_progress_as_it_happens() -> None:
+    # One insole's program session (tests/program_course.py) arriving as the device sends
+    # it: each record at its sample index, a STEP before the BLOCK_END it causes.
+    from collections import deque
+
+    from insole.link import InsoleLink
+    from insole.protocol import DecodedPacket, HeelRaise, Program, ProgramEvent, Step, decode_packet
+    from insole.session.live import LiveSession
+    from insole.web.snapshot import foot_frame
+    from program_course import PROGRAM, session_one
+
+    def index(body: Step | HeelRaise | ProgramEvent) -> tuple[int, int]:
+        if isinstance(body, Step):
+            return (body.to_index if body.to_index is not None else body.ic_index or 0), 0
+        if isinstance(body, HeelRaise):
+            return body.end_index, 0
+        assert isinstance(body, ProgramEvent)
+        return body.sample_index, 1
+
+    records = session_one("left")
+    logged: list[Step | HeelRaise | ProgramEvent] = [*records.steps, *records.raises, *records.program_events]
+    bodies: list[Program | Step | HeelRaise | ProgramEvent] = [PROGRAM, *sorted(logged, key=index)]
+
+    class Replaying(InsoleLink):
+        port = "replaying"
+        on_packet_bytes = None
+
+        def __init__(self) -> None:
+            self.waiting = deque(decode_packet(body.encode(seq)) for seq, body in enumerate(bodies))
+
+        def request(self, body, answer=None, timeout_s=0.0):
+            raise AssertionError("the session asks the insole nothing here")
+
+        def poll(self, timeout_s: float = 0.0) -> list[DecodedPacket]:
+            return [self.waiting.popleft()] if self.waiting else []
+
+        def drain_inbox(self) -> list[DecodedPacket]:
+            return []
+
+    session = LiveSession([("left", Replaying())])
+    (left,) = session.feet
+
+    def poll_until(done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        while left.program.block is None or not done(foot_frame(left)["program"]):
+            assert session.feet[0].link.waiting, "the records ran out"  # type: ignore[attr-defined]
+            session.poll(0.0)
+        return foot_frame(left)["program"]
+
+    assert foot_frame(left)["program"] is None  # no program event yet
+    shown = poll_until(lambda p: p["block"]["done"] == 2)
+    assert shown["session"] == 1 and shown["blocks"] == 5 and not shown["resumed"]
+    assert shown["block"] == {"number": 1, "kind": "fpa_baseline", "goal": 4, "done": 2, "unit": "steps",
+                              "band_deg": None, "ended": None, "last_signal": None}  # fmt: skip
+    shown = poll_until(lambda p: p["block"]["ended"] == "goal")
+    assert shown["block"]["done"] == 4 and shown["block"]["band_deg"] == [13.38, 19.38]  # the band it set
+    shown = poll_until(lambda p: p["block"]["kind"] == "backward_walk" and p["block"]["done"] == 2)
+    assert shown["block"]["unit"] == "s"  # counted live: contacts 900, 1000, 1100 (two 1-s gaps)
+    shown = poll_until(lambda p: p["block"]["last_signal"] == "hold_reached")
+    assert (shown["block"]["kind"], shown["block"]["done"], shown["block"]["unit"]) == ("heel_raises", 1, "reps per set")
+    shown = poll_until(lambda p: p["session_done"])
+    assert shown["block"]["kind"] == "walk" and (shown["block"]["done"], shown["block"]["ended"]) == (5, "goal")

@@ -21,15 +21,22 @@ import numpy as np
 from insole.link import InsoleLink
 from insole.protocol import (
     NA_U16,
+    BlockEnd,
+    BlockKind,
     Cue,
     DecodedPacket,
     HeelRaise,
     Layout,
     Mode,
+    Program,
+    ProgramEvent,
+    ProgramEventKind,
+    ProgramSignal,
     Samples,
     Settings,
     Status,
     Step,
+    block_kind_name,
     direction_name,
     join_stance_halves,
 )
@@ -42,6 +49,136 @@ STATUS_EVERY_S = 10.0
 COP_TRAIL_SAMPLES = 208
 # A sample counts as loaded (its CoP is drawn) above this share of the largest total seen.
 COP_LOAD_SHARE = 0.05
+
+
+# As the device (docs/programs.md): a longer pause between two contacts is no walking time.
+PROGRAM_MAX_GAP_S = 2.5
+_FPA_KINDS = (BlockKind.FPA_BASELINE, BlockKind.FPA_FEEDBACK, BlockKind.FPA_PROBE)
+
+
+def _code_name(enum: type[BlockEnd] | type[ProgramSignal], code: int) -> str:
+    try:
+        return enum(code).name.lower()
+    except ValueError:
+        return f"code {code}"
+
+
+@dataclass
+class LiveBlock:
+    """The program block an insole runs, as its PROGRAM_EVENTs and steps tell it live.
+
+    The insole reports its progress only at the block's end (and at signals); in between
+    the host counts it from the foot's own records by the device's rules: steps with a
+    foot angle (FPA blocks), backward seconds, steps (or walking seconds when the
+    program says so), full repetitions (the "hold reached" ticks)."""
+
+    program_id: int
+    session: int
+    block: int
+    kind: int  # BlockKind
+    goal: int | None
+    start_index: int
+    band_cdeg: tuple[int, int] | None  # (target, half width) in force, or set by a baseline
+    goal_in_seconds: bool = False  # walking blocks: known from the PROGRAM, else steps
+    ended: str | None = None  # goal, limit, interrupted; None while it runs
+    logged_done: int | None = None  # the insole's own count, at its last event
+    steps: int = 0
+    angled_steps: int = 0
+    span_samples: int = 0
+    backward_samples: int = 0
+    full_reps: int = 0
+    last_ic: int | None = None
+    counted: set[int] = field(default_factory=set)  # step numbers seen (a stance split by a rest counts once)
+    last_signal: str | None = None
+
+    @property
+    def kind_name(self) -> str:
+        return block_kind_name(self.kind)
+
+    @property
+    def goal_unit(self) -> str:
+        if self.kind == BlockKind.HEEL_RAISES:
+            return "reps per set"
+        return "s" if self.kind == BlockKind.BACKWARD_WALK or self.goal_in_seconds else "steps"
+
+    def add_step(self, step: Step, rate_hz: float) -> None:
+        index = step.to_index if step.to_index is not None else step.ic_index
+        if index is None or index <= self.start_index or step.step_number in self.counted or self.ended:
+            return
+        self.counted.add(step.step_number)
+        self.steps += 1
+        if step.fpa_cdeg is not None and direction_name(step.direction) == "forward":
+            self.angled_steps += 1
+        if step.ic_index is None:
+            return
+        if self.last_ic is not None and 0 <= step.ic_index - self.last_ic <= PROGRAM_MAX_GAP_S * rate_hz:
+            gap = step.ic_index - self.last_ic
+            self.span_samples += gap
+            if direction_name(step.direction) == "backward":
+                self.backward_samples += gap
+        self.last_ic = step.ic_index
+
+    def done(self, rate_hz: float) -> int:
+        """Progress towards the goal, in its unit: the insole's own once it ended."""
+        if self.ended is not None and self.logged_done is not None:
+            return self.logged_done
+        if self.kind in _FPA_KINDS:
+            counted = self.angled_steps
+        elif self.kind == BlockKind.BACKWARD_WALK:
+            counted = int(self.backward_samples / rate_hz)
+        elif self.kind == BlockKind.HEEL_RAISES:
+            counted = self.full_reps
+        else:
+            counted = int(self.span_samples / rate_hz) if self.goal_in_seconds else self.steps
+        return max(counted, self.logged_done or 0)
+
+
+@dataclass
+class LiveProgram:
+    """An insole's program session as its PROGRAM_EVENTs arrive."""
+
+    program: Program | None = None  # the insole's PROGRAM, when a report of it passed by
+    session: int | None = None
+    resumed: bool = False
+    session_done: bool = False
+    block: LiveBlock | None = None
+
+    def absorb(self, event: ProgramEvent) -> None:
+        kind = event.event
+        if kind in (ProgramEventKind.SESSION_START, ProgramEventKind.SESSION_RESUME):
+            self.session, self.session_done = event.session, False
+            self.resumed = kind == ProgramEventKind.SESSION_RESUME
+        elif kind == ProgramEventKind.BLOCK_START and event.block is not None and event.kind is not None:
+            self.session = event.session
+            self.block = LiveBlock(
+                event.program_id, event.session, event.block, event.kind, event.goal, event.sample_index,
+                self._band(event), goal_in_seconds=self._goal_in_seconds(event),
+            )  # fmt: skip
+        elif self.block is not None and event.block == self.block.block:
+            if kind == ProgramEventKind.BLOCK_END:
+                self.block.ended = _code_name(BlockEnd, event.detail)
+                self.block.logged_done = event.done
+                self.block.band_cdeg = self._band(event) or self.block.band_cdeg
+            elif kind == ProgramEventKind.SIGNAL:
+                self.block.last_signal = _code_name(ProgramSignal, event.detail)
+                if event.detail == ProgramSignal.HOLD_REACHED:
+                    self.block.full_reps += 1
+                if event.done is not None:
+                    self.block.logged_done = event.done
+        if kind == ProgramEventKind.SESSION_END:
+            self.session_done = True
+
+    @staticmethod
+    def _band(event: ProgramEvent) -> tuple[int, int] | None:
+        if event.target_cdeg is None or event.half_width_cdeg is None:
+            return None
+        return event.target_cdeg, event.half_width_cdeg
+
+    def _goal_in_seconds(self, event: ProgramEvent) -> bool:
+        program, k = self.program, event.block
+        if program is None or k is None or k >= len(program.blocks) or program.program_id != event.program_id:
+            return False
+        return program.blocks[k].goal_in_seconds
 
 
 @dataclass
@@ -65,6 +202,7 @@ class FootState:
     cued_count: int = 0  # cues the motor played
     status: Status | None = None
     settings: Settings | None = None
+    program: LiveProgram = field(default_factory=LiveProgram)
     # The sensors: positions (mm, this foot's frame), the latest frame and the CoP trail.
     cell_positions_mm: np.ndarray | None = None
     pressure: np.ndarray | None = None  # latest sample's counts (NaN: n/a)
@@ -99,6 +237,8 @@ class FootState:
                 if earlier.fpa_deg is None and joined.fpa_deg is not None:  # a backfilled first half
                     self.fpa_history.append((self._stance_time_s(joined), joined.fpa_deg))
                 return
+        if self.program.block is not None:
+            self.program.block.add_step(step, self.rate_hz)
         self.steps.append(step)
         self.step_count += 1
         if step.fpa_deg is not None:
@@ -315,3 +455,7 @@ class LiveSession:
                 foot.cued_count += body.cued
             elif isinstance(body, Status):
                 foot.status = body
+            elif isinstance(body, ProgramEvent):
+                foot.program.absorb(body)
+            elif isinstance(body, Program):
+                foot.program.program = body

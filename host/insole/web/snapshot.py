@@ -82,6 +82,34 @@ def _cop_trail(foot: FootState) -> list[list[float]]:
     return [[round(x, 1), round(y, 1)] for index, x, y in foot.cop_trail if index >= oldest]
 
 
+def program_frame(foot: FootState) -> dict[str, Any] | None:
+    """The program block this insole runs (or ran last), null without a program event yet."""
+    live = foot.program
+    block = live.block
+    if live.session is None and block is None:
+        return None
+    n_blocks = None if live.program is None else len(live.program.blocks)
+    return {
+        "session": live.session,
+        "resumed": live.resumed,
+        "session_done": live.session_done,
+        "blocks": n_blocks,
+        "block": None if block is None else {
+            "number": block.block + 1,
+            "kind": block.kind_name,
+            "goal": block.goal,
+            "done": block.done(foot.rate_hz),
+            "unit": block.goal_unit,
+            "band_deg": None if block.band_cdeg is None else [
+                round((block.band_cdeg[0] - block.band_cdeg[1]) / 100.0, 2),
+                round((block.band_cdeg[0] + block.band_cdeg[1]) / 100.0, 2),
+            ],
+            "ended": block.ended,
+            "last_signal": block.last_signal,
+        },
+    }  # fmt: skip
+
+
 def foot_frame(foot: FootState) -> dict[str, Any]:
     step = foot.last_step
     band = foot.band_deg()
@@ -132,6 +160,7 @@ def foot_frame(foot: FootState) -> dict[str, Any]:
             "recent": [_cue(foot, c) for c in list(foot.cues)[-CUE_LOG:][::-1]],
         },
         "settings": None if settings is None else form_values(settings),
+        "program": program_frame(foot),
     }
 
 

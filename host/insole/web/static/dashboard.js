@@ -222,6 +222,7 @@
     set(card, 'cues', foot.cues.played + ' of ' + foot.cues.decisions + ' decisions');
     set(card, 'samples', foot.samples + ' (' + foot.lost_samples + ' lost, ' + foot.backfilled_samples +
       ' backfilled' + (foot.dropped_samples ? ', ' + foot.dropped_samples + ' dropped on the insole' : '') + ')');
+    showProgram(card, foot.program);
     const log = $('.cue-log', card);
     log.replaceChildren(...foot.cues.recent.map((cue) => {
       const li = document.createElement('li');
@@ -238,6 +239,32 @@
       clearTimeout(flash.timer);
       flash.timer = setTimeout(() => { flash.style.opacity = 0; }, 1500);
     }
+  }
+
+  // The program block the insole runs: its kind, progress towards the goal, the band.
+  function showProgram(card, program) {
+    const box = $('.program', card);
+    box.hidden = !program;
+    if (!program) return;
+    const block = program.block;
+    const of = program.blocks ? ' of ' + program.blocks : '';
+    const session = 'session ' + program.session + (program.resumed ? ' (resumed)' : '');
+    if (!block) {
+      $('.program-title', box).textContent = 'program ' + session;
+      $('.program-detail', box).textContent = program.session_done ? 'session done' : '';
+      return;
+    }
+    const kind = block.kind.replace(/_/g, ' ');
+    $('.program-title', box).textContent = 'program ' + session + ': block ' + block.number + of + ', ' + kind;
+    const progress = $('.program-progress', box);
+    progress.max = block.goal || 1;
+    progress.value = Math.min(block.done, progress.max);
+    const parts = [block.done + ' / ' + (block.goal === null ? '–' : block.goal) + ' ' + block.unit];
+    if (block.band_deg) parts.push('band ' + signed(block.band_deg[0], 1) + '° … ' + signed(block.band_deg[1], 1) + '°');
+    if (block.ended) parts.push('ended: ' + block.ended.replace(/_/g, ' '));
+    if (program.session_done) parts.push('session done');
+    else if (block.last_signal) parts.push('signal: ' + block.last_signal.replace(/_/g, ' '));
+    $('.program-detail', box).textContent = parts.join(' · ');
   }
 
   function showSymmetry(rows) {
