@@ -63,6 +63,7 @@ def test_tracker_requests_gaps_and_the_tail_and_records_losses() -> None:
         (STEP, 17, 65535),  # the tail: whatever came after seq 16
         (int(PacketType.HEEL_RAISE), 0, 65535),  # types never seen: from 0
         (CUE, 0, 65535),
+        (int(PacketType.PROGRAM_EVENT), 0, 65535),
     ]
     assert [(c.event_type, c.from_seq) for c in tracker.requests(tail=False)] == [(STEP, 12)]
     # The device resends 14 and reports 12..13 gone; then it says it has sent up to 19.
