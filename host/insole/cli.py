@@ -19,7 +19,7 @@ from insole.errors import InsoleError
 # Module names under insole.commands; each defines add_parser(subparsers).
 COMMAND_MODULES = (
     "demo", "simulate", "import_", "record", "export", "hil", "validate", "cue", "scan", "monitor", "flash",
-    "maintenance", "peripheral", "calibrate", "report",
+    "maintenance", "peripheral", "calibrate", "report", "program",
 )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from insole.errors import DeviceError, LinkTimeout
+from insole.link.base import InsoleLink
 from insole.link.serial import SerialLink
 from insole.protocol import (
     LOGGED_EVENT_TYPES,
@@ -282,6 +283,37 @@ def backfill(link: SerialLink, tracker: GapTracker, *, tail: bool = True, timeou
                 raise LinkTimeout(f"no BACKFILL_END from {link.port} for GET_EVENTS #{seq} in {timeout_s} s")
     lost = [r for r in tracker.lost_ if any((r.event_type, s) not in lost_before for s in r.seqs())]
     return BackfillResult(recovered, lost, answers, other)
+
+
+@dataclass
+class LoggedEvents:
+    """Every packet of one type an insole's event log still holds (:func:`read_logged_events`)."""
+
+    packets: list[DecodedPacket]  # in seq order, each once
+    lost: int  # sent since the firmware started, and no longer in the log
+    next_seq: int  # the seq the insole's next packet of the type will carry
+
+
+READ_CHUNK = 16  # seqs per GET_EVENTS: over BLE the answer must fit the insole's priority queue
+
+
+def read_logged_events(link: InsoleLink, event_type: int, timeout_s: float = 5.0) -> LoggedEvents:
+    """Asks an insole (any link, not streaming) for every packet of ``event_type`` it has
+    logged since its firmware started, from seq 0 up to its next seq, a chunk at a time."""
+    found: dict[int, DecodedPacket] = {}
+    lost = 0
+    from_seq = 0
+    while True:
+        command = Command.get_events(event_type, from_seq, READ_CHUNK)
+        answer = link.command(command, PacketType.BACKFILL_END, timeout_s).body
+        assert isinstance(answer, BackfillEnd)
+        for packet in link.drain_inbox():
+            if packet.header.type == event_type:
+                found.setdefault(packet.header.seq, packet)
+        lost += answer.lost_count
+        from_seq += READ_CHUNK
+        if from_seq >= answer.next_seq or from_seq >= U16_WRAP:
+            return LoggedEvents([found[seq] for seq in sorted(found)], lost, answer.next_seq)
 
 
 def _refuses(body: object, command_seq: int) -> bool:

@@ -29,6 +29,7 @@ from insole.protocol import (
     ErrorReply,
     Layout,
     PacketType,
+    Program,
     Settings,
     Status,
 )
@@ -36,7 +37,7 @@ from insole.protocol import (
 DEFAULT_TIMEOUT_S = 5.0
 # Answers that carry no reference to their request: the oldest request waiting for
 # that type takes them.
-PLAIN_ANSWERS = (PacketType.STATUS, PacketType.SETTINGS, PacketType.LAYOUT, PacketType.BONDS)
+PLAIN_ANSWERS = (PacketType.STATUS, PacketType.SETTINGS, PacketType.LAYOUT, PacketType.BONDS, PacketType.PROGRAM)
 
 # What a user can do about a refusal, by ERROR code (the rest need no advice).
 _ADVICE: dict[int, str] = {
@@ -167,6 +168,18 @@ class InsoleLink(ABC):
 
     def set_layout(self, layout: Layout, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.request(layout, timeout_s=timeout_s)
+
+    def get_program(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> Program:
+        """The exercise program the insole holds (no blocks: none stored)."""
+        return self._ask(CommandCode.GET_PROGRAM, PacketType.PROGRAM, Program, timeout_s)
+
+    def set_program(self, program: Program, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Writes a program; the insole validates and stores it whole, or keeps its old one."""
+        self.request(program, timeout_s=timeout_s)
+
+    def clear_program(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Removes the insole's program and its state (refused while a stream runs)."""
+        self.command(Command(CommandCode.CLEAR_PROGRAM), timeout_s=timeout_s)
 
     def start_stream(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.command(Command(CommandCode.START_STREAM), timeout_s=timeout_s)
