@@ -128,6 +128,17 @@ class Device:
         self.cue.reset(self.settings.seed)
         self.player = CuePlayer(self.motor)
         self.metronome = Metronome()
+        # The exercise program (insolefw/program.py): its module is imported only when a
+        # program is stored or written, as its code costs heap; its hooks below are
+        # named as existing ones (update, append, decide ...), which cost no interned names.
+        self.program = None
+        try:
+            open(board.SETTINGS_DIR + "/program.bin").close()
+        except OSError:
+            pass
+        else:
+            from insolefw.program import load
+            self.program = load(self, False)  # None if unreadable (then removed)
 
     @property
     def side(self):
@@ -176,6 +187,8 @@ class Device:
         if ptype == P.T_STEP and self.ble is not None:
             self.ble.note_step(self.builder.buf)  # the footpod's RSC Measurement
         self.out.send(self.builder.buf, n)
+        if self.program is not None:
+            self.program.append(self.builder.buf, n)  # its block counts steps and raises
 
     # -- receiving -------------------------------------------------------------------
 
@@ -217,6 +230,11 @@ class Device:
             self._on_settings(buf, plen, seq)
         elif ptype == P.T_LAYOUT:
             self._on_layout(buf, plen, seq)
+        elif ptype == P.T_PROGRAM:
+            if self.program is None:
+                from insolefw.program import load
+                self.program = load(self, True)  # a runner with none yet (gone if refused)
+            self.program.on_packet(buf, length)
         else:
             self._error(ptype, 0, seq, P.E_UNKNOWN_TYPE)
 
@@ -229,7 +247,7 @@ class Device:
         arg0 = P.HEADER_LEN + 2
         expected = (4 if cmd == P.CMD_CUE_TEST else 6 if cmd in (P.CMD_REPLAY_BEGIN, P.CMD_GET_EVENTS)
                     else 2 if cmd == P.CMD_OPEN_PAIRING else 0)
-        if not P.CMD_PING <= cmd <= P.CMD_OPEN_PAIRING:
+        if not P.CMD_PING <= cmd <= P.CMD_CLEAR_PROGRAM:
             self._error(P.T_COMMAND, cmd, seq, P.E_UNKNOWN_COMMAND)
         elif (P.USB_ONLY_COMMANDS >> cmd) & 1 and self.framer is self.ble:
             # Maintenance is for the wearer on a cable (docs/protocol.md, "USB only"):
@@ -299,6 +317,15 @@ class Device:
             else:
                 self.ble.open_pairing(seconds * 1000)
                 self._ack(P.T_COMMAND, cmd, seq)
+        elif self.program is not None:
+            self.program.on_packet(buf, P.HEADER_LEN + plen)  # GET_PROGRAM, CLEAR_PROGRAM
+        elif cmd == P.CMD_GET_PROGRAM:
+            # None stored: version 1, no blocks, program_id 0
+            self._send(self.builder.event(P.T_PROGRAM, self.clock.now_ms(), b"\x01\x00\x00\x00", 4))
+        elif self.mode != MODE_IDLE:
+            self._error(P.T_COMMAND, cmd, seq, P.E_BAD_STATE)  # CLEAR_PROGRAM while streaming
+        else:
+            self._ack(P.T_COMMAND, cmd, seq)  # CLEAR_PROGRAM: none stored, nothing to remove
 
     def _get_events(self, buf, off, seq):
         # Resends the logged packets of one type with seq in [from_seq, from_seq + count)
@@ -383,6 +410,8 @@ class Device:
         self.events.clear()
         self.samples_total = 0
         self._restart_cueing()
+        if self.program is not None:
+            self.program.start()
 
     def _restart_cueing(self):
         # A new stream or new settings: the schedule and the metronome start over.
@@ -469,6 +498,7 @@ class Device:
         pressure = self.pressure
         imu = self.imu
         core = self.core
+        prog = self.program
         live = self.mode == MODE_LIVE and self.settings.stream_samples
         while source.read_into(pressure, imu):
             core.process(pressure, imu)
@@ -479,8 +509,16 @@ class Device:
                 # Per-stride float work, between samples; the sensor FIFO (or the
                 # replay ring) holds the samples that arrive meanwhile.
                 core.finish_stride()
-                if self.settings.cue_mode == CUE_FPA_BAND:
+                if prog is not None and prog.active:
+                    prog.decide()  # a program's block runs: it decides the band cue
+                elif self.settings.cue_mode == CUE_FPA_BAND:
                     self._cue_step()
+            if prog is not None:
+                # Sees each step at once (it may end a block) and its times: the
+                # stream's first sample, a hold, a rest, a time limit.
+                prog.update()
+        if prog is not None:
+            prog.save()  # its state, after the samples at hand: flash writes are slow
 
     def _start_live(self, seq):
         if self.live is None:
@@ -521,6 +559,9 @@ class Device:
     def _stop(self):
         if self.framer is self.ble:
             self.ble.want_gait_data(False)  # the host on this link asked to stop
+        if self.program is not None and self.mode != MODE_IDLE:
+            self.flush_events()  # the block's last steps count before it is interrupted
+            self.program.stop()
         if self.mode == MODE_LIVE and self.live:
             self.live.stop()
             self._flush_live_packet()
@@ -633,16 +674,21 @@ class Device:
     async def metronome_task(self):
         # Beats at metronome_spm while a stream runs (live or replay) in metronome mode,
         # on cue.Metronome's schedule (beat n due n * 60000 / spm ms after the first).
+        # A program's block decides while it runs (its own cadence, or none); a new block
+        # disarms it, so that it starts over at that block's cadence.
         metronome = self.metronome
         while self.running:
             s = self.settings
-            if s.cue_mode != CUE_METRONOME or self.mode == MODE_IDLE:
+            prog = self.program
+            spm = (0 if self.mode == MODE_IDLE else prog.metronome_spm if prog is not None and prog.active
+                   else s.metronome_spm if s.cue_mode == CUE_METRONOME else 0)
+            if not spm:
                 metronome.disarm()
                 await asyncio.sleep_ms(_METRONOME_IDLE_MS)
                 continue
             now = self.clock.now_ms()
             if not metronome.beat:  # not armed
-                metronome.arm(now, s.metronome_spm)
+                metronome.arm(now, spm)
             wait = metronome.due_in_ms(now)
             if wait > 0:
                 await asyncio.sleep_ms(wait if wait < _METRONOME_IDLE_MS else _METRONOME_IDLE_MS)

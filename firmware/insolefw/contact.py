@@ -22,7 +22,7 @@ _SWING = const(1)
 _STANCE = const(2)
 _UNLOADING = const(3)  # below the toe-off level, not yet for long enough
 
-_RAISE_FMT = "<IIHHHH"
+_RAISE_FMT = const("<IIHHHH")
 
 
 class PressureContact:

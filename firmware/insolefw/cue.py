@@ -24,12 +24,17 @@ FADED_PROBABILITY = const(2)  # out of band, but the draw said no
 NO_FEEDBACK_BLOCK = const(3)  # out of band inside a no-feedback block
 
 NA_U32 = 0xFFFFFFFF
-_CUE_FMT = "<IIIIHhhHBBBBHH"
+_CUE_FMT = const("<IIIIHhhHBBBBHH")
 _SEED_ZERO = const(0xACE1)  # xorshift needs a non-zero state; seed 0 starts here
 
 # Pulse patterns: motor on/off segments as weights of the cue's whole duration, on
 # first, alternating. 1 long, 2 short-short, 3 triple, 4 long-short.
 PATTERNS = ((1,), (1, 1, 1), (1, 1, 1, 1, 1), (2, 1, 1))
+# An exercise program's signals (docs/programs.md, "Haptic vocabulary"), patterns 5..9:
+# fixed on/off segments in ms, whatever duration is asked for. 5 hold reached, 6 set
+# done, 7 rest over, 8 block done, 9 session done.
+_SIGNAL_PATTERNS = const(((60,), (250, 150, 250), (60, 90, 60, 90, 60), (300, 150, 300, 150, 300), (1200,)))
+_FIRST_SIGNAL = const(5)
 _MAX_SEGMENTS = const(5)
 _MINUTE_MS = const(60000)
 
@@ -119,10 +124,13 @@ class CuePlayer:
         self.active = False
 
     def start(self, pattern, duration_ms, duty_pct, now_ms):
-        weights = PATTERNS[pattern - 1]
+        signal = pattern >= _FIRST_SIGNAL
+        weights = _SIGNAL_PATTERNS[pattern - _FIRST_SIGNAL] if signal else PATTERNS[pattern - 1]
         total = 0
         for w in weights:
             total += w
+        if signal:
+            duration_ms = total  # the weights are ms
         acc = 0
         for i in range(len(weights)):
             acc += weights[i]

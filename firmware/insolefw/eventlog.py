@@ -2,8 +2,8 @@
 # preallocated ring so that GET_EVENTS can resend them unchanged (same seq, same
 # time_ms) after a link loss; the host deduplicates by (type, seq).
 #
-# Two logs use this: the event log (STEP, HEEL_RAISE, CUE; 40-byte slots, the longest
-# event packet being CUE) and, on boards with the RAM for it, the sample log (live
+# Two logs use this: the event log (STEP, HEEL_RAISE, CUE, PROGRAM_EVENT; 40-byte slots,
+# the longest event packet being CUE) and, on boards with the RAM for it, the sample log (live
 # SAMPLES packets as sent over BLE, one notification each: 248-byte slots). A packet's
 # length follows from its header. When a ring is full the oldest packet is dropped.
 # append() allocates nothing.
@@ -11,7 +11,8 @@ from micropython import const
 
 from insolefw import fast
 from insolefw.protocol import (HEADER_LEN, STEP_LEN, HEEL_RAISE_LEN, CUE_LEN, SAMPLES_HEADER_LEN,
-                               T_STEP, T_HEEL_RAISE, T_CUE, T_SAMPLES)
+                               PROGRAM_EVENT_LEN, T_STEP, T_HEEL_RAISE, T_CUE, T_SAMPLES,
+                               T_PROGRAM_EVENT)
 
 SLOT = const(40)  # bytes per logged event packet; boards set EVENT_LOG_RECORDS
 SAMPLE_SLOT = const(248)  # a BLE notification's packet (MTU 247 - 3) and then some
@@ -23,11 +24,12 @@ def packet_len(buf, off):
     if ptype == T_SAMPLES:
         p = off + HEADER_LEN
         return HEADER_LEN + SAMPLES_HEADER_LEN + buf[p + 4] * (2 * buf[p + 5] + 12 * buf[p + 6])
-    return HEADER_LEN + (STEP_LEN if ptype == T_STEP else CUE_LEN if ptype == T_CUE else HEEL_RAISE_LEN)
+    return HEADER_LEN + (STEP_LEN if ptype == T_STEP else CUE_LEN if ptype == T_CUE
+                         else PROGRAM_EVENT_LEN if ptype == T_PROGRAM_EVENT else HEEL_RAISE_LEN)
 
 
 class EventLog:
-    def __init__(self, ring, slot=SLOT, types=(T_STEP, T_HEEL_RAISE, T_CUE)):
+    def __init__(self, ring, slot=SLOT, types=(T_STEP, T_HEEL_RAISE, T_CUE, T_PROGRAM_EVENT)):
         # ring: a bytearray of n x slot bytes, made by the caller early (it is large)
         self.slot = slot
         self.capacity = len(ring) // slot

@@ -21,8 +21,12 @@ MAX_CHANNELS = const(16)
 FLAG_PRESSURE = const(1)
 FLAG_IMU = const(2)
 _IMU_REST = const(8)  # imu._IMU_REST (private, so that it costs no interned name)
+# STEP strike: which third of the foot touched down first
+_STRIKE_HEEL = const(1)
+_STRIKE_MIDFOOT = const(2)
+_STRIKE_FOREFOOT = const(3)
 
-_STEP_FMT = "<IIHHhBBHBBHHI"
+_STEP_FMT = const("<IIHHhBBHBBHHI")
 
 
 class Layout:
@@ -80,37 +84,37 @@ class EventQueue:
         self._types = bytearray(capacity)
         self._lens = bytearray(capacity)
         self._head = 0
-        self._count = 0
+        self.count = 0  # records waiting (the runner of a program flushes them at once)
         self.overwritten = 0
 
     def push(self, ptype, record, length):
-        if self._count == self._cap:
+        if self.count == self._cap:
             self._head = (self._head + 1) % self._cap
-            self._count -= 1
+            self.count -= 1
             self.overwritten += 1
-        slot = (self._head + self._count) % self._cap
+        slot = (self._head + self.count) % self._cap
         fast.copy_bytes(self._buf, slot * self._rec, record, 0, length)
         self._types[slot] = ptype
         self._lens[slot] = length
-        self._count += 1
+        self.count += 1
 
     def __len__(self):
-        return self._count
+        return self.count
 
     def pop_into(self, dst):
         # Copies the oldest record into dst; returns (type << 8) | length, or 0 if empty.
-        if not self._count:
+        if not self.count:
             return 0
         slot = self._head
         length = self._lens[slot]
         fast.copy_bytes(dst, 0, self._buf, slot * self._rec, length)
         self._head = (slot + 1) % self._cap
-        self._count -= 1
+        self.count -= 1
         return (self._types[slot] << 8) | length
 
     def clear(self):
         self._head = 0
-        self._count = 0
+        self.count = 0
 
 
 class GaitCore:
@@ -298,9 +302,24 @@ class GaitCore:
             imu_direction = tracker.direction
         direction = _fuse_direction(imu_direction,
                                     self._direction() if flags & FLAG_PRESSURE else DIR_UNKNOWN)
+        # Foot-strike pattern (docs/programs.md, STEP `strike`): the load-weighted centre of
+        # pressure over the stance's first 80 ms (the direction test's early window) in the
+        # rear, middle or front third of the sensors' length: heel, midfoot or forefoot
+        # first (walking backward lands forefoot first). IMU-only steps: n/a.
+        strike = NA_U8
+        layout = self.layout
+        span = layout.span_mm
+        contact = self.pressure_contact
+        if flags & FLAG_PRESSURE and span and contact.early_weight > 0:
+            rear = layout.x_mm[0]
+            for k in range(1, layout.n):
+                if layout.x_mm[k] < rear:
+                    rear = layout.x_mm[k]
+            third = (contact.early_moment // contact.early_weight - rear) * 3
+            strike = _STRIKE_HEEL if third < span else _STRIKE_MIDFOOT if third < 2 * span else _STRIKE_FOREFOOT
         struct.pack_into(_STEP_FMT, self._step, 0, ic, to,
                          NA_U16 if open_end else min(ms_for_samples(to - ic, rate), 65534), swing, fpa,
-                         direction, flags, peak, medial_share, 0, stride, speed, self.steps)
+                         direction, flags, peak, medial_share, strike, stride, speed, self.steps)
         self.events.push(T_STEP, self._step, STEP_LEN)
 
 

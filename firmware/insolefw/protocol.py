@@ -25,7 +25,9 @@ T_LAYOUT = const(0x09)
 T_CUE = const(0x0A)
 T_BACKFILL_END = const(0x0B)
 T_BONDS = const(0x0C)
-_N_TYPES = const(13)
+T_PROGRAM = const(0x0D)
+T_PROGRAM_EVENT = const(0x0E)
+_N_TYPES = const(15)
 
 # Payload lengths of fixed-size packets
 STATUS_LEN = const(28)
@@ -34,6 +36,7 @@ HEEL_RAISE_LEN = const(16)
 SETTINGS_LEN = const(36)
 CUE_LEN = const(32)
 BACKFILL_END_LEN = const(16)
+PROGRAM_EVENT_LEN = const(24)
 ACK_LEN = const(4)
 ERROR_LEN = const(6)
 SAMPLES_HEADER_LEN = const(8)
@@ -56,6 +59,8 @@ CMD_LIST_BONDS = const(0x0C)
 CMD_CLEAR_BONDS = const(0x0D)
 CMD_FACTORY_RESET = const(0x0E)
 CMD_OPEN_PAIRING = const(0x0F)
+CMD_GET_PROGRAM = const(0x10)
+CMD_CLEAR_PROGRAM = const(0x11)
 # Commands only the USB link may give (bit n = command n): a BLE central, even a bonded
 # one, is refused with E_NOT_PERMITTED. They end the firmware, stop or feed the
 # measurement (a replay replaces the sensors), or manage who may pair.
@@ -102,12 +107,12 @@ def time_diff_ms(a_ms, b_ms):
     return d - TIME_MASK - 1 if d >= _TIME_HALF else d
 
 
-_STATUS_FMT = "<BBBBBBBBHHIIIHH"
-_STEP_FMT = "<IIHHhBBHBBHHI"
-_HEEL_RAISE_FMT = "<IIHHHH"
-_ACK_FMT = "<BBH"
-_ERROR_FMT = "<BBHBB"
-_BACKFILL_END_FMT = "<BBHHHHHHH"
+_STATUS_FMT = const("<BBBBBBBBHHIIIHH")
+_STEP_FMT = const("<IIHHhBBHBBHHI")
+_HEEL_RAISE_FMT = const("<IIHHHH")
+_ACK_FMT = const("<BBH")
+_ERROR_FMT = const("<BBHBB")
+_BACKFILL_END_FMT = const("<BBHHHHHHH")
 
 
 class PacketBuilder:
@@ -132,7 +137,8 @@ class PacketBuilder:
         return HEADER_LEN + STATUS_LEN
 
     def event(self, ptype, time_ms, record, length):
-        # record: a STEP, HEEL_RAISE or CUE payload already in wire layout (gait.py, cue.py)
+        # record: a payload already in wire layout: STEP, HEEL_RAISE, CUE, PROGRAM_EVENT
+        # (gait.py, cue.py, program.py), or a stored PROGRAM
         self._header(ptype, time_ms)
         fast.copy_bytes(self.buf, HEADER_LEN, record, 0, length)
         return HEADER_LEN + length

@@ -76,7 +76,8 @@ def _build(builder, ptype, f):
         struct.pack_into("<IIHHhBBHBBHHI", record, 0, _minus(f["ic_index"]), _minus(f["to_index"]),
                          _na(f["stance_ms"], P.NA_U16), _na(f["swing_ms"], P.NA_U16),
                          _na(f["fpa_cdeg"], P.NA_I16), f["direction"], f["flags"],
-                         _na(f["peak_pressure"], P.NA_U16), _na(f["medial_share"], P.NA_U8), 0,
+                         _na(f["peak_pressure"], P.NA_U16), _na(f["medial_share"], P.NA_U8),
+                         _na(f["strike"], P.NA_U8),
                          _na(f["stride_mm"], P.NA_U16), _na(f["speed_mms"], P.NA_U16),
                          f["step_number"])
         return builder.event(P.T_STEP, f["time_ms"], record, P.STEP_LEN)

@@ -47,11 +47,25 @@ def _fresh_device():
     device, sink = _device
     device._stop()  # back to idle
     sink.data = bytearray()
+    if device.program is not None:
+        # A valid PROGRAM vector was stored: forget it, and unload its module (its code
+        # takes heap the vector reader needs).
+        device.program = None
+        _unload_program()
     return device, sink
 
 
+def _unload_program():
+    import sys
+    import insolefw
+    sys.modules.pop("insolefw.program", None)
+    if hasattr(insolefw, "program"):
+        delattr(insolefw, "program")
+    gc.collect()
+
+
 _DEVICE_TO_HOST_ONLY = (P.T_STATUS, P.T_STEP, P.T_HEEL_RAISE, P.T_ACK, P.T_ERROR, P.T_CUE,
-                        P.T_BACKFILL_END, P.T_BONDS)
+                        P.T_BACKFILL_END, P.T_BONDS, P.T_PROGRAM_EVENT)
 
 
 def _prepare_for(device, sink, packet):
