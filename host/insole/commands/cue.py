@@ -15,8 +15,9 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from insole.errors import LinkError, UserError
-from insole.link import InsoleLink, SerialLink
+from insole.commands.options import open_ble_insoles_of, open_serial_insole
+from insole.errors import UserError
+from insole.link import InsoleLink
 from insole.protocol import Settings
 from insole.settings import apply_cue_options, check_settings, describe, store_settings
 
@@ -97,30 +98,12 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 def _open(stack: ExitStack, args: argparse.Namespace) -> InsoleLink:
     if args.ble:
-        from insole.link.ble import open_ble_insoles
-
-        try:
-            return open_ble_insoles(stack, [args.ble])[0][1]
-        except (OSError, LinkError) as exc:
-            raise UserError(f"cannot reach the {args.ble} insole over BLE: {exc}", advice=_advice(exc)) from exc
+        return open_ble_insoles_of(stack, [args.ble])[0][1]
     if args.simulate:
         from insole.emulation.board import SimulatedBoard
 
-        board = stack.enter_context(SimulatedBoard(settings_dir=args.settings_dir))
-        port = board.port
-    else:
-        port = args.port
-    try:
-        link = stack.enter_context(SerialLink(port))
-        link.ping(timeout_s=10)
-    except (OSError, LinkError) as exc:
-        raise UserError(f"cannot reach an insole on {port}: {exc}", advice=_advice(exc)) from exc
-    return link
-
-
-def _advice(exc: Exception) -> str | None:
-    """A link error's advice, kept when it becomes this command's UserError."""
-    return exc.advice if isinstance(exc, LinkError) else None
+        return open_serial_insole(stack, stack.enter_context(SimulatedBoard(settings_dir=args.settings_dir)).port)
+    return open_serial_insole(stack, args.port)
 
 
 def _print(settings: Settings) -> None:

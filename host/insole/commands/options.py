@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
-from insole.errors import UserError
+from insole.errors import LinkError, UserError
+from insole.link import InsoleLink, SerialLink
 from insole.model import Side
 
 SIDES: tuple[Side, Side] = ("left", "right")
@@ -75,3 +78,30 @@ def parse_side_ports(values: list[str]) -> dict[Side, str]:
             raise UserError(f"--port {value!r}: each side may be given once")
         ports["left" if side == "left" else "right"] = port
     return ports
+
+
+def link_advice(exc: Exception) -> str | None:
+    """A link error's advice, kept when it becomes a command's UserError."""
+    return exc.advice if isinstance(exc, LinkError) else None
+
+
+def open_serial_insole(stack: ExitStack, port: str) -> SerialLink:
+    """An insole on a serial port, answering a PING; a UserError that names the port if not."""
+    try:
+        link = stack.enter_context(SerialLink(port))
+        link.ping(timeout_s=10)
+    except (OSError, LinkError) as exc:
+        raise UserError(f"cannot reach an insole on {port}: {exc}", advice=link_advice(exc)) from exc
+    return link
+
+
+def open_ble_insoles_of(stack: ExitStack, sides: Sequence[str]) -> list[tuple[str, InsoleLink]]:
+    """The bonded insoles of these sides over BLE, (side, link) each; a UserError if one is not reached."""
+    from insole.link.ble import open_ble_insoles  # bleak and bumble load only for BLE
+
+    wanted = list(dict.fromkeys(sides))
+    try:
+        return list(open_ble_insoles(stack, wanted))
+    except (OSError, LinkError) as exc:
+        raise UserError(f"cannot reach the {' and '.join(wanted)} insole over BLE: {exc}",
+                        advice=link_advice(exc)) from exc

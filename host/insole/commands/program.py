@@ -11,14 +11,15 @@ session and block beside what was prescribed.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from insole.commands.cue import DEFAULT_SIM_SETTINGS_DIR
+from insole.commands.options import link_advice, open_ble_insoles_of, open_serial_insole
 from insole.errors import DeviceError, LinkError, UserError
-from insole.link import InsoleLink, SerialLink
+from insole.link import InsoleLink
 from insole.link.backfill import read_logged_events
 from insole.program import BlockRun, SessionLog, describe_block, load_program, program_to_toml, sessions_from_events
 from insole.protocol import BlockEnd, BlockKind, ErrorCode, PacketType, Program, ProgramBlock, ProgramEvent
@@ -70,7 +71,7 @@ class _Insole:
 
 def _open_all(stack: ExitStack, args: argparse.Namespace) -> list[_Insole]:
     if args.ble:
-        return [_Insole(f"the {side} insole ({link.port})", link) for side, link in _open_ble(stack, args.ble)]
+        return [_Insole(f"the {side} insole ({link.port})", link) for side, link in open_ble_insoles_of(stack, args.ble)]
     if args.simulate:
         from insole.emulation.board import SimulatedBoard
 
@@ -80,28 +81,14 @@ def _open_all(stack: ExitStack, args: argparse.Namespace) -> list[_Insole]:
     return [_open_serial(stack, port) for port in ports]
 
 
-def _open_ble(stack: ExitStack, sides: Sequence[str]) -> list[tuple[str, InsoleLink]]:
-    from insole.link.ble import open_ble_insoles
-
-    try:
-        return list(open_ble_insoles(stack, list(dict.fromkeys(sides))))
-    except (OSError, LinkError) as exc:
-        raise UserError(f"cannot reach the {' and '.join(sides)} insole over BLE: {exc}", advice=_advice(exc)) from exc
-
-
 def _open_serial(stack: ExitStack, port: str) -> _Insole:
+    link = open_serial_insole(stack, port)
     try:
-        link = stack.enter_context(SerialLink(port))
-        link.ping(timeout_s=10)
         side = link.get_status().side
-    except (OSError, LinkError) as exc:
-        raise UserError(f"cannot reach an insole on {port}: {exc}", advice=_advice(exc)) from exc
+    except LinkError as exc:
+        raise UserError(f"cannot reach an insole on {port}: {exc}", advice=link_advice(exc)) from exc
     foot = {0: "left ", 1: "right "}.get(side if side is not None else -1, "")
     return _Insole(f"the {foot}insole on {port}", link)
-
-
-def _advice(exc: Exception) -> str | None:
-    return exc.advice if isinstance(exc, LinkError) else None
 
 
 def _on_each(args: argparse.Namespace, action: Callable[[_Insole], None]) -> int:
