@@ -34,6 +34,8 @@ from insole.protocol import (
     ErrorReply,
     HeelRaise,
     PacketType,
+    Program,
+    ProgramEvent,
     Step,
     direction_name,
     encode_sample_payloads,
@@ -56,6 +58,7 @@ class FootReplay:
     elapsed_s: float = 0.0
     steps: list[Step] = field(default_factory=list)
     raises: list[HeelRaise] = field(default_factory=list)
+    program_events: list[ProgramEvent] = field(default_factory=list)
     dropped_samples: int = 0
     free_heap: int | None = None
 
@@ -71,10 +74,14 @@ def replay_foot(
     *,
     window: int = DEFAULT_WINDOW,
     progress: ProgressCallback | None = None,
+    program: Program | None = None,
 ) -> FootReplay:
-    """Streams one foot through the insole on ``link`` and collects its events."""
+    """Streams one foot through the insole on ``link`` and collects its events;
+    ``program``: written first (docs/programs.md), so the replay runs a session of it."""
     result = FootReplay(stream.side)
     side_code = SIDE_CODES[stream.side]
+    if program is not None:
+        link.set_program(program)
     if stream.n_pressure:
         link.set_layout(layout_packet(stream.layout, stream.side, stream.n_pressure))
     link.command(
@@ -130,6 +137,8 @@ def _collect_events(link: SerialLink, result: FootReplay) -> None:
             result.steps.append(body)
         elif isinstance(body, HeelRaise):
             result.raises.append(body)
+        elif isinstance(body, ProgramEvent):
+            result.program_events.append(body)
         elif isinstance(body, ErrorReply) and body.ref_type != PacketType.SAMPLES:
             raise DeviceError(f"device reported {body.error_name()} during replay", body.error, body.detail)
         else:
@@ -177,12 +186,16 @@ def replay_recording(
     progress: ProgressCallback | None = None,
     log_dir: Path | None = None,
     mount_yaw_deg: float | Mapping[str, float] = 0.0,
+    program: Program | None = None,
+    settings_dirs: Mapping[str, Path] | None = None,
 ) -> list[FootReplay]:
     """Replays every foot. Without ports each foot gets its own simulated board and the
     feet run in parallel; with one port the feet go through that board in turn; with
     one port per foot they run in parallel. ``mount_yaw_deg`` (one for every foot, or
     per side; docs/calibration.md) is taken off the foot angles as an insole storing
-    it would: left − yaw, right + yaw."""
+    it would: left − yaw, right + yaw. ``program`` is written to each insole before its
+    replay; ``settings_dirs`` (per side) give simulated boards their flash, so a program
+    and its state outlive one replay (the next session, or a reboot)."""
     if ports and len(ports) not in (1, len(streams)):
         raise ValueError(f"give one port, or one per foot ({len(streams)}); got {len(ports)}")
     results: list[FootReplay | None] = [None] * len(streams)
@@ -191,7 +204,7 @@ def replay_recording(
     def run(i: int, port: str) -> None:
         try:
             with SerialLink(port) as link:
-                results[i] = replay_foot(link, streams[i], pressure_scales[i], progress=progress)
+                results[i] = replay_foot(link, streams[i], pressure_scales[i], progress=progress, program=program)
         except BaseException as exc:  # reported to the caller below
             errors.append(exc)
 
@@ -199,7 +212,11 @@ def replay_recording(
         if not ports:
             boards = [
                 stack.enter_context(
-                    SimulatedBoard(side=s.side, log_path=None if log_dir is None else log_dir / f"firmware-{s.side}.log")
+                    SimulatedBoard(
+                        side=s.side,
+                        log_path=None if log_dir is None else log_dir / f"firmware-{s.side}.log",
+                        settings_dir=None if settings_dirs is None else settings_dirs[s.side],
+                    )
                 )
                 for s in streams
             ]
