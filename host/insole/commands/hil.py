@@ -9,9 +9,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from insole.commands.options import add_force, check_outputs, per_side_degrees
+from insole.commands.program import adherence_lines
 from insole.errors import UserError
 from insole.export.events_csv import write_raises_csv, write_steps_csv
 from insole.hil import raise_rows, replay_recording, step_rows
+from insole.program import load_program, sessions_from_events
 from insole.protocol import whole_stances
 
 
@@ -39,6 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="DEG|left=DEG,right=DEG",
         help="take this mounting yaw (insole calibrate) off the replayed foot angles: left - yaw, right + yaw",
     )
+    p.add_argument(
+        "--program",
+        type=Path,
+        metavar="FILE",
+        help="run this exercise program (a program file, insole program set) during the replay and print what it logged",
+    )
     add_force(p)
     p.set_defaults(func=run)
 
@@ -50,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.recording.exists():
         raise UserError(f"{args.recording}: no such recording")
     check_outputs(args.force, args.steps, args.heel_raises)
+    program = load_program(args.program) if args.program else None
     recording = read_recording(args.recording)
     streams = recording.streams
     scales = [float(s["pressure_scale"]) for s in recording.header["streams"]]
@@ -65,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             progress=lambda side, done: progress.update(tasks[side], completed=done),
             log_dir=args.log_dir,
             mount_yaw_deg=args.mount_yaw,
+            program=program,
         )
     steps = [row for s, r in zip(streams, replays, strict=True) for row in step_rows(s, r)]
     n_steps = write_steps_csv(args.steps, steps)
@@ -77,4 +87,8 @@ def run(args: argparse.Namespace) -> int:
             f"dropped {r.dropped_samples}"
         )
     console.print(f"wrote {n_steps} steps to {args.steps}")
+    if program is not None:
+        for r in replays:
+            for line in adherence_lines(f"the {r.side} insole", sessions_from_events(r.program_events), program):
+                print(line)
     return 0
