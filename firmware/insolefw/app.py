@@ -137,8 +137,11 @@ class Device:
         except OSError:
             pass
         else:
-            from insolefw.program import load
-            self.program = load(self, False)  # None if unreadable (then removed)
+            try:
+                from insolefw.program import load
+                self.program = load(self, False)  # None if unreadable (then removed)
+            except MemoryError:
+                pass  # no room for its code: the insole runs without it (it stays stored)
 
     @property
     def side(self):
@@ -232,8 +235,13 @@ class Device:
             self._on_layout(buf, plen, seq)
         elif ptype == P.T_PROGRAM:
             if self.program is None:
-                from insolefw.program import load
-                self.program = load(self, True)  # a runner with none yet (gone if refused)
+                gc.collect()  # its code needs the heap in pieces of a few hundred bytes
+                try:
+                    from insolefw.program import load
+                    self.program = load(self, True)  # a runner with none yet (gone if refused)
+                except MemoryError:
+                    self._error(P.T_PROGRAM, 0, seq, P.E_BAD_STATE, 0xFE)  # no room for it
+                    return
             self.program.on_packet(buf, length)
         else:
             self._error(ptype, 0, seq, P.E_UNKNOWN_TYPE)

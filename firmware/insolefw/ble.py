@@ -110,6 +110,7 @@ _T_STEP = const(0x03)
 _T_HEEL_RAISE = const(0x04)
 _T_ERROR = const(0x08)
 _T_FIRST_EVENT_EXT = const(0x0A)  # event types from here on go to the events characteristic
+_T_PROGRAM = const(0x0D)  # ... except PROGRAM: GET_PROGRAM's answer, on the control one
 
 # Queue tags: which value handle a queued packet goes to.
 _TAG_SAMPLES = const(0)
@@ -651,7 +652,7 @@ class BleLink:
             ok = False
         elif ptype == _T_SAMPLES:
             ok = self.streaming and self._bulk.put(_TAG_SAMPLES, packet, length)
-        elif ptype == _T_STEP or ptype == _T_HEEL_RAISE or ptype >= _T_FIRST_EVENT_EXT:
+        elif ptype == _T_STEP or ptype == _T_HEEL_RAISE or (ptype >= _T_FIRST_EVENT_EXT and ptype != _T_PROGRAM):
             ok = self.streaming and self._priority.put(_TAG_EVENTS, packet, length)
         elif self.encrypted or (ptype == _T_ERROR and self._conn >= 0):
             ok = self._priority.put(_TAG_CONTROL, packet, length)

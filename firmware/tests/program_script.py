@@ -10,6 +10,7 @@ class _Raises:
     def __init__(self):
         self.state = 0
         self._start = 0
+        self._top_start = -1
 
 
 class _Tracker:
@@ -68,7 +69,7 @@ class ScriptCore:
         for n, (start, end, hold_ms) in enumerate(self.raise_list):
             if start <= index < end:
                 raises.state = 2
-                raises._start = start
+                raises._start = raises._top_start = start  # the top at once
             elif index == end:
                 struct.pack_into("<IIHHHH", self._raise, 0, start, end, hold_ms, n + 1, 1, 0)
                 self.events.push(P.T_HEEL_RAISE, self._raise, P.HEEL_RAISE_LEN)
