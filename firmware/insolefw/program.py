@@ -471,11 +471,12 @@ class Runner:
             self._v[_REST_UNTIL] = 0
             self._signal(_REST_OVER, index)
         # The hold as HEEL_RAISE's hold_ms measures it: with the IMU from the end of the
-        # rising rotation (HeelRaises._top_start, -1 until then), else from the heel-off.
+        # rising rotation (HeelRaises._top_start, -1 until then) to the start of the
+        # lowering one (_top_end, -1 until then), else from the heel-off.
         core = self.device.core
         raises = core.raises
         rose = raises._start
-        top = raises._top_start if core.imu else rose
+        top = (raises._top_start if raises._top_end < 0 else -1) if core.imu else rose
         if (raises.state == _HEEL_UP and top >= 0 and rose != self._v[_TICKED_RISE]
                 and rose >= self._v[_COUNTED_FROM] and index - top >= self._v[_HOLD_SAMPLES]):
             self._v[_TICKED_RISE] = rose

@@ -11,6 +11,7 @@ class _Raises:
         self.state = 0
         self._start = 0
         self._top_start = -1
+        self._top_end = -1
 
 
 class _Tracker:
