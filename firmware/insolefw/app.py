@@ -506,6 +506,7 @@ class Device:
         pressure = self.pressure
         imu = self.imu
         core = self.core
+        events = self.events
         prog = self.program
         live = self.mode == MODE_LIVE and self.settings.stream_samples
         while source.read_into(pressure, imu):
@@ -521,7 +522,7 @@ class Device:
                     prog.decide()  # a program's block runs: it decides the band cue
                 elif self.settings.cue_mode == CUE_FPA_BAND:
                     self._cue_step()
-            if prog is not None:
+            if prog is not None and (events.count or core.sample_index > prog.due):
                 # Sees each step at once (it may end a block) and its times: the
                 # stream's first sample, a hold, a rest, a time limit.
                 prog.update()

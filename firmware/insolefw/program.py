@@ -77,42 +77,41 @@ _MAX_GAP_MS = const(2500)  # a longer pause between two contacts is no walking t
 _I16_MAX = const(32767)
 
 # The runner's numbers: slots of one array('i'), as slot names cost no interned names.
-_DUE = const(0)  # the next sample update() has something to do at
-_OPENING = const(1)  # a stream began: the session opens at its first sample
-_DIRTY = const(2)  # the state changed since it was written
+_OPENING = const(0)  # a stream began: the session opens at its first sample
+_DIRTY = const(1)  # the state changed since it was written
 # The running block's progress, reset at its start:
-_N = const(3)  # steps (with a foot angle in FPA blocks), each stance counted once
-_SUM = const(4)  # baseline: the sum of their angles
-_HITS = const(5)  # in the band
-_K = const(6)  # out-of-band steps the band cue saw
-_ACC = const(7)  # the fading accumulator, in % x _FADE_DEN
-_CUES = const(8)
-_FORWARD_STEPS = const(9)
-_BACKWARD_STEPS = const(10)
-_SPAN = const(11)  # walking (or backward) samples between contacts
-_LAST_IC = const(12)  # -1: none yet in this block
-_LAST_STEP = const(13)  # the step number counted last
-_REPS = const(14)  # full repetitions
-_IN_SET = const(15)
-_SHORT = const(16)
-_SETS = const(17)
-_REST_UNTIL = const(18)  # resting until this sample (0: not resting)
-_COUNTED_FROM = const(19)  # raises that start before this sample (in a rest) do not count
-_TICKED_RISE = const(20)  # the raise whose hold was signalled
-_BAND_KNOWN = const(21)  # the band fields of this block's events apply
+_N = const(2)  # steps (with a foot angle in FPA blocks), each stance counted once
+_SUM = const(3)  # baseline: the sum of their angles
+_HITS = const(4)  # in the band
+_K = const(5)  # out-of-band steps the band cue saw
+_ACC = const(6)  # the fading accumulator, in % x _FADE_DEN
+_CUES = const(7)
+_FORWARD_STEPS = const(8)
+_BACKWARD_STEPS = const(9)
+_SPAN = const(10)  # walking (or backward) samples between contacts
+_LAST_IC = const(11)  # -1: none yet in this block
+_LAST_STEP = const(12)  # the step number counted last
+_REPS = const(13)  # full repetitions
+_IN_SET = const(14)
+_SHORT = const(15)
+_SETS = const(16)
+_REST_UNTIL = const(17)  # resting until this sample (0: not resting)
+_COUNTED_FROM = const(18)  # raises that start before this sample (in a rest) do not count
+_TICKED_RISE = const(19)  # the raise whose hold was signalled
+_BAND_KNOWN = const(20)  # the band fields of this block's events apply
 # ... and its parameters:
-_FLAGS = const(22)
-_GOAL = const(23)  # this session's
-_A = const(24)
-_B = const(25)
-_FADE_DEN = const(26)  # max(goal - 1, 1): the fading's denominator
-_REST_SAMPLES = const(27)
-_HOLD_SAMPLES = const(28)
-_MAX_GAP = const(29)  # samples: a longer pause between contacts is no walking time
-_LIMIT_INDEX = const(30)
-_TARGET = const(31)  # the band in force
-_HALF = const(32)
-_SLOTS = const(33)
+_FLAGS = const(21)
+_GOAL = const(22)  # this session's
+_A = const(23)
+_B = const(24)
+_FADE_DEN = const(25)  # max(goal - 1, 1): the fading's denominator
+_REST_SAMPLES = const(26)
+_HOLD_SAMPLES = const(27)
+_MAX_GAP = const(28)  # samples: a longer pause between contacts is no walking time
+_LIMIT_INDEX = const(29)
+_TARGET = const(30)  # the band in force
+_HALF = const(31)
+_SLOTS = const(32)
 
 _STATE_VERSION = const(1)
 _STATE_FMT = "<BBBBHHhH"  # version, open, block, band set, session, program crc, target, half width
@@ -357,8 +356,9 @@ class Runner:
 
     * start() / stop(): a stream begins / ends (the session opens or resumes at the
       stream's first sample, in update(); a block running at stop() is interrupted);
-    * update(): after each sample: sends the records waiting (append() counts them),
-      then what is due: the session's start, a hold, a rest's end, a time limit;
+    * update(): after a sample when records wait (append() counts them as they are
+      sent) or the sample index passed `due`: the session's start, a hold (checked
+      every sample of a heel-raise block), a rest's end, a time limit;
     * append(packet, length): each event packet as sent; STEP and HEEL_RAISE count;
     * decide(): after a stride analysis while a block runs: a feedback block's band cue;
     * save(): writes the state if a block started or ended since (not between samples);
@@ -379,7 +379,7 @@ class Runner:
         self.active = 0  # the running block's kind; 0: none runs, the settings decide
         self.metronome_spm = 0
         self._v = array("i", bytes(4 * _SLOTS))
-        self._v[_DUE] = _NEVER
+        self.due = _NEVER  # the sample index from which update() has something to do
         self._cue_settings = Settings()  # the settings' cue shapes, the block's band
         self._reset_block()
 
@@ -436,14 +436,14 @@ class Runner:
         self.active = 0
         self.metronome_spm = 0
         self._v[_OPENING] = 1
-        self._v[_DUE] = -1
+        self.due = -1
 
     def stop(self):
         index = self.device.core.sample_index - 1
         if self.active:
             self._end_block(_END_INTERRUPTED, index if index > 0 else 0)
         self._v[_OPENING] = 0
-        self._v[_DUE] = _NEVER
+        self.due = _NEVER
         self.save()
 
     def update(self):
@@ -451,13 +451,13 @@ class Runner:
         if d.events.count:
             d.flush_events()  # a STEP or HEEL_RAISE may end the block first
         index = d.core.sample_index - 1
-        if index < self._v[_DUE]:
+        if index < self.due:
             return
         if self._v[_OPENING]:
             self._v[_OPENING] = 0
             self._open_session(index)
         kind = self.active
-        if not kind or index < self._v[_DUE]:
+        if not kind or index < self.due:
             return
         if index >= self._v[_LIMIT_INDEX]:
             self._end_block(_END_LIMIT, index)
@@ -622,7 +622,7 @@ class Runner:
         self._v[_HOLD_SAMPLES] = samples_for_ms(b, rate)
         self._v[_MAX_GAP] = samples_for_ms(_MAX_GAP_MS, rate)
         self._v[_LIMIT_INDEX] = index + _samples_for_s(limit_s, rate) if limit_s else _NEVER
-        self._v[_DUE] = -1 if kind == _RAISES else self._v[_LIMIT_INDEX]
+        self.due = -1 if kind == _RAISES else self._v[_LIMIT_INDEX]
         settings = d.settings
         self._v[_TARGET] = s.target_cdeg if s.band_set else settings.fpa_target_cdeg
         self._v[_HALF] = s.half_width_cdeg if s.band_set else settings.fpa_half_width_cdeg
@@ -689,7 +689,7 @@ class Runner:
             self._signal(_SESSION_DONE if last else _BLOCK_DONE, index)
         self.active = 0
         self.metronome_spm = 0
-        self._v[_DUE] = _NEVER
+        self.due = _NEVER
         self._v[_DIRTY] = 1
         self.device.metronome.disarm()
         if detail == _END_INTERRUPTED:
