@@ -327,3 +327,13 @@ def test_gait_twins_defaults_match_the_firmware_constants() -> None:
         pairs[host_name] = (getattr(contact_twin, host_name), contact_consts[firmware_name])
     differ = {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
     assert not differ, f"host defaults and firmware constants disagree (host, firmware): {differ}"
+
+
+def test_the_program_files_are_named_alike_where_their_module_is_not_imported() -> None:
+    # maintenance.py (factory reset) removes the program's files without importing
+    # insolefw.program (its code would not fit beside the maintenance work).
+    program = _module_values(FW / "program.py")
+    files = (program["PROGRAM_FILE"], program["STATE_FILE"])
+    maintenance = (FW / "maintenance.py").read_text(encoding="utf-8")
+    assert all(f'Settings.erase(d, "{name}")' in maintenance for name in files)
+    assert f'"/{files[0]}"' in (FW / "app.py").read_text(encoding="utf-8")  # the boot's look for a stored one

@@ -35,6 +35,8 @@ from insole.protocol import (
     Layout,
     Mode,
     PacketType,
+    Program,
+    ProgramBlock,
     Samples,
     Settings,
 )
@@ -81,20 +83,25 @@ def test_bonds_and_pairing_on_a_board_without_a_radio(board: SimulatedBoard, cap
 
 
 @pytest.mark.micropython
-def test_factory_reset_forgets_settings_events_and_layout(board: SimulatedBoard, capsys: pytest.CaptureFixture[str]) -> None:
+def test_factory_reset_forgets_settings_events_layout_and_program(
+    board: SimulatedBoard, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings_file = board.settings_dir / "settings.bin"
+    program_files = [board.settings_dir / "program.bin", board.settings_dir / "program_state.bin"]
     with SerialLink(board.port) as link:
         link.set_settings(WORN)
+        link.set_program(Program(3, (ProgramBlock.walk(5),)))
         steps = _replay(link, _walk_counts(1000))  # logs STEP events; sets the replay's own layout
-        assert len(steps) >= 9 and settings_file.exists()
+        assert len(steps) >= 9 and settings_file.exists() and all(f.exists() for f in program_files)
         assert link.get_layout() != _board_layout()
         logged = _get_steps(link, 0, len(steps))
         assert (logged.resent, logged.lost_count) == (len(steps), 0)  # seqs 0 .. n-1 are in the log
     assert _cli("factory-reset", "--port", board.port, "--yes") == 0
     assert "as it left the factory" in capsys.readouterr().out
-    assert not settings_file.exists()
+    assert not settings_file.exists() and not any(f.exists() for f in program_files)
     with SerialLink(board.port) as link:
         assert link.get_settings() == Settings()
+        assert not link.get_program().stored
         assert link.get_layout() == _board_layout()
         status = link.get_status()
         assert (status.mode, status.sample_count, status.side) == (Mode.IDLE, 0, 0)  # the board's own side

@@ -8,7 +8,6 @@
 # packed into one buffer. The state is written to flash at block starts and ends, after
 # the samples at hand (app.Device.drain_source calls save), never between them.
 from micropython import const
-import errno
 import os
 import struct
 from array import array
@@ -171,15 +170,7 @@ def _block_fault(buf, off):
 def erase(directory):
     """Removes the stored program and its state (and temporary files a power cut left);
     False if a file is there but would not go."""
-    ok = True
-    for name in (PROGRAM_FILE, STATE_FILE):
-        for path in (directory + "/" + name, directory + "/" + name + ".tmp"):
-            try:
-                os.remove(path)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    ok = False
-    return ok
+    return Settings.erase(directory, PROGRAM_FILE) & Settings.erase(directory, STATE_FILE)
 
 
 def _write_atomically(directory, name, buf, length):
@@ -423,7 +414,10 @@ class Runner:
             else:
                 d._ack(T_PROGRAM, 0, seq)
         if not self.program.length:
-            d.program = None  # none stored: the device runs as without programs
+            # None stored: the device runs as without programs. The module stays imported
+            # (loading it again into a fragmented heap could fail; on the ESP32 the heap
+            # grows to hold it).
+            d.program = None
 
     def save(self):
         if self._v[_DIRTY]:

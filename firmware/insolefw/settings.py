@@ -144,17 +144,19 @@ class Settings:
         return self.decode_from(buf, 0) < 0
 
     @staticmethod
-    def erase(directory):
-        """Removes the persisted settings (and a temporary file a power cut left), so the
-        defaults hold at the next start; False if a file is there but would not go."""
-        path = directory + "/" + _FILE
+    def erase(directory, name=_FILE):
+        """Removes the persisted settings (or another file written atomically, `name`) and
+        the temporary file a power cut left, so the defaults hold at the next start;
+        False if a file is there but would not go."""
+        path = directory + "/" + name
+        ok = True
         for name in (path, path + ".tmp"):
             try:
                 os.remove(name)
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
-                    return False
-        return True
+                    ok = False
+        return ok
 
 
 def _ensure_dir(directory):

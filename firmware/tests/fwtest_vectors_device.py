@@ -47,17 +47,19 @@ def _fresh_device():
     device, sink = _device
     device._stop()  # back to idle
     sink.data = bytearray()
-    if device.program is not None:
-        # A valid PROGRAM vector was stored: forget it, and unload its module (its code
-        # takes heap the vector reader needs).
-        device.program = None
-        _unload_program()
+    # A PROGRAM vector loads the program's module (a refused one too, then drops its
+    # runner): forget any program and unload the module, whose code takes heap the
+    # vector reader needs.
+    device.program = None
+    _unload_program()
     return device, sink
 
 
 def _unload_program():
     import sys
     import insolefw
+    if "insolefw.program" not in sys.modules:
+        return
     sys.modules.pop("insolefw.program", None)
     if hasattr(insolefw, "program"):
         delattr(insolefw, "program")
@@ -107,6 +109,7 @@ def test_device_refuses_bad_packets_with_the_vector_error_and_survives():
         device.on_packet(ping, len(ping))
         assert _answers(device, sink)[0][1] == P.T_ACK, case["name"]
         count += 1
+        device = sink = None  # gone before the next case is parsed (the reader collects then)
     assert count >= 10, count
 
 
@@ -125,5 +128,6 @@ def test_device_accepts_valid_packets_for_it():
                 # A valid packet may still be refused for the device's state, never for its form.
                 assert answer[12] in (P.E_BAD_STATE, P.E_OVERFLOW), (case["name"], answer[12])
         count += 1
+        device = sink = None  # gone before the next case is parsed (the reader collects then)
     assert count >= 5, count
 
