@@ -388,12 +388,6 @@ def test_program_log_after_a_replayed_walk(tmp_path: Path, capsys: pytest.Captur
 
 @pytest.mark.ble
 @pytest.mark.micropython
-@pytest.mark.xfail(
-    strict=True,
-    reason="firmware side (issue 13): over BLE the insole answers neither PROGRAM nor GET_PROGRAM (both time out, "
-    "even idle with one block); its BLE send() also routes every type >= 0x0A to the events characteristic, "
-    "so a PROGRAM answer (0x0D) would only go out while streaming",
-)
 def test_a_program_over_a_bonded_ble_link() -> None:
     """A worn insole (measuring since power-on) over the emulated radio: a program is
     refused while it measures, stored once it stopped (a 142-byte control write), read

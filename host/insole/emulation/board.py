@@ -24,9 +24,10 @@ from insole.resources import FIRMWARE_DIR
 HEAP = "128K"  # the ESP32-S3's MicroPython heap is larger; 128K keeps us honest
 # The whole firmware with BLE on the unix port: 128K plus what only the unix port
 # carries (the `bluetooth` stand-in, ~16 KB with its buffers) and the BLE link's code
-# and queues (~20 KB), which on the ESP32-S3 come out of a heap that grows from the
-# system heap (hardware/README.md).
-BLE_HEAP = "192K"
+# and queues (~20 KB), and room for an exercise program's code and runner (~12 KB on
+# the 64-bit port, imported when one is written), which on the ESP32-S3 come out of a
+# heap that grows from the system heap (hardware/README.md).
+BLE_HEAP = "208K"
 
 
 # The one switch for which MicroPython unix port runs the firmware, in every command and
